@@ -1,0 +1,41 @@
+// Your copy of solutions/01-chroot/src/cli.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
+//! The command line shared by every chapter: `byoc [--trace] run --rootfs DIR -- CMD [ARGS]`.
+//! Each chapter's `main.rs` adds its own options around [`RunArgs`]. Book: "Setting up".
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The whole command line. `R` is the chapter's own `run` options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "byoc",
+    about = "Build Your Own Container: a teaching container runtime"
+)]
+pub struct Cli<R: Args> {
+    /// Narrate each system call on stderr as it is made.
+    #[arg(long, global = true)]
+    pub trace: bool,
+
+    #[command(subcommand)]
+    pub command: Command<R>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command<R: Args> {
+    /// Run a command in a new container.
+    Run(R),
+}
+
+/// Chapter 1's `run` options: where the root filesystem is, and what to run in it.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}

@@ -1,0 +1,113 @@
+// Your copy of solutions/01-chroot/src/command.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
+//! The command: found on the container's `PATH`, started with `execve(2)` in a clean
+//! environment. Book: section 1.2.
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::unistd::execve;
+
+use crate::exit;
+use crate::trace;
+
+/// The `PATH` inside every container: the usual directories, not the host's `PATH`.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why a command could not start. Each kind has its own exit code.
+#[derive(Debug)]
+pub enum CommandError {
+    NotFound { command: OsString },
+    CannotExecute { path: PathBuf, errno: Errno },
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::NotFound { .. } => exit::NOT_FOUND,
+            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => exit::NOT_FOUND,
+            CommandError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NotFound { command } => {
+                write!(
+                    f,
+                    "command {command:?} not found in the container (PATH={PATH})"
+                )
+            }
+            CommandError::CannotExecute { path, errno } => {
+                write!(f, "cannot run {path:?}: {errno:?}: {}", explain(*errno))
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// What an `execve` error means for someone starting a container.
+fn explain(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EACCES => "it is not an executable file (check its mode bits)",
+        // The file is there (we found it), so what is missing is what it asks for.
+        Errno::ENOENT => {
+            "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
+             linked program) is missing in the container"
+        }
+        Errno::ENOEXEC => "the kernel does not recognise its format",
+        other => other.desc(),
+    }
+}
+
+/// The environment a container starts with: nothing from the host but the terminal type.
+pub fn environment() -> Vec<CString> {
+    let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());
+    [
+        format!("PATH={PATH}"),
+        "HOME=/root".to_string(),
+        format!("TERM={term}"),
+    ]
+    .into_iter()
+    .map(|var| CString::new(var).expect("no NUL byte in an environment variable"))
+    .collect()
+}
+
+// ANCHOR: find_in_path
+/// Finds a command the way a shell does: a name with a `/` is a path, any other name is
+/// looked for in each directory of `PATH`, in order.
+pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
+    // TODO: EXERCISE 1.3 (book 1.2): find the command inside the container
+    // HINT: a name that contains b'/' is already a path: return it as it is.
+    // HINT: otherwise try Path::new(dir).join(command) for each dir in PATH.split(':'),
+    // HINT: and return the first that is_file(). Return None when there is none.
+    todo!("exercise 1.3: find the command inside the container (book section 1.2)")
+}
+// ANCHOR_END: find_in_path
+
+// ANCHOR: exec
+/// Replaces this process with the command. Returns only if that fails.
+pub fn exec(command: &[OsString]) -> Result<Infallible> {
+    let program = &command[0];
+    let path = find_in_path(program).ok_or_else(|| CommandError::NotFound {
+        command: program.clone(),
+    })?;
+    // TODO: EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
+    // HINT: execve wants C strings: to_c_string turns each argument into one.
+    // HINT: announce the call with trace::announce first: on success execve never returns.
+    // HINT: when execve fails, return CommandError::CannotExecute with its errno.
+    todo!("exercise 1.4: replace this process with the program at `path` (book section 1.2)")
+}
+// ANCHOR_END: exec
+
+/// A C string from an argument; only a NUL byte inside it can make this fail.
+pub fn to_c_string(arg: &OsStr) -> Result<CString> {
+    CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?} contains a NUL byte"))
+}

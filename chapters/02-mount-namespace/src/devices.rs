@@ -1,0 +1,77 @@
+// Your copy of solutions/02-mount-namespace/src/devices.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
+//! A minimal `/dev`: a fresh tmpfs with the six device files programs expect, made with
+//! `mknod(2)`. The host's `/dev`, with its disks, is not there. Book: section 2.3.
+
+use std::path::Path;
+
+use anyhow::Result;
+use nix::fcntl::AT_FDCWD;
+use nix::mount::MsFlags;
+use nix::sys::stat::{self, FchmodatFlags, Mode, SFlag};
+
+use crate::mounts;
+use crate::trace;
+
+/// A character device: a name and the kernel's (major, minor) numbers for it.
+pub struct Device {
+    pub name: &'static str,
+    pub major: u64,
+    pub minor: u64,
+}
+
+// ANCHOR: devices
+/// The devices every container gets, with the numbers the kernel gave them
+/// (see the kernel's Documentation/admin-guide/devices.txt).
+pub const DEVICES: [Device; 6] = [
+    Device {
+        name: "null",
+        major: 1,
+        minor: 3,
+    },
+    Device {
+        name: "zero",
+        major: 1,
+        minor: 5,
+    },
+    Device {
+        name: "full",
+        major: 1,
+        minor: 7,
+    },
+    Device {
+        name: "random",
+        major: 1,
+        minor: 8,
+    },
+    Device {
+        name: "urandom",
+        major: 1,
+        minor: 9,
+    },
+    Device {
+        name: "tty",
+        major: 5,
+        minor: 0,
+    },
+];
+// ANCHOR_END: devices
+
+// ANCHOR: populate
+/// Mounts a tmpfs on `dev` and creates the device files in it.
+pub fn populate(dev: &Path) -> Result<()> {
+    // Not MS_NODEV, which is what /tmp gets: device files on a nodev mount cannot be opened.
+    mounts::mount_tmpfs(dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "mode=755")?;
+    for device in &DEVICES {
+        make_device(&dev.join(device.name), device)?;
+    }
+    Ok(())
+}
+
+/// Creates one character device file, readable and writable by everyone.
+fn make_device(path: &Path, device: &Device) -> Result<()> {
+    // TODO: EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
+    // HINT: stat::mknod with SFlag::S_IFCHR and stat::makedev(major, minor).
+    // HINT: the umask takes bits off mknod's mode, so set 0666 again with stat::fchmodat.
+    todo!("exercise 2.3: create the character device file `path` for `device` (book section 2.3)")
+}
+// ANCHOR_END: populate

@@ -1,0 +1,241 @@
+//! The probe: a small program that runs inside a container and reports what it sees, in a
+//! stable format, so tests and the book do not depend on busybox's output. It is built
+//! statically (no shared libraries needed in the root filesystem) and installed as
+//! `/bin/probe` by `cargo xtask rootfs`. Book: "Setting up", section "The probe".
+//!
+//! Each subcommand prints `key: value` lines.
+
+use std::ffi::CStr;
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+use std::thread::sleep;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["pid"] => pid(),
+        ["hostname"] => hostname(),
+        ["mounts"] => mounts(),
+        ["ps"] => ps(),
+        ["dev"] => dev(),
+        ["ipc"] => ipc(),
+        ["env"] => env(),
+        ["escape", marker] => escape(marker),
+        ["orphans"] => orphans(),
+        _ => {
+            eprintln!("usage: probe pid|hostname|mounts|ps|dev|ipc|env|orphans|escape MARKER_PATH");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// This process's PID and its parent's, as the container's PID namespace numbers them.
+fn pid() {
+    println!("pid: {}", std::process::id());
+    println!("ppid: {}", std::os::unix::process::parent_id());
+}
+
+/// The host name from `uname(2)`, which the UTS namespace decides.
+fn hostname() {
+    // SAFETY: uname fills the struct we hand it; an all-zero utsname is a valid start.
+    let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `names` is a valid, writable utsname.
+    unsafe { libc::uname(&mut names) };
+    // SAFETY: the kernel writes a NUL-terminated string into nodename.
+    let nodename = unsafe { CStr::from_ptr(names.nodename.as_ptr()) };
+    println!("hostname: {}", nodename.to_string_lossy());
+}
+
+/// Each mount point and its filesystem type, from `/proc/self/mountinfo`.
+fn mounts() {
+    let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
+        println!("mounts: unknown (no /proc)");
+        return;
+    };
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let separator = fields.iter().position(|field| *field == "-");
+        if let (Some(point), Some(dash)) = (fields.get(4), separator) {
+            let fstype = fields.get(dash + 1).unwrap_or(&"?");
+            println!("mount: {point} {fstype}");
+        }
+    }
+}
+
+/// The PIDs this process can see in `/proc`.
+fn ps() {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        println!("pids: unknown (no /proc)");
+        return;
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    println!("pids: {}", list.join(" "));
+}
+
+/// Each entry of `/dev`, with its kind and, for devices, major:minor numbers.
+fn dev() {
+    let mut names: Vec<String> = match fs::read_dir("/dev") {
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect(),
+        Err(error) => {
+            println!("dev: unreadable ({error})");
+            return;
+        }
+    };
+    names.sort();
+    for name in names {
+        println!(
+            "dev: {name} {}",
+            describe_node(&Path::new("/dev").join(&name))
+        );
+    }
+}
+
+fn describe_node(path: &Path) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return "unreadable".to_string();
+    };
+    let kind = meta.file_type();
+    let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    if kind.is_char_device() {
+        format!("char {major}:{minor}")
+    } else if kind.is_block_device() {
+        format!("block {major}:{minor}")
+    } else if kind.is_dir() {
+        "dir".to_string()
+    } else if kind.is_symlink() {
+        "symlink".to_string()
+    } else {
+        "file".to_string()
+    }
+}
+
+/// The System V message queues this process can see (its IPC namespace's).
+fn ipc() {
+    let Ok(table) = fs::read_to_string("/proc/sysvipc/msg") else {
+        println!("msqids: unknown (no /proc)");
+        return;
+    };
+    let ids: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    println!(
+        "msqids: {}",
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.join(" ")
+        }
+    );
+}
+
+/// The environment, sorted.
+fn env() {
+    let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    vars.sort();
+    for var in vars {
+        println!("env: {var}");
+    }
+}
+
+/// The classic chroot escape (book section 1.4). A process that may call `chroot` can
+/// chroot into a subdirectory while its current directory stays outside it, walk up with
+/// `..` past the old root, and chroot to what it finds there: the host's `/`.
+fn escape(marker: &str) {
+    println!("before: {}", visibility(marker));
+    let steps = try_escape();
+    println!("escape: {steps}");
+    println!("after: {}", visibility(marker));
+}
+
+fn visibility(marker: &str) -> &'static str {
+    if Path::new(marker).exists() {
+        "host file visible"
+    } else {
+        "host file not visible"
+    }
+}
+
+fn try_escape() -> String {
+    // Any directory below "/" will do; /etc exists in every root filesystem.
+    if let Err(error) = chroot("/etc") {
+        return format!("chroot(\"/etc\") failed: {error}");
+    }
+    // Our current directory is still the old "/", outside the new root, so ".." is not
+    // stopped there. Walk up far more levels than any real tree has.
+    for _ in 0..256 {
+        if let Err(error) = std::env::set_current_dir("..") {
+            return format!("chdir(\"..\") failed: {error}");
+        }
+    }
+    match chroot(".") {
+        Ok(()) => "chroot(\".\") = 0".to_string(),
+        Err(error) => format!("chroot(\".\") failed: {error}"),
+    }
+}
+
+fn chroot(path: &str) -> std::io::Result<()> {
+    let path = std::ffi::CString::new(path).expect("no NUL in the path");
+    // SAFETY: `path` is a valid NUL-terminated string.
+    if unsafe { libc::chroot(path.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Makes one orphan and reports how many zombies are left a moment after it exits
+/// (book section 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`,
+/// it stays a zombie.
+fn orphans() {
+    // SAFETY: the probe is single-threaded, so the forked children may do anything.
+    match unsafe { libc::fork() } {
+        0 => {
+            // The middle process: start the orphan-to-be, then exit at once.
+            // SAFETY: as above.
+            if unsafe { libc::fork() } == 0 {
+                sleep(Duration::from_millis(100));
+            }
+            // SAFETY: leaves without running the parent's clean-up code.
+            unsafe { libc::_exit(0) };
+        }
+        middle if middle > 0 => {
+            // SAFETY: waiting for our own child with a null status pointer.
+            unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
+        }
+        _ => {
+            println!("zombies: unknown (fork failed)");
+            return;
+        }
+    }
+    sleep(Duration::from_millis(600));
+    println!("zombies: {}", count_zombies());
+}
+
+fn count_zombies() -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
+        // The state is the field after the command name, which is in parentheses.
+        .filter(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+        .count()
+}

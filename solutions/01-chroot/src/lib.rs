@@ -1,0 +1,14 @@
+//! Chapter 1: a container is a process.
+//!
+//! The runtime forks a child, the child changes its root directory with `chroot(2)` and
+//! replaces itself with the command (`execve(2)`), and the parent waits and passes the
+//! command's exit status on. Book: chapter 1.
+//!
+//! Later chapters re-export this crate (`pub use solution01::*;`) and add their own modules.
+
+pub mod cli;
+pub mod command;
+pub mod exit;
+pub mod process;
+pub mod rootfs;
+pub mod trace;

@@ -1,0 +1,37 @@
+//! Chapter 1: a container is a process in a chroot. Book: chapter 1.
+//!
+//! The whole run, parent side and child side. Each later chapter rewrites this file to add
+//! its own steps: how the story grows is the lesson.
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use nix::unistd::ForkResult;
+use solution01::cli::{Cli, Command, RunArgs};
+use solution01::{command, exit, process, rootfs, trace};
+
+fn main() -> ExitCode {
+    let cli = Cli::<RunArgs>::parse();
+    trace::enable(cli.trace);
+    let Command::Run(args) = cli.command;
+    exit::report(run(args))
+}
+
+// ANCHOR: run
+/// The parent: check the root filesystem, fork, and wait for the child.
+fn run(args: RunArgs) -> Result<u8> {
+    let rootfs = rootfs::check(&args.rootfs)?;
+    match process::fork()? {
+        ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
+        ForkResult::Parent { child } => process::wait_for(child),
+    }
+}
+
+/// The child: change root, then become the command.
+fn child(rootfs: &std::path::Path, args: &RunArgs) -> Result<Infallible> {
+    rootfs::enter(rootfs)?;
+    command::exec(&args.command)
+}
+// ANCHOR_END: run

@@ -1,0 +1,45 @@
+//! Chapter 2: the child gets its own mount namespace and a real root of its own.
+//! Book: chapter 2.
+//!
+//! The parent is as in chapter 1. The child now calls `unshare(CLONE_NEWNS)` and builds its
+//! root with `root::setup` instead of `chroot`.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::ForkResult;
+use solution02::cli::{Cli, Command, RunArgs};
+use solution02::{command, exit, process, root, rootfs, trace};
+
+fn main() -> ExitCode {
+    let cli = Cli::<RunArgs>::parse();
+    trace::enable(cli.trace);
+    let Command::Run(args) = cli.command;
+    exit::report(run(args))
+}
+
+/// The parent: unchanged from chapter 1.
+fn run(args: RunArgs) -> Result<u8> {
+    let rootfs = rootfs::check(&args.rootfs)?;
+    match process::fork()? {
+        ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
+        ForkResult::Parent { child } => process::wait_for(child),
+    }
+}
+
+// ANCHOR: child
+/// The child: a private mount table, then a root of its own, then the command.
+fn child(rootfs: &Path, args: &RunArgs) -> Result<Infallible> {
+    let flags = CloneFlags::CLONE_NEWNS;
+    trace::syscall(
+        format_args!("unshare({})", trace::flags(flags)),
+        unshare(flags),
+    )?;
+    root::setup(rootfs)?;
+    command::exec(&args.command)
+}
+// ANCHOR_END: child

@@ -1,0 +1,113 @@
+//! What PID 1 must do, and a tiny init that does it. Book: section 3.3.
+//!
+//! PID 1 of a namespace is special in two ways. Orphans are re-parented to it, so it must
+//! `wait` for them or they stay zombies. And the kernel gives it no default signal actions:
+//! a `SIGTERM` it has no handler for is dropped, so `Ctrl-C` or `kill` does not stop it.
+//! A command that was not written to be an init (a shell, a server) does neither job.
+//! With `--init`, PID 1 is [`supervise`] instead: it reaps every child and forwards signals
+//! to the command, which runs as PID 2. The runtime's parent uses the same loop on the host.
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+
+use anyhow::Result;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::{command, process, trace};
+
+/// The signals passed on to the command: what `Ctrl-C`, `kill` and a closed terminal send.
+pub const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The forwarded signals and `SIGCHLD`, which says a child has ended.
+fn watched() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED {
+        set.add(signal);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Blocks the watched signals, so they wait in a queue for [`supervise`] instead of
+/// interrupting us, and returns the mask there was before. Block them before the child
+/// exists: a signal that came in between would otherwise be lost.
+pub fn block_signals() -> Result<SigSet> {
+    let previous = watched().thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    Ok(previous)
+}
+
+/// Puts back the mask there was before [`block_signals`]. A child inherits its parent's
+/// mask, and `execve` keeps it, so the command must get the normal one back first.
+pub fn restore_signals(previous: &SigSet) -> Result<()> {
+    previous.thread_set_mask()?;
+    Ok(())
+}
+
+// ANCHOR: supervise
+/// Waits until `command` ends, reaping any other child on the way and passing each forwarded
+/// signal on to `command`. Returns the exit code to pass on.
+pub fn supervise(command: Pid) -> Result<u8> {
+    let signals = watched();
+    // EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
+    // HINT: signals.wait() returns the next watched signal (they are blocked, so they queue).
+    // HINT: on SIGCHLD, call reap_children(command): Some(code) means the command has ended.
+    // HINT: any other signal goes to the command with kill(command, signal).
+    loop {
+        let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;
+        if signal == Signal::SIGCHLD {
+            if let Some(code) = reap_children(command)? {
+                return Ok(code);
+            }
+        } else {
+            let call = format_args!("kill({command}, {})", signal.as_str());
+            trace::syscall(call, kill(command, signal))?;
+        }
+    }
+    // END EXERCISE 3.3
+}
+// ANCHOR_END: supervise
+
+// ANCHOR: reap_children
+/// Collects every child that has ended. One `SIGCHLD` can stand for several children, so
+/// keep asking until none is left. Returns the command's exit code if it was among them.
+pub fn reap_children(command: Pid) -> Result<Option<u8>> {
+    let mut command_code = None;
+    loop {
+        let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::ECHILD) => return Ok(command_code), // no children at all
+            result => trace::syscall(format_args!("wait4(-1, WNOHANG)"), result)?,
+        };
+        match status {
+            WaitStatus::StillAlive => return Ok(command_code),
+            status if status.pid() == Some(command) => command_code = process::exit_code(status),
+            _ => {} // an orphan: reaping it is all it needed
+        }
+    }
+}
+// ANCHOR_END: reap_children
+
+// ANCHOR: run_as_init
+/// Becomes the tiny init: forks the command as PID 2, then supervises it as PID 1, and ends
+/// with the command's exit code.
+pub fn run_as_init(command: &[OsString], previous_mask: &SigSet) -> Result<Infallible> {
+    trace::set_actor("init");
+    match process::fork()? {
+        ForkResult::Child => process::run_child(|| {
+            restore_signals(previous_mask)?;
+            command::exec(command)
+        }),
+        ForkResult::Parent { child } => {
+            let code = supervise(child)?;
+            process::exit_now(code)
+        }
+    }
+}
+// ANCHOR_END: run_as_init

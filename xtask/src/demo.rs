@@ -1,0 +1,44 @@
+//! `cargo xtask demo`: the first thing to run. It builds what is missing and starts a
+//! container from the newest chapter, which shows its own hostname, PID 1 and mounts.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::gen;
+use crate::rootfs;
+use crate::workspace::{self, cargo};
+
+/// What the container runs: three questions a container answers differently from the host.
+const SCRIPT: &str = "echo \"hostname: $(hostname)\"; \
+                      echo \"my PID: $$\"; \
+                      cd /proc; echo \"processes I can see:\" [0-9]*; \
+                      echo 'mount table:'; cat /proc/self/mounts";
+
+pub fn run() -> Result<()> {
+    if !workspace::is_root() {
+        bail!("the demo runs chapter 4, which needs root (chapter 5 adds rootless containers): run it as root");
+    }
+    let rootfs = rootfs::ensure()?;
+    let newest = gen::chapters()?
+        .pop()
+        .expect("there is at least one chapter");
+    let binary = newest.solution_name();
+    workspace::run(cargo().args(["build", "--quiet", "-p", &binary]))?;
+    let program = workspace::target_dir().join("debug").join(&binary);
+    let mut container = Command::new(&program);
+    container.arg("run").arg("--rootfs").arg(&rootfs).args([
+        "--hostname",
+        "byoc-demo",
+        "--",
+        "sh",
+        "-c",
+        SCRIPT,
+    ]);
+    println!(
+        "$ {binary} run --rootfs {} --hostname byoc-demo -- sh -c '...'",
+        rootfs.display()
+    );
+    println!("(add --trace after {binary} to watch every system call)\n");
+    workspace::run(&mut container)
+}

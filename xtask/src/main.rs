@@ -1,0 +1,87 @@
+//! `cargo xtask`: the course machinery. Book: "How this kit is built".
+//!
+//! - `rootfs`: build the busybox root filesystem (and the probe) into `rootfs/busybox/`
+//! - `gen [--check]`: make `chapters/` from `solutions/`, or check that it is up to date
+//! - `test [--chapter N] [--impl solutions|chapters]`: build what is needed and run the tests
+//! - `check N`: a learner's command: test chapter N and say which exercise is not done
+//! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
+//! - `demo`: run a container from the newest chapter
+//! - `book`: build the book and check its includes and links
+
+mod book;
+mod demo;
+mod exercises;
+mod gen;
+mod rootfs;
+mod testing;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::testing::Impl;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "byoc's course machinery")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the busybox root filesystem in rootfs/busybox (idempotent).
+    Rootfs,
+    /// Generate chapters/ from solutions/.
+    Gen {
+        /// Do not write: fail if chapters/ differs from what would be generated.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build the binaries and the root filesystem, then run the tests.
+    Test {
+        /// Only chapter N's tests, against chapter N's binary.
+        #[arg(long, value_name = "N")]
+        chapter: Option<u32>,
+        /// Which binaries to test: the reference solutions or the learner's chapters.
+        #[arg(long = "impl", value_enum, default_value = "solutions")]
+        implementation: Impl,
+    },
+    /// Check your work on chapter N: run its tests against your chapterN binary.
+    Check {
+        /// The chapter number.
+        chapter: u32,
+    },
+    /// Check that each chapter's tests fail against its unsolved learner crate.
+    Invariant,
+    /// Run a container from the newest chapter that shows its hostname, PID and mounts.
+    Demo,
+    /// Build the book into book/build and check its includes and internal links.
+    Book,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Rootfs => rootfs::ensure().map(|path| {
+            println!("root filesystem ready: {}", path.display());
+        }),
+        Task::Gen { check } => gen::run(check),
+        Task::Test {
+            chapter,
+            implementation,
+        } => testing::test(chapter, implementation),
+        Task::Check { chapter } => testing::check(chapter),
+        Task::Invariant => testing::invariant(),
+        Task::Demo => demo::run(),
+        Task::Book => book::build(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
