@@ -25,8 +25,9 @@ fn main() -> ExitCode {
         ["env"] => env(),
         ["escape", marker] => escape(marker),
         ["orphans"] => orphans(),
+        ["segfault"] => segfault(),
         _ => {
-            eprintln!("usage: probe pid|hostname|mounts|ps|dev|ipc|env|orphans|escape MARKER_PATH");
+            eprintln!("usage: probe pid|hostname|mounts|ps|dev|ipc|env|orphans|segfault|escape MARKER_PATH");
             return ExitCode::from(2);
         }
     }
@@ -238,4 +239,12 @@ fn count_zombies() -> usize {
                 .is_some_and(|(_, rest)| rest.starts_with('Z'))
         })
         .count()
+}
+
+/// Dies of a real memory fault (SIGSEGV). A fault's signal is forced on the process, so it
+/// ends even a PID 1, which ignores a `kill` it has no handler for (book section 3.3).
+fn segfault() {
+    let nowhere = std::ptr::null_mut::<u8>();
+    // SAFETY: it is not safe, on purpose: the write faults and the kernel ends the process.
+    unsafe { nowhere.write_volatile(1) };
 }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -102,7 +104,8 @@ pub fn learner_files(
             let (unsolved, _) =
                 exercises::rewrite(&text, keep_solved).with_context(|| format!("in {origin}"))?;
             let renamed = own_name.replace_all(&unsolved, chapter.learner_name().as_str());
-            rust_header(&origin, &relative, &renamed)
+            rustfmt(&rust_header(&origin, &relative, &renamed))
+                .with_context(|| format!("formatting the copy of {origin}"))?
         } else {
             manifest(&origin, &text, chapter)
         };
@@ -128,6 +131,26 @@ fn source_files(crate_dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The text as `cargo fmt` would leave it, so formatting the workspace never makes
+/// `chapters/` differ from what the generator writes.
+fn rustfmt(text: &str) -> Result<String> {
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start rustfmt (rustup component add rustfmt)")?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output()?;
+    writer.join().expect("the writer does not panic")?;
+    if !output.status.success() {
+        bail!("rustfmt failed");
+    }
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 fn rust_header(origin: &str, relative: &Path, text: &str) -> String {

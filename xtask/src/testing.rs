@@ -93,7 +93,7 @@ fn build_binaries(implementation: Impl) -> Result<()> {
 fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut unit = cargo();
-    unit.arg("test");
+    unit.args(["test", "--no-fail-fast"]);
     match (chapter, implementation) {
         (Some(number), _) => {
             unit.args(["-p", &implementation.package(number)]);
@@ -113,7 +113,7 @@ fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<O
     run_counting(&mut unit, &mut outcome, echo)?;
 
     let mut black_box = cargo();
-    black_box.args(["test", "-p", "byoc-tests"]);
+    black_box.args(["test", "--no-fail-fast", "-p", "byoc-tests"]);
     if let Some(number) = chapter {
         black_box.args(["--test", &format!("ch{number:02}")]);
         black_box.env("COURSE_ONLY", number.to_string());

@@ -1,0 +1,150 @@
+//! Chapter 1: a container is a process in a chroot. Book: chapter 1.
+//! Runs against chapter 1's binary and every later one, unless a test says otherwise.
+
+use byoc_tests::{assert_calls_in_order, from_chapter, host_temp_dir, run_command};
+use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
+
+#[test]
+fn the_command_runs_in_the_root_filesystem() {
+    for runtime in from_chapter(1) {
+        let run = runtime.run(&[], &["cat", "/etc/os-release"]);
+        run.expect_success();
+        assert!(
+            run.stdout.contains("ID=byoc"),
+            "{}: the container should see the busybox root filesystem's /etc\n{}",
+            runtime.name,
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_exit_code_is_passed_through() {
+    for runtime in from_chapter(1) {
+        runtime.run(&[], &["sh", "-c", "exit 3"]).expect_code(3);
+        runtime.run(&[], &["true"]).expect_code(0);
+    }
+}
+
+#[test]
+fn death_by_signal_gives_128_plus_the_signal() {
+    for runtime in from_chapter(1) {
+        // SIGSEGV is 11. A fault, unlike `kill`, also ends a PID 1 (chapter 3 on).
+        runtime
+            .run(&[], &["probe", "segfault"])
+            .expect_code(128 + 11);
+    }
+}
+
+#[test]
+fn the_environment_is_clean() {
+    for runtime in from_chapter(1) {
+        let mut command = runtime.command(&[], &["probe", "env"]);
+        command.env("HOST_SECRET", "must-not-leak");
+        let run = run_command(&runtime.name, command);
+        run.expect_success();
+        assert_eq!(
+            run.values("env"),
+            [
+                "HOME=/root",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm",
+            ],
+            "{}: the container should get only PATH, HOME and TERM",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn a_command_is_found_by_name_or_by_path() {
+    for runtime in from_chapter(1) {
+        runtime.run(&[], &["probe", "pid"]).expect_success();
+        runtime.run(&[], &["/bin/probe", "pid"]).expect_success();
+    }
+}
+
+/// One line on stderr, naming what went wrong: no backtrace, no wall of text.
+fn assert_one_error_line(run: &byoc_tests::Run, mentions: &str) {
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}: expected one error line\n{}",
+        run.runtime,
+        run.report()
+    );
+    assert!(
+        lines[0].starts_with("byoc: ") && lines[0].contains(mentions),
+        "{}: the error should mention {mentions:?}\n{}",
+        run.runtime,
+        run.report()
+    );
+}
+
+#[test]
+fn a_missing_command_gives_127_and_one_clear_line() {
+    for runtime in from_chapter(1) {
+        let run = runtime.run(&[], &["no-such-command"]);
+        run.expect_code(127);
+        assert_one_error_line(&run, "\"no-such-command\" not found");
+    }
+}
+
+#[test]
+fn a_command_that_is_not_executable_gives_126_and_one_clear_line() {
+    for runtime in from_chapter(1) {
+        let run = runtime.run(&[], &["/etc/passwd"]);
+        run.expect_code(126);
+        assert_one_error_line(&run, "cannot run \"/etc/passwd\": EACCES");
+    }
+}
+
+#[test]
+fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
+    let missing = host_temp_dir().path().join("no-such-rootfs");
+    for runtime in from_chapter(1) {
+        let mut command = std::process::Command::new(&runtime.path);
+        command
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&missing)
+            .args(["--", "true"]);
+        let run = run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert_one_error_line(&run, "root filesystem");
+    }
+}
+
+#[test]
+fn chroot_is_no_jail_a_root_process_walks_out() {
+    let host_dir = host_temp_dir();
+    let marker = host_dir.path().join("host-only-file");
+    std::fs::write(&marker, "on the host").unwrap();
+    let marker = marker.to_str().unwrap();
+    for runtime in runtimes(1..=1) {
+        let run = runtime.run(&[], &["probe", "escape", marker]);
+        run.expect_success();
+        assert_eq!(
+            run.value("before"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
+        assert_eq!(run.value("after"), "host file visible", "{}", run.report());
+    }
+}
+
+#[test]
+fn the_trace_tells_the_story_of_a_run() {
+    for runtime in runtimes(1..=1) {
+        let run = runtime.trace(&[], &["true"]);
+        run.expect_success();
+        assert_calls_in_order(&run, &["fork", "chroot", "chdir", "execve"]);
+        assert_calls_in_order(&run, &["fork", "wait4"]);
+        if testing_solutions() {
+            trace_filters()
+                .bind(|| insta::assert_snapshot!("ch01_trace", trace_by_actor(&run.stderr)));
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Chapter 2: a mount namespace, pivot_root and a minimal /dev. Book: chapter 2.
+//! Runs against chapter 2's binary and every later one, unless a test says otherwise.
+
+use std::collections::BTreeSet;
+
+use byoc_tests::{assert_calls_in_order, from_chapter, host_temp_dir, mount_table, rootfs};
+use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
+
+const WAIT_FOR_A_LINE: [&str; 3] = ["sh", "-c", "echo ready; read line"];
+
+#[test]
+fn the_host_mount_table_is_unchanged_while_a_container_runs() {
+    for runtime in from_chapter(2) {
+        let before = mount_table();
+        let container = runtime.start_waiting(&[], &WAIT_FOR_A_LINE);
+        let during = mount_table();
+        container.release().expect_success();
+        assert!(
+            before == during,
+            "{}: the container's mounts showed up on the host",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn the_container_sees_only_its_own_mounts() {
+    for runtime in from_chapter(2) {
+        let container = runtime.start_waiting(&[], &WAIT_FOR_A_LINE);
+        // Read from the host: chapter 2's container has no /proc of its own to ask.
+        let pid = container.container_pid();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        container.release().expect_success();
+        let points: BTreeSet<&str> = table.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        let required = BTreeSet::from(["/", "/dev", "/tmp"]);
+        let allowed = BTreeSet::from(["/", "/dev", "/tmp", "/proc"]);
+        assert!(
+            points.is_superset(&required) && points.is_subset(&allowed),
+            "{}: the container's mount points should be / /dev /tmp (and /proc from chapter 3), \
+             not {points:?}",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn dev_has_the_six_minimal_devices_and_nothing_else() {
+    let expected = [
+        "full char 1:7",
+        "null char 1:3",
+        "random char 1:8",
+        "tty char 5:0",
+        "urandom char 1:9",
+        "zero char 1:5",
+    ];
+    for runtime in from_chapter(2) {
+        let run = runtime.run(&[], &["probe", "dev"]);
+        run.expect_success();
+        assert_eq!(
+            run.values("dev"),
+            expected,
+            "{}: /dev\n{}",
+            runtime.name,
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_devices_work() {
+    for runtime in from_chapter(2) {
+        let zeros = "echo discarded > /dev/null && head -c 4 /dev/zero | od -An -tx1";
+        let run = runtime.run(&[], &["sh", "-c", zeros]);
+        run.expect_success();
+        assert_eq!(run.stdout.trim(), "00 00 00 00", "{}", run.report());
+        let full = runtime.run(&[], &["sh", "-c", "echo x > /dev/full"]);
+        assert_ne!(
+            full.code, 0,
+            "{}: writing to /dev/full must fail",
+            runtime.name
+        );
+        assert!(full.stderr.contains("No space left"), "{}", full.report());
+    }
+}
+
+#[test]
+fn tmp_is_a_fresh_tmpfs_that_does_not_reach_the_root_filesystem() {
+    for runtime in from_chapter(2) {
+        let name = format!("note-from-{}", runtime.name);
+        let script = format!("echo kept > /tmp/{name} && cat /tmp/{name}");
+        let run = runtime.run(&[], &["sh", "-c", &script]);
+        run.expect_success();
+        assert_eq!(run.stdout.trim(), "kept");
+        assert!(
+            !rootfs().join("tmp").join(&name).exists(),
+            "{}: /tmp inside the container must be a tmpfs, not the root filesystem's /tmp",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn the_old_root_is_detached_and_empty() {
+    for runtime in from_chapter(2) {
+        let run = runtime.run(&[], &["sh", "-c", "ls -A /.oldroot | wc -l"]);
+        run.expect_success();
+        assert_eq!(
+            run.stdout.trim(),
+            "0",
+            "{}: /.oldroot must be empty",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn the_chroot_escape_no_longer_works() {
+    let host_dir = host_temp_dir();
+    let marker = host_dir.path().join("host-only-file");
+    std::fs::write(&marker, "on the host").unwrap();
+    let marker = marker.to_str().unwrap();
+    for runtime in from_chapter(2) {
+        let run = runtime.run(&[], &["probe", "escape", marker]);
+        run.expect_success();
+        assert_eq!(
+            run.value("before"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
+        assert_eq!(
+            run.value("after"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_trace_tells_the_story_of_a_run() {
+    for runtime in runtimes(2..=2) {
+        let run = runtime.trace(&[], &["true"]);
+        run.expect_success();
+        let story = [
+            "unshare",
+            "mount",
+            "mount",
+            "mount",
+            "mknod",
+            "pivot_root",
+            "umount2",
+            "execve",
+        ];
+        assert_calls_in_order(&run, &story);
+        if testing_solutions() {
+            trace_filters()
+                .bind(|| insta::assert_snapshot!("ch02_trace", trace_by_actor(&run.stderr)));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Chapter 3: a PID namespace, a fresh /proc and a tiny init. Book: chapter 3.
+//! Runs against chapter 3's binary and every later one, unless a test says otherwise.
+
+use std::time::Duration;
+
+use byoc_tests::{assert_calls_in_order, from_chapter, runtimes, testing_solutions};
+use byoc_tests::{trace_by_actor, trace_filters};
+
+const READY_THEN_SLEEP: [&str; 3] = ["sh", "-c", "echo ready; exec sleep 30"];
+
+#[test]
+fn the_command_is_pid_1() {
+    for runtime in from_chapter(3) {
+        let run = runtime.run(&[], &["probe", "pid"]);
+        run.expect_success();
+        assert_eq!(run.value("pid"), "1", "{}", run.report());
+        assert_eq!(
+            run.value("ppid"),
+            "0",
+            "{}: PID 1's parent is outside",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn proc_shows_only_the_containers_processes() {
+    for runtime in from_chapter(3) {
+        let run = runtime.run(&[], &["probe", "ps"]);
+        run.expect_success();
+        assert_eq!(run.value("pids"), "1", "{}", run.report());
+        let mounts = runtime.run(&[], &["probe", "mounts"]);
+        assert!(
+            mounts.values("mount").contains(&"/proc proc".to_string()),
+            "{}",
+            mounts.report()
+        );
+    }
+}
+
+#[test]
+fn without_an_init_an_orphan_stays_a_zombie() {
+    for runtime in from_chapter(3) {
+        let run = runtime.run(&[], &["probe", "orphans"]);
+        run.expect_success();
+        assert_eq!(
+            run.value("zombies"),
+            "1",
+            "{}: the probe is PID 1 and never waits",
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_init_reaps_orphans() {
+    for runtime in from_chapter(3) {
+        let run = runtime.run(&["--init"], &["probe", "orphans"]);
+        run.expect_success();
+        assert_eq!(run.value("zombies"), "0", "{}", run.report());
+    }
+}
+
+#[test]
+fn with_an_init_the_command_is_pid_2() {
+    for runtime in from_chapter(3) {
+        let run = runtime.run(&["--init"], &["probe", "pid"]);
+        run.expect_success();
+        assert_eq!(
+            (run.value("pid"), run.value("ppid")),
+            ("2".into(), "1".into()),
+            "{}",
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_init_passes_the_exit_code_through() {
+    for runtime in from_chapter(3) {
+        runtime
+            .run(&["--init"], &["sh", "-c", "exit 7"])
+            .expect_code(7);
+        runtime
+            .run(&["--init"], &["probe", "segfault"])
+            .expect_code(128 + 11);
+    }
+}
+
+#[test]
+fn sigterm_reaches_the_command_through_the_init() {
+    for runtime in from_chapter(3) {
+        let container = runtime.start_waiting(&["--init"], &READY_THEN_SLEEP);
+        send(container.runtime_pid(), libc::SIGTERM);
+        // sleep has no handler for SIGTERM and is not PID 1: it dies of it, 128 + 15.
+        container.finish().expect_code(128 + 15);
+    }
+}
+
+#[test]
+fn without_an_init_pid_1_ignores_sigterm() {
+    for runtime in from_chapter(3) {
+        let mut container = runtime.start_waiting(&[], &READY_THEN_SLEEP);
+        send(container.runtime_pid(), libc::SIGTERM);
+        assert!(
+            container.still_running_after(Duration::from_millis(500)),
+            "{}: PID 1 has no SIGTERM handler, so the kernel should drop the signal",
+            runtime.name
+        );
+        // SIGKILL from outside the namespace is the one signal PID 1 cannot ignore.
+        send(container.container_pid(), libc::SIGKILL);
+        container.finish().expect_code(128 + 9);
+    }
+}
+
+fn send(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+}
+
+#[test]
+fn without_an_ipc_namespace_the_hosts_message_queues_show() {
+    // Chapter 3 only: chapter 4 gives the container an IPC namespace, and the queue vanishes.
+    let queue = HostQueue::new();
+    for runtime in runtimes(3..=3) {
+        let run = runtime.run(&[], &["probe", "ipc"]);
+        run.expect_success();
+        let visible: Vec<String> = run.value("msqids").split(' ').map(str::to_string).collect();
+        assert!(visible.contains(&queue.id.to_string()), "{}", run.report());
+    }
+}
+
+/// A System V message queue made on the host for a test, removed when the test ends.
+pub struct HostQueue {
+    pub id: i32,
+}
+
+impl HostQueue {
+    pub fn new() -> HostQueue {
+        // SAFETY: msgget has no memory-safety preconditions.
+        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+        assert!(id >= 0, "msgget failed on the host");
+        HostQueue { id }
+    }
+}
+
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer; the pointer may be null.
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+#[test]
+fn the_trace_tells_the_story_of_a_run() {
+    for runtime in runtimes(3..=3) {
+        let run = runtime.trace(&["--init"], &["true"]);
+        run.expect_success();
+        assert_calls_in_order(&run, &["clone", "sigwait", "wait4"]);
+        assert_calls_in_order(&run, &["getpid", "pivot_root", "mount", "fork", "execve"]);
+        if testing_solutions() {
+            trace_filters()
+                .bind(|| insta::assert_snapshot!("ch03_trace", trace_by_actor(&run.stderr)));
+        }
+    }
+}

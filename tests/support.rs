@@ -1,0 +1,422 @@
+//! What every black-box test needs: which binaries to run, the root filesystem, running a
+//! container and capturing what it printed, and checking that nothing was left behind.
+//!
+//! Chapter k's tests run against every binary from k to the newest, because every behaviour
+//! taught in chapter k must still work in the chapters after it. `cargo xtask test` sets:
+//! - `COURSE_IMPL`: `solutions` (default) or `chapters` (the learner's crates)
+//! - `COURSE_ONLY`: a chapter number, to run against that chapter's binary alone
+//! - `BYOC_ROOTFS`, `BYOC_BIN_DIR`: where the root filesystem and the binaries are
+
+use std::io::{BufRead, BufReader, Write};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The newest chapter in the kit.
+pub const NEWEST_CHAPTER: u32 = 4;
+
+/// One chapter's binary, reference or learner's.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub chapter: u32,
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Are the tests running the reference solutions (not the learner's copies)?
+pub fn testing_solutions() -> bool {
+    std::env::var("COURSE_IMPL").map_or(true, |value| value != "chapters")
+}
+
+/// The binaries a test of the chapters in `chapters` runs against: for chapter k's tests,
+/// `k..=NEWEST_CHAPTER`. Never empty: a test with nothing to run would pass without testing.
+pub fn runtimes(chapters: RangeInclusive<u32>) -> Vec<Runtime> {
+    require_root();
+    let only = std::env::var("COURSE_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok());
+    let prefix = if testing_solutions() {
+        "solution"
+    } else {
+        "chapter"
+    };
+    let selected: Vec<Runtime> = chapters
+        .clone()
+        .filter(|chapter| only.is_none_or(|only| only == *chapter))
+        .map(|chapter| {
+            let name = format!("{prefix}{chapter:02}");
+            let path = bin_dir().join(&name);
+            assert!(
+                path.exists(),
+                "{} does not exist: run the tests with `cargo xtask test`, which builds it",
+                path.display()
+            );
+            Runtime {
+                chapter,
+                name,
+                path,
+            }
+        })
+        .collect();
+    assert!(
+        !selected.is_empty(),
+        "no binary selected for chapters {chapters:?} (COURSE_ONLY={only:?}): this test cannot run"
+    );
+    selected
+}
+
+/// Chapter k's binary and every later one.
+pub fn from_chapter(first: u32) -> Vec<Runtime> {
+    runtimes(first..=NEWEST_CHAPTER)
+}
+
+fn bin_dir() -> PathBuf {
+    match std::env::var_os("BYOC_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target/debug"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .into()
+}
+
+/// The busybox root filesystem that `cargo xtask rootfs` builds.
+pub fn rootfs() -> PathBuf {
+    let path = match std::env::var_os("BYOC_ROOTFS") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("rootfs/busybox"),
+    };
+    assert!(
+        path.join("bin/probe").exists(),
+        "no root filesystem with the probe at {}: run `cargo xtask rootfs`",
+        path.display()
+    );
+    path
+}
+
+/// Chapters 1 to 4 need root. Say so plainly instead of failing in a confusing way.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests need root: chroot, mount and namespaces need privileges an ordinary \
+         user only has inside a user namespace (chapter 5)"
+    );
+}
+
+/// What a finished container run left: its exit code and what it printed.
+#[derive(Debug)]
+pub struct Run {
+    pub runtime: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Fails with everything the run printed, so a learner sees why.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            code,
+            "{}: wrong exit code\n{}",
+            self.runtime,
+            self.report()
+        );
+        self
+    }
+
+    pub fn expect_success(&self) -> &Run {
+        self.expect_code(0)
+    }
+
+    /// The values of `key: value` lines the probe printed, in order.
+    pub fn values(&self, key: &str) -> Vec<String> {
+        let prefix = format!("{key}: ");
+        self.stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    }
+
+    /// The single value of a `key: value` line.
+    pub fn value(&self, key: &str) -> String {
+        let values = self.values(key);
+        assert_eq!(
+            values.len(),
+            1,
+            "{}: expected one {key:?} line\n{}",
+            self.runtime,
+            self.report()
+        );
+        values[0].clone()
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "--- exit code: {}\n--- stdout:\n{}--- stderr:\n{}---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Runtime {
+    /// `BINARY [--trace] run --rootfs ROOTFS OPTIONS... -- COMMAND...`, not yet started, with
+    /// a clean environment so nothing from the test's own environment leaks in.
+    fn build(&self, trace: bool, options: &[&str], command: &[&str]) -> Command {
+        let mut process = Command::new(&self.path);
+        if trace {
+            process.arg("--trace");
+        }
+        process
+            .arg("run")
+            .arg("--rootfs")
+            .arg(rootfs())
+            .args(options)
+            .arg("--")
+            .args(command)
+            .env_clear()
+            .env("TERM", "xterm")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null());
+        process
+    }
+
+    /// The command line for a container, to adjust before running it with [`run_command`].
+    pub fn command(&self, options: &[&str], command: &[&str]) -> Command {
+        self.build(false, options, command)
+    }
+
+    /// Runs a container to its end and checks that it left the host's mounts as they were.
+    pub fn run(&self, options: &[&str], command: &[&str]) -> Run {
+        run_command(&self.name, self.command(options, command))
+    }
+
+    /// The same, with `--trace`: the narration is in the run's stderr.
+    pub fn trace(&self, options: &[&str], command: &[&str]) -> Run {
+        run_command(&self.name, self.build(true, options, command))
+    }
+
+    /// Starts a container whose command prints `ready` once it is set up, and waits for that
+    /// line: the container is then running, fully made, and waiting for the test.
+    pub fn start_waiting(&self, options: &[&str], command: &[&str]) -> Waiting {
+        let mounts_before = mount_table();
+        let mut child = self
+            .command(options, command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the runtime starts");
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the container's stdout is readable");
+        let waiting = Waiting {
+            runtime: self.name.clone(),
+            child,
+            stdin,
+            stdout,
+            mounts_before,
+        };
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "{}: the container did not start",
+            self.name
+        );
+        waiting
+    }
+}
+
+/// Runs a prepared container command to its end and checks the host's mounts after it.
+pub fn run_command(runtime: &str, mut command: Command) -> Run {
+    let before = mount_table();
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot start {runtime}: {error}"));
+    let run = Run {
+        runtime: runtime.to_string(),
+        code: exit_code(output.status),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_mounts_unchanged(&before, &run);
+    run
+}
+
+/// A container that is running, set up, and waiting for a line on its stdin.
+pub struct Waiting {
+    pub runtime: String,
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    mounts_before: String,
+}
+
+impl Waiting {
+    /// The host PID of the runtime's own process.
+    pub fn runtime_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The host PID of the container's first process: the runtime's only child.
+    pub fn container_pid(&self) -> i32 {
+        let pid = self.runtime_pid();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("the runtime's children are listed in /proc");
+        let first = children
+            .split_whitespace()
+            .next()
+            .expect("the runtime has a child");
+        first.parse().expect("a PID is a number")
+    }
+
+    /// Lets the container go on (sends it a line) and waits for the runtime to end.
+    pub fn release(mut self) -> Run {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+        self.finish()
+    }
+
+    /// Waits for the runtime to end, for at most ten seconds.
+    pub fn finish(mut self) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting works") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{}: the container did not end within 10 s", self.runtime);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut stdout);
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        let run = Run {
+            runtime: self.runtime.clone(),
+            code: exit_code(status),
+            stdout,
+            stderr,
+        };
+        assert_mounts_unchanged(&self.mounts_before, &run);
+        run
+    }
+
+    /// Is the runtime still running after `wait`?
+    pub fn still_running_after(&mut self, wait: Duration) -> bool {
+        std::thread::sleep(wait);
+        self.child.try_wait().expect("waiting works").is_none()
+    }
+}
+
+impl Drop for Waiting {
+    /// A test that fails half-way must not leave a container running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The host's mount table, as this test process sees it.
+pub fn mount_table() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo is readable")
+}
+
+fn assert_mounts_unchanged(before: &str, run: &Run) {
+    let after = mount_table();
+    assert!(
+        before == after,
+        "{}: the host's mount table changed: a mount leaked out of the container\n{}",
+        run.runtime,
+        run.report()
+    );
+}
+
+/// Keeps the lines of a `--trace` narration in a stable order for a snapshot: the parent
+/// and the child run at the same time, so their lines interleave differently each run.
+/// Each process's own lines keep their order.
+pub fn trace_by_actor(stderr: &str) -> String {
+    let mut grouped = String::new();
+    for actor in ["[parent]", "[child]", "[init]"] {
+        for line in stderr.lines().filter(|line| line.starts_with(actor)) {
+            grouped.push_str(line);
+            grouped.push('\n');
+        }
+    }
+    grouped
+}
+
+/// The names of the calls in a narration, in order, as the parent, child or init made them.
+pub fn calls(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with('['))
+        .filter_map(|line| {
+            let (_, call) = line.split_once("] ")?;
+            Some(call.split('(').next()?.to_string())
+        })
+        .collect()
+}
+
+/// Asserts that `expected` calls appear in this order (other calls may come between).
+pub fn assert_calls_in_order(run: &Run, expected: &[&str]) {
+    let made = calls(&run.stderr);
+    let mut position = 0;
+    for call in expected {
+        match made[position..].iter().position(|made| made == call) {
+            Some(offset) => position += offset + 1,
+            None => panic!(
+                "{}: --trace does not show {call}() where it should; expected, in order: \
+                 {expected:?}\n{}",
+                run.runtime,
+                run.report()
+            ),
+        }
+    }
+}
+
+/// Insta settings for a trace snapshot: PIDs and paths that change from run to run.
+pub fn trace_filters() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    let rootfs = rootfs().display().to_string();
+    settings.add_filter(&regex::escape(&rootfs), "[ROOTFS]");
+    settings.add_filter(r"= \d+ \(", "= [PID] (");
+    settings.add_filter(r"((?:fork|clone)\(.*\)) = [1-9]\d*", "$1 = [PID]");
+    settings.add_filter(r"\b(wait4|kill)\(\d+", "$1([PID]");
+    settings.add_filter(r"[0-9a-f]{12}", "[ID]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings
+}
+
+/// A directory on the host, outside every container, removed when the test ends.
+pub fn host_temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("byoc-test-")
+        .tempdir()
+        .expect("a temp dir on the host")
+}
