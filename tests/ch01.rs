@@ -1,8 +1,9 @@
 //! Chapter 1: a container is a process in a chroot. Book: chapter 1.
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
-use byoc_tests::{assert_calls_in_order, from_chapter, host_temp_dir, run_command};
+use byoc_tests::{assert_calls_in_order, from_chapter, host_only_file, host_temp_dir, run_command};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
+use byoc_tests::{transcript, transcript_settings};
 
 #[test]
 fn the_command_runs_in_the_root_filesystem() {
@@ -118,20 +119,15 @@ fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
 
 #[test]
 fn chroot_is_no_jail_a_root_process_walks_out() {
-    let host_dir = host_temp_dir();
-    let marker = host_dir.path().join("host-only-file");
-    std::fs::write(&marker, "on the host").unwrap();
-    let marker = marker.to_str().unwrap();
+    let (_dir, marker, settings) = host_only_file();
     for runtime in runtimes(1..=1) {
-        let run = runtime.run(&[], &["probe", "escape", marker]);
+        let run = runtime.run(&[], &["probe", "escape", &marker]);
         run.expect_success();
-        assert_eq!(
-            run.value("before"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
+        assert_eq!(run.value("before"), "host file not visible", "{}", run.report());
         assert_eq!(run.value("after"), "host file visible", "{}", run.report());
+        let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
+        let text = transcript(&[(&command_line, &run)]);
+        settings.bind(|| insta::assert_snapshot!("ch01_escape", text));
     }
 }
 
@@ -146,5 +142,22 @@ fn the_trace_tells_the_story_of_a_run() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch01_trace", trace_by_actor(&run.stderr)));
         }
+    }
+}
+
+#[test]
+fn what_each_failure_looks_like() {
+    for runtime in from_chapter(1) {
+        let mut missing_rootfs = std::process::Command::new(&runtime.path);
+        missing_rootfs.args(["run", "--rootfs", "/nonexistent/rootfs", "--", "true"]);
+        let missing_rootfs = run_command(&runtime.name, missing_rootfs);
+        let missing_command = runtime.run(&[], &["no-such-command"]);
+        let not_executable = runtime.run(&[], &["/etc/passwd"]);
+        let text = transcript(&[
+            ("--rootfs /nonexistent/rootfs -- true", &missing_rootfs),
+            ("--rootfs rootfs/busybox -- no-such-command", &missing_command),
+            ("--rootfs rootfs/busybox -- /etc/passwd", &not_executable),
+        ]);
+        transcript_settings().bind(|| insta::assert_snapshot!("ch01_failures", text));
     }
 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use byoc_tests::{assert_calls_in_order, from_chapter, host_temp_dir, mount_table, rootfs};
+use byoc_tests::{assert_calls_in_order, from_chapter, host_only_file, mount_table, rootfs};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
+use byoc_tests::{transcript, transcript_settings};
 
 const WAIT_FOR_A_LINE: [&str; 3] = ["sh", "-c", "echo ready; read line"];
 
@@ -115,25 +116,15 @@ fn the_old_root_is_detached_and_empty() {
 
 #[test]
 fn the_chroot_escape_no_longer_works() {
-    let host_dir = host_temp_dir();
-    let marker = host_dir.path().join("host-only-file");
-    std::fs::write(&marker, "on the host").unwrap();
-    let marker = marker.to_str().unwrap();
+    let (_dir, marker, settings) = host_only_file();
     for runtime in from_chapter(2) {
-        let run = runtime.run(&[], &["probe", "escape", marker]);
+        let run = runtime.run(&[], &["probe", "escape", &marker]);
         run.expect_success();
-        assert_eq!(
-            run.value("before"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
-        assert_eq!(
-            run.value("after"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
+        assert_eq!(run.value("before"), "host file not visible", "{}", run.report());
+        assert_eq!(run.value("after"), "host file not visible", "{}", run.report());
+        let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
+        let text = transcript(&[(&command_line, &run)]);
+        settings.bind(|| insta::assert_snapshot!("ch02_escape", text));
     }
 }
 
@@ -157,5 +148,18 @@ fn the_trace_tells_the_story_of_a_run() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch02_trace", trace_by_actor(&run.stderr)));
         }
+    }
+}
+
+#[test]
+fn what_the_container_sees() {
+    for runtime in runtimes(2..=2) {
+        let devices = runtime.run(&[], &["probe", "dev"]);
+        let tmp = runtime.run(&[], &["sh", "-c", "echo note > /tmp/note; ls /tmp; ls -A /.oldroot"]);
+        let text = transcript(&[
+            ("--rootfs rootfs/busybox -- probe dev", &devices),
+            ("--rootfs rootfs/busybox -- sh -c 'echo note > /tmp/note; ls /tmp; ls -A /.oldroot'", &tmp),
+        ]);
+        transcript_settings().bind(|| insta::assert_snapshot!("ch02_container_view", text));
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use byoc_tests::{assert_calls_in_order, from_chapter, runtimes, testing_solutions};
-use byoc_tests::{trace_by_actor, trace_filters};
+use byoc_tests::{trace_by_actor, trace_filters, transcript, transcript_settings};
 
 const READY_THEN_SLEEP: [&str; 3] = ["sh", "-c", "echo ready; exec sleep 30"];
 
@@ -163,5 +163,26 @@ fn the_trace_tells_the_story_of_a_run() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch03_trace", trace_by_actor(&run.stderr)));
         }
+    }
+}
+
+#[test]
+fn what_pid_1_sees_with_and_without_an_init() {
+    for runtime in from_chapter(3) {
+        let pid = runtime.run(&[], &["probe", "pid"]);
+        let ps = runtime.run(&[], &["probe", "ps"]);
+        let orphans = runtime.run(&[], &["probe", "orphans"]);
+        let init_pid = runtime.run(&["--init"], &["probe", "pid"]);
+        let init_ps = runtime.run(&["--init"], &["probe", "ps"]);
+        let init_orphans = runtime.run(&["--init"], &["probe", "orphans"]);
+        let text = transcript(&[
+            ("--rootfs rootfs/busybox -- probe pid", &pid),
+            ("--rootfs rootfs/busybox -- probe ps", &ps),
+            ("--rootfs rootfs/busybox -- probe orphans", &orphans),
+            ("--rootfs rootfs/busybox --init -- probe pid", &init_pid),
+            ("--rootfs rootfs/busybox --init -- probe ps", &init_ps),
+            ("--rootfs rootfs/busybox --init -- probe orphans", &init_orphans),
+        ]);
+        transcript_settings().bind(|| insta::assert_snapshot!("ch03_pid_view", text));
     }
 }

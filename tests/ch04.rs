@@ -2,7 +2,7 @@
 //! Runs against chapter 4's binary and every later one, unless a test says otherwise.
 
 use byoc_tests::{assert_calls_in_order, from_chapter, runtimes, testing_solutions};
-use byoc_tests::{trace_by_actor, trace_filters};
+use byoc_tests::{trace_by_actor, trace_filters, transcript, transcript_settings};
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -89,5 +89,18 @@ fn the_trace_tells_the_story_of_a_run() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch04_trace", trace_by_actor(&run.stderr)));
         }
+    }
+}
+
+#[test]
+fn what_the_container_sees() {
+    for runtime in from_chapter(4) {
+        let named = runtime.run(&["--hostname", "box"], &["sh", "-c", "hostname; probe ipc"]);
+        let refused = runtime.run(&["--hostname", "not a name"], &["true"]);
+        let text = transcript(&[
+            ("--rootfs rootfs/busybox --hostname box -- sh -c 'hostname; probe ipc'", &named),
+            ("--rootfs rootfs/busybox --hostname 'not a name' -- true", &refused),
+        ]);
+        transcript_settings().bind(|| insta::assert_snapshot!("ch04_container_view", text));
     }
 }

@@ -413,10 +413,42 @@ pub fn trace_filters() -> insta::Settings {
     settings
 }
 
+/// A file that exists only on the host, in a temp dir removed when the test ends, and
+/// snapshot settings that show its path as `[HOST]/host-only-file`.
+pub fn host_only_file() -> (tempfile::TempDir, String, insta::Settings) {
+    let dir = host_temp_dir();
+    let marker = dir.path().join("host-only-file");
+    std::fs::write(&marker, "on the host").expect("the marker is written");
+    let mut settings = transcript_settings();
+    settings.add_filter(&regex::escape(&dir.path().display().to_string()), "[HOST]");
+    (dir, marker.display().to_string(), settings)
+}
+
 /// A directory on the host, outside every container, removed when the test ends.
 pub fn host_temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("byoc-test-")
         .tempdir()
         .expect("a temp dir on the host")
+}
+
+/// A run written the way a terminal shows it, for snapshots the book includes:
+/// the command, what it printed, and its exit code.
+pub fn transcript(runs: &[(&str, &Run)]) -> String {
+    let mut text = String::new();
+    for (command_line, run) in runs {
+        text.push_str(&format!("$ byoc run {command_line}\n"));
+        text.push_str(&run.stdout);
+        text.push_str(&run.stderr);
+        text.push_str(&format!("[exit code {}]\n", run.code));
+    }
+    text
+}
+
+/// Insta settings for a transcript: snapshot names without the module, no expression.
+pub fn transcript_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings
 }

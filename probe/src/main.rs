@@ -170,6 +170,7 @@ fn visibility(marker: &str) -> &'static str {
     }
 }
 
+// ANCHOR: escape
 fn try_escape() -> String {
     // Any directory below "/" will do; /etc exists in every root filesystem.
     if let Err(error) = chroot("/etc") {
@@ -187,6 +188,7 @@ fn try_escape() -> String {
         Err(error) => format!("chroot(\".\") failed: {error}"),
     }
 }
+// ANCHOR_END: escape
 
 fn chroot(path: &str) -> std::io::Result<()> {
     let path = std::ffi::CString::new(path).expect("no NUL in the path");
