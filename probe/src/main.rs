@@ -200,6 +200,7 @@ fn chroot(path: &str) -> std::io::Result<()> {
     }
 }
 
+// ANCHOR: orphans
 /// Makes one orphan and reports how many zombies are left a moment after it exits
 /// (book section 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`,
 /// it stays a zombie.
@@ -227,6 +228,8 @@ fn orphans() {
     sleep(Duration::from_millis(600));
     println!("zombies: {}", count_zombies());
 }
+
+// ANCHOR_END: orphans
 
 fn count_zombies() -> usize {
     let Ok(entries) = fs::read_dir("/proc") else {
