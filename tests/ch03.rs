@@ -122,7 +122,7 @@ fn send(pid: i32, signal: i32) {
 #[test]
 fn without_an_ipc_namespace_the_hosts_message_queues_show() {
     // Chapter 3 only: chapter 4 gives the container an IPC namespace, and the queue vanishes.
-    let queue = HostQueue::new();
+    let queue = HostQueue::create();
     for runtime in runtimes(3..=3) {
         let run = runtime.run(&[], &["probe", "ipc"]);
         run.expect_success();
@@ -132,12 +132,12 @@ fn without_an_ipc_namespace_the_hosts_message_queues_show() {
 }
 
 /// A System V message queue made on the host for a test, removed when the test ends.
-pub struct HostQueue {
-    pub id: i32,
+struct HostQueue {
+    id: i32,
 }
 
 impl HostQueue {
-    pub fn new() -> HostQueue {
+    pub fn create() -> HostQueue {
         // SAFETY: msgget has no memory-safety preconditions.
         let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
         assert!(id >= 0, "msgget failed on the host");
