@@ -123,7 +123,12 @@ fn chroot_is_no_jail_a_root_process_walks_out() {
     for runtime in runtimes(1..=1) {
         let run = runtime.run(&[], &["probe", "escape", &marker]);
         run.expect_success();
-        assert_eq!(run.value("before"), "host file not visible", "{}", run.report());
+        assert_eq!(
+            run.value("before"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
         assert_eq!(run.value("after"), "host file visible", "{}", run.report());
         let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
         let text = transcript(&[(&command_line, &run)]);
@@ -155,7 +160,10 @@ fn what_each_failure_looks_like() {
         let not_executable = runtime.run(&[], &["/etc/passwd"]);
         let text = transcript(&[
             ("--rootfs /nonexistent/rootfs -- true", &missing_rootfs),
-            ("--rootfs rootfs/busybox -- no-such-command", &missing_command),
+            (
+                "--rootfs rootfs/busybox -- no-such-command",
+                &missing_command,
+            ),
             ("--rootfs rootfs/busybox -- /etc/passwd", &not_executable),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch01_failures", text));

@@ -120,8 +120,18 @@ fn the_chroot_escape_no_longer_works() {
     for runtime in from_chapter(2) {
         let run = runtime.run(&[], &["probe", "escape", &marker]);
         run.expect_success();
-        assert_eq!(run.value("before"), "host file not visible", "{}", run.report());
-        assert_eq!(run.value("after"), "host file not visible", "{}", run.report());
+        assert_eq!(
+            run.value("before"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
+        assert_eq!(
+            run.value("after"),
+            "host file not visible",
+            "{}",
+            run.report()
+        );
         let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
         let text = transcript(&[(&command_line, &run)]);
         settings.bind(|| insta::assert_snapshot!("ch02_escape", text));
@@ -155,7 +165,14 @@ fn the_trace_tells_the_story_of_a_run() {
 fn what_the_container_sees() {
     for runtime in runtimes(2..=2) {
         let devices = runtime.run(&[], &["probe", "dev"]);
-        let tmp = runtime.run(&[], &["sh", "-c", "echo note > /tmp/note; ls /tmp; ls -A /.oldroot"]);
+        let tmp = runtime.run(
+            &[],
+            &[
+                "sh",
+                "-c",
+                "echo note > /tmp/note; ls /tmp; ls -A /.oldroot",
+            ],
+        );
         let text = transcript(&[
             ("--rootfs rootfs/busybox -- probe dev", &devices),
             ("--rootfs rootfs/busybox -- sh -c 'echo note > /tmp/note; ls /tmp; ls -A /.oldroot'", &tmp),

@@ -88,12 +88,15 @@ fn the_init_passes_the_exit_code_through() {
 }
 
 #[test]
-fn sigterm_reaches_the_command_through_the_init() {
+fn sigint_and_sigterm_reach_the_command_through_the_init() {
     for runtime in from_chapter(3) {
-        let container = runtime.start_waiting(&["--init"], &READY_THEN_SLEEP);
-        send(container.runtime_pid(), libc::SIGTERM);
-        // sleep has no handler for SIGTERM and is not PID 1: it dies of it, 128 + 15.
-        container.finish().expect_code(128 + 15);
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let container = runtime.start_waiting(&["--init"], &READY_THEN_SLEEP);
+            send(container.runtime_pid(), signal);
+            // The runtime forwards it to the init, the init to the command. sleep has no
+            // handler and is not PID 1, so it dies of the signal: 128 + its number.
+            container.finish().expect_code(128 + signal);
+        }
     }
 }
 
@@ -181,7 +184,10 @@ fn what_pid_1_sees_with_and_without_an_init() {
             ("--rootfs rootfs/busybox -- probe orphans", &orphans),
             ("--rootfs rootfs/busybox --init -- probe pid", &init_pid),
             ("--rootfs rootfs/busybox --init -- probe ps", &init_ps),
-            ("--rootfs rootfs/busybox --init -- probe orphans", &init_orphans),
+            (
+                "--rootfs rootfs/busybox --init -- probe orphans",
+                &init_orphans,
+            ),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch03_pid_view", text));
     }

@@ -98,8 +98,14 @@ fn what_the_container_sees() {
         let named = runtime.run(&["--hostname", "box"], &["sh", "-c", "hostname; probe ipc"]);
         let refused = runtime.run(&["--hostname", "not a name"], &["true"]);
         let text = transcript(&[
-            ("--rootfs rootfs/busybox --hostname box -- sh -c 'hostname; probe ipc'", &named),
-            ("--rootfs rootfs/busybox --hostname 'not a name' -- true", &refused),
+            (
+                "--rootfs rootfs/busybox --hostname box -- sh -c 'hostname; probe ipc'",
+                &named,
+            ),
+            (
+                "--rootfs rootfs/busybox --hostname 'not a name' -- true",
+                &refused,
+            ),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch04_container_view", text));
     }

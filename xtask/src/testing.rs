@@ -118,6 +118,10 @@ fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<O
         black_box.args(["--test", &format!("ch{number:02}")]);
         black_box.env("COURSE_ONLY", number.to_string());
     }
+    if implementation == Impl::Chapters {
+        // A learner's run compares with the reference's snapshots; it never writes new ones.
+        black_box.env("INSTA_UPDATE", "no");
+    }
     black_box
         .env("COURSE_IMPL", implementation.name())
         .env("BYOC_ROOTFS", rootfs::path())
