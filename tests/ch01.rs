@@ -1,7 +1,7 @@
 //! Chapter 1: a container is a process in a chroot. Book: chapter 1.
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
-use byoc_tests::{assert_calls_in_order, from_chapter, host_only_file, host_temp_dir, run_command};
+use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
 
@@ -119,20 +119,8 @@ fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
 
 #[test]
 fn chroot_is_no_jail_a_root_process_walks_out() {
-    let (_dir, marker, settings) = host_only_file();
     for runtime in runtimes(1..=1) {
-        let run = runtime.run(&[], &["probe", "escape", &marker]);
-        run.expect_success();
-        assert_eq!(
-            run.value("before"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
-        assert_eq!(run.value("after"), "host file visible", "{}", run.report());
-        let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
-        let text = transcript(&[(&command_line, &run)]);
-        settings.bind(|| insta::assert_snapshot!("ch01_escape", text));
+        assert_escape(&runtime, "host file visible", "ch01_escape");
     }
 }
 

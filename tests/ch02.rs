@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use byoc_tests::{assert_calls_in_order, from_chapter, host_only_file, mount_table, rootfs};
+use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, mount_table, rootfs};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
 
@@ -116,25 +116,8 @@ fn the_old_root_is_detached_and_empty() {
 
 #[test]
 fn the_chroot_escape_no_longer_works() {
-    let (_dir, marker, settings) = host_only_file();
     for runtime in from_chapter(2) {
-        let run = runtime.run(&[], &["probe", "escape", &marker]);
-        run.expect_success();
-        assert_eq!(
-            run.value("before"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
-        assert_eq!(
-            run.value("after"),
-            "host file not visible",
-            "{}",
-            run.report()
-        );
-        let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
-        let text = transcript(&[(&command_line, &run)]);
-        settings.bind(|| insta::assert_snapshot!("ch02_escape", text));
+        assert_escape(&runtime, "host file not visible", "ch02_escape");
     }
 }
 

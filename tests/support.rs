@@ -424,6 +424,24 @@ pub fn host_only_file() -> (tempfile::TempDir, String, insta::Settings) {
     (dir, marker.display().to_string(), settings)
 }
 
+/// Runs the classic `chroot` escape (book section 1.4) in a container: checks what the probe
+/// saw before and after it, and snapshots the run as `snapshot`.
+pub fn assert_escape(runtime: &Runtime, after: &str, snapshot: &str) {
+    let (_dir, marker, settings) = host_only_file();
+    let run = runtime.run(&[], &["probe", "escape", &marker]);
+    run.expect_success();
+    assert_eq!(
+        run.value("before"),
+        "host file not visible",
+        "{}",
+        run.report()
+    );
+    assert_eq!(run.value("after"), after, "{}", run.report());
+    let command_line = format!("--rootfs rootfs/busybox -- probe escape {marker}");
+    let text = transcript(&[(&command_line, &run)]);
+    settings.bind(|| insta::assert_snapshot!(snapshot, text));
+}
+
 /// A directory on the host, outside every container, removed when the test ends.
 pub fn host_temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -7,6 +7,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::{exit, trace};
+
+/// What every chapter's `main` does: parse the command line, turn on `--trace` if asked,
+/// run, and exit with the run's code (printing the error, if there was one).
+pub fn main_with<R: Args>(run: impl FnOnce(R) -> anyhow::Result<u8>) -> std::process::ExitCode {
+    let cli = Cli::<R>::parse();
+    trace::enable(cli.trace);
+    let Command::Run(args) = cli.command;
+    exit::report(run(args))
+}
+
 /// The whole command line. `R` is the chapter's own `run` options.
 #[derive(Debug, Parser)]
 #[command(

@@ -10,16 +10,12 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter01::cli::{Cli, Command, RunArgs};
-use chapter01::{command, exit, process, rootfs, trace};
-use clap::Parser;
+use chapter01::cli::{self, RunArgs};
+use chapter01::{command, process, rootfs};
 use nix::unistd::ForkResult;
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 // ANCHOR: run

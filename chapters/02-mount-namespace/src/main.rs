@@ -12,17 +12,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter02::cli::{Cli, Command, RunArgs};
-use chapter02::{command, exit, process, root, rootfs, trace};
-use clap::Parser;
+use chapter02::cli::{self, RunArgs};
+use chapter02::{command, process, root, rootfs, trace};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::ForkResult;
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 /// The parent: unchanged from chapter 1.

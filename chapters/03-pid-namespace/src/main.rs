@@ -13,19 +13,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter03::cli::{Cli, Command, RunArgs};
-use chapter03::{command, exit, init, procfs, root, rootfs, spawn, trace};
-use clap::Parser;
+use chapter03::cli::{self, RunArgs};
+use chapter03::{command, init, procfs, root, rootfs, spawn, trace};
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::getpid;
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 // ANCHOR: run

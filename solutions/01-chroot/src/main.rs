@@ -7,16 +7,12 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 use nix::unistd::ForkResult;
-use solution01::cli::{Cli, Command, RunArgs};
-use solution01::{command, exit, process, rootfs, trace};
+use solution01::cli::{self, RunArgs};
+use solution01::{command, process, rootfs};
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 // ANCHOR: run

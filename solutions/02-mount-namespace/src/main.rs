@@ -9,17 +9,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::ForkResult;
-use solution02::cli::{Cli, Command, RunArgs};
-use solution02::{command, exit, process, root, rootfs, trace};
+use solution02::cli::{self, RunArgs};
+use solution02::{command, process, root, rootfs, trace};
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 /// The parent: unchanged from chapter 1.

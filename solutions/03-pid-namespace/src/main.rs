@@ -10,19 +10,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::getpid;
-use solution03::cli::{Cli, Command, RunArgs};
-use solution03::{command, exit, init, procfs, root, rootfs, spawn, trace};
+use solution03::cli::{self, RunArgs};
+use solution03::{command, init, procfs, root, rootfs, spawn, trace};
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 // ANCHOR: run

@@ -10,19 +10,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 use nix::sched::CloneFlags;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::getpid;
-use solution04::cli::{Cli, Command, RunArgs};
-use solution04::{command, exit, init, procfs, root, rootfs, spawn, trace, uts};
+use solution04::cli::{self, RunArgs};
+use solution04::{command, init, procfs, root, rootfs, spawn, trace, uts};
 
 fn main() -> ExitCode {
-    let cli = Cli::<RunArgs>::parse();
-    trace::enable(cli.trace);
-    let Command::Run(args) = cli.command;
-    exit::report(run(args))
+    cli::main_with(run)
 }
 
 // ANCHOR: namespaces
