@@ -45,6 +45,52 @@ fn the_container_sees_only_its_own_mounts() {
 }
 
 #[test]
+fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
+    for runtime in from_chapter(2) {
+        // Many hosts (every one with systemd) make "/" shared, so that a new mount namespace
+        // still passes mount events to the host. Make that so for this run, whatever this
+        // host does: start the runtime in a mount namespace of its own where "/" is shared.
+        let mut command = runtime.command(&[], &WAIT_FOR_A_LINE);
+        // SAFETY: the closure runs in the forked child before exec and only makes two
+        // system calls, which is safe in a child of a multi-threaded process.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                let shared = libc::MS_REC | libc::MS_SHARED;
+                let root = c"/".as_ptr();
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        root,
+                        std::ptr::null(),
+                        shared,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let container = runtime.start_waiting_command(command);
+        let pid = container.container_pid();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        container.release().expect_success();
+        // Optional fields (between the mount options and " - ") name a mount's peer group:
+        // "shared:N" sends events, "master:N" receives them. A private mount has neither.
+        let propagating: Vec<&str> = table
+            .lines()
+            .filter(|line| line.contains(" shared:") || line.contains(" master:"))
+            .collect();
+        assert!(
+            propagating.is_empty(),
+            "{}: these mounts still propagate to or from the host:\n{}",
+            runtime.name,
+            propagating.join("\n")
+        );
+    }
+}
+
+#[test]
 fn dev_has_the_six_minimal_devices_and_nothing_else() {
     let expected = [
         "full char 1:7",

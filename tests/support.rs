@@ -206,9 +206,13 @@ impl Runtime {
     /// Starts a container whose command prints `ready` once it is set up, and waits for that
     /// line: the container is then running, fully made, and waiting for the test.
     pub fn start_waiting(&self, options: &[&str], command: &[&str]) -> Waiting {
+        self.start_waiting_command(self.command(options, command))
+    }
+
+    /// The same, for a command line prepared with [`Runtime::command`].
+    pub fn start_waiting_command(&self, mut command: Command) -> Waiting {
         let mounts_before = mount_table();
-        let mut child = self
-            .command(options, command)
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -358,7 +362,9 @@ fn assert_mounts_unchanged(before: &str, run: &Run) {
 
 /// Keeps the lines of a `--trace` narration in a stable order for a snapshot: the parent
 /// and the child run at the same time, so their lines interleave differently each run.
-/// Each process's own lines keep their order.
+/// Lines are grouped by label and keep their order within it. (With `--init`, two processes
+/// print as `[child]`: PID 1 before it becomes the init, then the command it forks; the
+/// second only starts after the first has finished its lines, so their order is stable.)
 pub fn trace_by_actor(stderr: &str) -> String {
     let mut grouped = String::new();
     for actor in ["[parent]", "[child]", "[init]"] {

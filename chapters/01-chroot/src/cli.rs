@@ -12,10 +12,24 @@ use crate::{exit, trace};
 /// What every chapter's `main` does: parse the command line, turn on `--trace` if asked,
 /// run, and exit with the run's code (printing the error, if there was one).
 pub fn main_with<R: Args>(run: impl FnOnce(R) -> anyhow::Result<u8>) -> std::process::ExitCode {
-    let cli = Cli::<R>::parse();
+    let cli = match Cli::<R>::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return report_usage(error),
+    };
     trace::enable(cli.trace);
     let Command::Run(args) = cli.command;
     exit::report(run(args))
+}
+
+/// Prints clap's message. `--help` and `--version` are not failures; a mistake on the command
+/// line is the runtime's failure, 125, like any other (clap on its own would exit with 2).
+fn report_usage(error: clap::Error) -> std::process::ExitCode {
+    let _ = error.print();
+    if error.use_stderr() {
+        std::process::ExitCode::from(exit::SETUP_FAILED)
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }
 
 /// The whole command line. `R` is the chapter's own `run` options.

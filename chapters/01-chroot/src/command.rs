@@ -56,7 +56,7 @@ impl std::error::Error for CommandError {}
 /// What an `execve` error means for someone starting a container.
 fn explain(errno: Errno) -> &'static str {
     match errno {
-        Errno::EACCES => "it is not an executable file (check its mode bits)",
+        Errno::EACCES => "it is not a file the kernel may run (a directory, or no execute bit)",
         // The file is there (we found it), so what is missing is what it asks for.
         Errno::ENOENT => {
             "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
@@ -82,15 +82,22 @@ pub fn environment() -> Vec<CString> {
 
 // ANCHOR: find_in_path
 /// Finds a command the way a shell does: a name with a `/` is a path, any other name is
-/// looked for in each directory of `PATH`, in order.
+/// looked for in each directory of `PATH`, in order, skipping files that may not be run.
 pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
     // TODO: EXERCISE 1.3 (book 1.2): find the command inside the container
     // HINT: a name that contains b'/' is already a path: return it as it is.
     // HINT: otherwise try Path::new(dir).join(command) for each dir in PATH.split(':'),
-    // HINT: and return the first that is_file(). Return None when there is none.
+    // HINT: and return the first that is_executable_file. None when there is none.
     todo!("exercise 1.3: find the command inside the container (book section 1.2)")
 }
 // ANCHOR_END: find_in_path
+
+/// A regular file (after following links) with at least one execute bit set.
+pub fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
 
 // ANCHOR: exec
 /// Replaces this process with the command. Returns only if that fails.

@@ -65,7 +65,8 @@ pub fn wait_for(child: Pid) -> Result<u8> {
 pub fn exit_code(status: WaitStatus) -> Option<u8> {
     // TODO: EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime passes on
     // HINT: match on WaitStatus::Exited(_, code) and WaitStatus::Signaled(_, signal, _);
-    // HINT: `signal as i32` is the signal's number. Anything else has not ended yet.
+    // HINT: `signal as u8` is the signal's number (they all fit in a byte).
+    // HINT: anything else (stopped, continued) has not ended yet: None.
     todo!("exercise 1.1: turn a wait status into the exit code the runtime passes on (book section 1.2)")
 }
 // ANCHOR_END: exit_code

@@ -13,7 +13,9 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{
+    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
@@ -45,9 +47,16 @@ pub fn block_signals() -> Result<SigSet> {
     Ok(previous)
 }
 
-/// Puts back the mask there was before [`block_signals`]. A child inherits its parent's
-/// mask, and `execve` keeps it, so the command must get the normal one back first.
+/// Puts back the mask there was before [`block_signals`], and the default action for each
+/// forwarded signal. A child inherits its parent's mask and its ignored signals, and `execve`
+/// keeps both, so the command would otherwise start with whatever the runtime was started
+/// with (a shell ignores SIGINT for its background jobs, for example).
 pub fn restore_signals(previous: &SigSet) -> Result<()> {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in FORWARDED {
+        // SAFETY: the default action runs no code of ours, so no handler can be unsound.
+        unsafe { sigaction(signal, &default) }?;
+    }
     previous.thread_set_mask()?;
     Ok(())
 }
@@ -61,6 +70,7 @@ pub fn supervise(command: Pid) -> Result<u8> {
     // HINT: signals.wait() returns the next watched signal (they are blocked, so they queue).
     // HINT: on SIGCHLD, call reap_children(command): Some(code) means the command has ended.
     // HINT: any other signal goes to the command with kill(command, signal).
+    // HINT: wrap sigwait and kill in trace::syscall, so --trace shows the loop at work.
     todo!("exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others (book section 3.3)")
 }
 // ANCHOR_END: supervise

@@ -31,6 +31,7 @@ pub fn clone_child(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>)
     // HINT: sched::clone(child_main, &mut stack, flags, Some(Signal::SIGCHLD as i32)).
     // HINT: SIGCHLD is the signal the parent gets when the child ends, as after fork.
     // HINT: it is unsafe: write a SAFETY comment on why it is sound here.
+    // HINT: report it with trace::syscall, as clone(FLAGS, SIGCHLD), so --trace shows it.
     todo!("exercise 3.1: start the child with clone(2) in the namespaces `flags` names (book section 3.1)")
 }
 // ANCHOR_END: clone_child

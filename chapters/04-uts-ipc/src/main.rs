@@ -57,9 +57,10 @@ fn child(
     rootfs: &Path,
     args: &RunArgs,
     hostname: &str,
-    host_uts: u64,
+    host_uts: (u64, u64),
     previous_mask: &SigSet,
 ) -> Result<Infallible> {
+    // If the runtime dies, the container must not live on (see chapter 3).
     prctl::set_pdeathsig(Signal::SIGKILL)?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
     uts::set_hostname(hostname, host_uts)?;

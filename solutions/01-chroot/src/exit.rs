@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use crate::command::CommandError;
 
-/// The runtime itself failed: bad arguments, a missing root filesystem, a failed setup step.
+/// The runtime itself failed: a mistake on the command line, a missing root filesystem, a
+/// failed setup step.
 pub const SETUP_FAILED: u8 = 125;
 /// The command exists in the container but the kernel would not run it.
 pub const CANNOT_EXECUTE: u8 = 126;

@@ -64,7 +64,8 @@ pub fn wait_for(child: Pid) -> Result<u8> {
 pub fn exit_code(status: WaitStatus) -> Option<u8> {
     // EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime passes on
     // HINT: match on WaitStatus::Exited(_, code) and WaitStatus::Signaled(_, signal, _);
-    // HINT: `signal as i32` is the signal's number. Anything else has not ended yet.
+    // HINT: `signal as u8` is the signal's number (they all fit in a byte).
+    // HINT: anything else (stopped, continued) has not ended yet: None.
     match status {
         WaitStatus::Exited(_, code) => Some(code as u8),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as u8),

@@ -36,6 +36,8 @@ fn run(args: RunArgs) -> Result<u8> {
 /// The child, PID 1 of its namespace: a root and a `/proc` of its own, then the command.
 fn child(rootfs: &Path, args: &RunArgs, previous_mask: &SigSet) -> Result<Infallible> {
     // If the runtime dies, the container must not live on with nobody to wait for it.
+    // (A runtime killed before this line leaves a window; chapter 5's start-up handshake,
+    // in which the child waits on a pipe from the parent, closes it.)
     prctl::set_pdeathsig(Signal::SIGKILL)?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
     root::setup(rootfs)?;

@@ -21,28 +21,37 @@ pub fn container_id() -> Result<String> {
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
-/// Checks a host name before any process is started: letters, digits, `-` and `.`, at most
-/// 64 bytes, as RFC 1123 allows.
+/// Checks a host name before any process is started, by the rules of RFC 1123: labels of 1
+/// to 63 letters, digits and `-`, joined by `.`, none starting or ending with `-`; and at most
+/// 64 bytes in all, which is what Linux takes.
 pub fn check_hostname(name: &str) -> Result<()> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-    if name.is_empty() || name.len() > MAX_LENGTH || !name.chars().all(allowed) {
-        bail!("hostname {name:?} is not valid: use 1 to {MAX_LENGTH} letters, digits, '-' or '.'");
+    let valid_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.len() > MAX_LENGTH || !name.split('.').all(valid_label) {
+        bail!(
+            "hostname {name:?} is not valid: use at most {MAX_LENGTH} letters, digits, '-' \
+             and '.', with no label empty or starting or ending with '-'"
+        );
     }
     Ok(())
 }
 
-/// Which UTS namespace this process is in: the inode number of `/proc/self/ns/uts`.
-pub fn namespace_id() -> Result<u64> {
+/// Which UTS namespace this process is in. namespaces(7): two processes are in the same
+/// namespace when the device and inode numbers of their `/proc/PID/ns/uts` are the same.
+pub fn namespace_id() -> Result<(u64, u64)> {
     let link = "/proc/self/ns/uts";
-    Ok(fs::metadata(link)
-        .with_context(|| format!("cannot stat {link}"))?
-        .ino())
+    let meta = fs::metadata(link).with_context(|| format!("cannot stat {link}"))?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 // ANCHOR: set_hostname
 /// Sets the host name, but only in a UTS namespace that is not the host's: a missing
 /// `CLONE_NEWUTS` would otherwise rename the host machine.
-pub fn set_hostname(name: &str, host_namespace: u64) -> Result<()> {
+pub fn set_hostname(name: &str, host_namespace: (u64, u64)) -> Result<()> {
     if namespace_id()? == host_namespace {
         bail!(
             "refusing to set the hostname: this process is still in the host's UTS namespace \
@@ -59,3 +68,38 @@ pub fn set_hostname(name: &str, host_namespace: u64) -> Result<()> {
     // END EXERCISE 4.1
 }
 // ANCHOR_END: set_hostname
+
+#[cfg(test)]
+mod tests {
+    use super::check_hostname;
+
+    #[test]
+    fn ordinary_host_names_are_valid() {
+        let longest = format!("{}.{}", "x".repeat(31), "x".repeat(32)); // 64 bytes
+        for name in [
+            "box",
+            "web-1",
+            "a.b.c",
+            "3869d9c9de67",
+            &"x".repeat(63),
+            &longest,
+        ] {
+            assert!(check_hostname(name).is_ok(), "{name:?} should be valid");
+        }
+    }
+
+    #[test]
+    fn names_rfc_1123_forbids_are_refused() {
+        for name in [
+            "",
+            "-box",
+            "box-",
+            "a..b",
+            "not a name",
+            "bad_name",
+            &"x".repeat(65),
+        ] {
+            assert!(check_hostname(name).is_err(), "{name:?} should be refused");
+        }
+    }
+}
