@@ -11,11 +11,13 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
+use crate::gen;
 use crate::workspace;
 
 pub fn build() -> Result<()> {
     let book = workspace::root().join("book");
     let mut problems = check_sources(&book.join("src"))?;
+    problems.extend(check_exercise_sections(&book.join("src/SUMMARY.md"))?);
     let mdbook = Command::new("mdbook").arg("--version").output();
     if mdbook.is_err() {
         bail!("mdbook is not installed: `cargo install --locked mdbook`");
@@ -165,6 +167,48 @@ fn heading_ids(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The section numbers mdBook gives the numbered chapters of SUMMARY.md: "1", "1.1", ...
+fn section_numbers(summary: &str) -> BTreeSet<String> {
+    let mut counters: Vec<u32> = Vec::new();
+    let mut numbers = BTreeSet::new();
+    for line in summary.lines() {
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with("- [") {
+            continue;
+        }
+        let depth = (line.len() - trimmed.len()) / 2;
+        counters.truncate(depth + 1);
+        while counters.len() <= depth {
+            counters.push(0);
+        }
+        counters[depth] += 1;
+        let number: Vec<String> = counters.iter().map(u32::to_string).collect();
+        numbers.insert(number.join("."));
+    }
+    numbers
+}
+
+/// Every exercise's `(book N.M)` must name a section that exists, or its hint sends the
+/// learner to the wrong page.
+fn check_exercise_sections(summary: &Path) -> Result<Vec<String>> {
+    let sections = section_numbers(&fs::read_to_string(summary)?);
+    let mut problems = Vec::new();
+    for chapter in gen::chapters()? {
+        for (file, exercise) in gen::exercises_of(&chapter)? {
+            if !sections.contains(&exercise.section) {
+                problems.push(format!(
+                    "exercise {} (solutions/{}/{}) points to book section {}, which does not exist",
+                    exercise.number,
+                    chapter.slug,
+                    file.display(),
+                    exercise.section
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// After the build: an include mdBook could not resolve is left in the page as text.
 fn check_output(build: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -183,4 +227,16 @@ fn check_output(build: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_numbers;
+
+    #[test]
+    fn sections_are_numbered_as_mdbook_numbers_them() {
+        let summary = "[Welcome](README.md)\n# Part\n- [One](a.md)\n  - [One one](b.md)\n  - [One two](c.md)\n- [Two](d.md)\n  - [Two one](e.md)\n";
+        let numbers: Vec<String> = section_numbers(summary).into_iter().collect();
+        assert_eq!(numbers, ["1", "1.1", "1.2", "2", "2.1"]);
+    }
 }
