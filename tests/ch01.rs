@@ -38,6 +38,28 @@ fn death_by_signal_gives_128_plus_the_signal() {
 }
 
 #[test]
+fn the_runtime_outlives_a_ctrl_c_meant_for_the_command() {
+    for runtime in from_chapter(1) {
+        // Ctrl-C sends SIGINT to the runtime and the container alike, and the command decides
+        // what it means. This command ignores it; the runtime, sent it alone, must not die
+        // of it either (it ignores it, or from chapter 3 passes it on), and still report.
+        let ignores_sigint = "trap '' INT; echo ready; read line";
+        let mut container = runtime.start_waiting(&[], &["sh", "-c", ignores_sigint]);
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(container.runtime_pid(), libc::SIGINT) },
+            0
+        );
+        assert!(
+            container.still_running_after(std::time::Duration::from_millis(300)),
+            "{}: the runtime died of a SIGINT meant for the container",
+            runtime.name
+        );
+        container.release().expect_success();
+    }
+}
+
+#[test]
 fn the_environment_is_clean() {
     for runtime in from_chapter(1) {
         let mut command = runtime.command(&[], &["probe", "env"]);

@@ -44,6 +44,9 @@ struct Outcome {
 }
 
 pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
+    if let Some(number) = chapter {
+        gen::chapter(number)?; // a clear error for a chapter that does not exist
+    }
     require_root()?;
     rootfs::ensure()?;
     build_binaries(implementation)?;

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 
 use anyhow::Result;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -45,6 +46,35 @@ pub fn exit_now(code: u8) -> ! {
     // SAFETY: `_exit` ends the process at once; nothing after it runs.
     unsafe { libc::_exit(code.into()) }
 }
+
+// ANCHOR: terminal_signals
+/// Ctrl-C and Ctrl-\\ send SIGINT and SIGQUIT to every process in the terminal's foreground
+/// group: the runtime and the container alike. Like system(3), the runtime ignores them
+/// while the command runs, so the command decides what they do and the runtime lives to
+/// report it.
+pub fn ignore_terminal_signals() -> Result<()> {
+    set_terminal_signals(SigHandler::SigIgn, "SIG_IGN")
+}
+
+/// Gives the command the default actions back before `execve`: an ignored signal stays
+/// ignored in the new program.
+pub fn default_terminal_signals() -> Result<()> {
+    set_terminal_signals(SigHandler::SigDfl, "SIG_DFL")
+}
+
+fn set_terminal_signals(handler: SigHandler, name: &str) -> Result<()> {
+    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: SIG_IGN and SIG_DFL run no code of ours, so no handler can be unsound.
+        let result = unsafe { sigaction(signal, &action) }.map(|_| ());
+        trace::syscall(
+            format_args!("sigaction({}, {name})", signal.as_str()),
+            result,
+        )?;
+    }
+    Ok(())
+}
+// ANCHOR_END: terminal_signals
 
 // ANCHOR: wait_for
 /// Waits for a child to end and returns the exit code the runtime should pass on.

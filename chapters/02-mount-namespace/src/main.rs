@@ -24,6 +24,7 @@ fn main() -> ExitCode {
 /// The parent: unchanged from chapter 1.
 fn run(args: RunArgs) -> Result<u8> {
     let rootfs = rootfs::check(&args.rootfs)?;
+    process::ignore_terminal_signals()?;
     match process::fork()? {
         ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
         ForkResult::Parent { child } => process::wait_for(child),
@@ -39,6 +40,7 @@ fn child(rootfs: &Path, args: &RunArgs) -> Result<Infallible> {
         unshare(flags),
     )?;
     root::setup(rootfs)?;
+    process::default_terminal_signals()?;
     command::exec(&args.command)
 }
 // ANCHOR_END: child

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
 /// The parent: check the root filesystem, fork, and wait for the child.
 fn run(args: RunArgs) -> Result<u8> {
     let rootfs = rootfs::check(&args.rootfs)?;
+    process::ignore_terminal_signals()?;
     match process::fork()? {
         ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
         ForkResult::Parent { child } => process::wait_for(child),
@@ -28,6 +29,7 @@ fn run(args: RunArgs) -> Result<u8> {
 /// The child: change root, then become the command.
 fn child(rootfs: &std::path::Path, args: &RunArgs) -> Result<Infallible> {
     rootfs::enter(rootfs)?;
+    process::default_terminal_signals()?;
     command::exec(&args.command)
 }
 // ANCHOR_END: run
