@@ -47,7 +47,7 @@ pub fn exit_now(code: u8) -> ! {
 }
 
 // ANCHOR: terminal_signals
-/// Ctrl-C and Ctrl-\\ send SIGINT and SIGQUIT to every process in the terminal's foreground
+/// Ctrl-C and Ctrl-\ send SIGINT and SIGQUIT to every process in the terminal's foreground
 /// group: the runtime and the container alike. Like system(3), the runtime ignores them
 /// while the command runs, so the command decides what they do and the runtime lives to
 /// report it.
