@@ -140,6 +140,19 @@ fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
 }
 
 #[test]
+fn without_root_the_error_says_so() {
+    // Chapters 1 to 4 need root; chapter 5 adds containers for ordinary users.
+    for runtime in runtimes(1..=4) {
+        let mut command = runtime.command(&[], &["true"]);
+        std::os::unix::process::CommandExt::uid(&mut command, 65534);
+        std::os::unix::process::CommandExt::gid(&mut command, 65534);
+        let run = run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert_one_error_line(&run, "EPERM: Operation not permitted (you are not root");
+    }
+}
+
+#[test]
 fn chroot_is_no_jail_a_root_process_walks_out() {
     for runtime in runtimes(1..=1) {
         assert_escape(&runtime, "host file visible", "ch01_escape");

@@ -41,13 +41,16 @@ pub struct SyscallError {
 
 impl fmt::Display for SyscallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed: {:?}: {}",
-            self.call,
-            self.errno,
-            self.errno.desc()
-        )
+        let (call, errno) = (&self.call, self.errno);
+        write!(f, "{call} failed: {errno:?}: {}", errno.desc())?;
+        if errno == Errno::EPERM && !nix::unistd::geteuid().is_root() {
+            // The most common cause by far, and the one a learner can fix at once.
+            write!(
+                f,
+                " (you are not root: chapters 1 to 4 need root; see \"Setting up\")"
+            )?;
+        }
+        Ok(())
     }
 }
 
