@@ -86,8 +86,15 @@ fn download_busybox_static() -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     workspace::run(
+        // apt downloads as its `_apt` user, which cannot write into the kit's cache; it
+        // would fall back to root with a warning a newcomer should not have to read.
         Command::new("apt-get")
-            .args(["download", "busybox-static"])
+            .args([
+                "-o",
+                "APT::Sandbox::User=root",
+                "download",
+                "busybox-static",
+            ])
             .current_dir(&work),
     )?;
     let deb = fs::read_dir(&work)?
