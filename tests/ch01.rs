@@ -2,6 +2,7 @@
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command};
+use byoc_tests::{host_only_file, stage_for_unprivileged};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
 
@@ -141,14 +142,84 @@ fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
 
 #[test]
 fn without_root_the_error_says_so() {
-    // Chapters 1 to 4 need root; chapter 5 adds containers for ordinary users.
+    // Chapters 1 to 4 need root; chapter 5 adds containers for ordinary users. The runtime
+    // and the root filesystem are staged where the unprivileged user can reach them, so the
+    // run gets as far as the call that needs root, wherever the kit itself is.
     for runtime in runtimes(1..=4) {
-        let mut command = runtime.command(&[], &["true"]);
+        let staged = stage_for_unprivileged(&runtime);
+        let mut command = std::process::Command::new(&staged.binary);
+        command
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&staged.rootfs)
+            .args(["--", "true"]);
         std::os::unix::process::CommandExt::uid(&mut command, 65534);
         std::os::unix::process::CommandExt::gid(&mut command, 65534);
         let run = run_command(&runtime.name, command);
         run.expect_code(125);
         assert_one_error_line(&run, "EPERM: Operation not permitted (you are not root");
+    }
+}
+
+#[test]
+fn the_hosts_own_root_is_refused_and_left_untouched() {
+    let old_root = std::path::Path::new("/.oldroot");
+    let was_there = old_root.exists();
+    for runtime in from_chapter(1) {
+        let mut command = std::process::Command::new(&runtime.path);
+        command.args(["run", "--rootfs", "/", "--", "true"]);
+        let run = run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert_one_error_line(&run, "is the host's own \"/\"");
+        assert_eq!(
+            old_root.exists(),
+            was_there,
+            "{}: the runtime created /.oldroot on the host",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn no_descriptor_of_the_runtime_reaches_the_container() {
+    for runtime in from_chapter(1) {
+        // A descriptor the runtime inherits and does not know of: an open directory of the
+        // host, at number 7, not close-on-exec. Through it, a container could reach the
+        // host's files (runc's CVE-2024-21626).
+        let host_dir = host_temp_dir();
+        let dir = std::fs::File::open(host_dir.path()).expect("the temp dir opens");
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&dir);
+        let mut command = runtime.command(&[], &["probe", "fds"]);
+        // SAFETY: dup2 is safe to call in the forked child before exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if libc::dup2(raw, 7) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let run = run_command(&runtime.name, command);
+        run.expect_success();
+        assert_eq!(run.value("fds"), "0 1 2", "{}", run.report());
+    }
+}
+
+#[test]
+fn the_working_directory_does_not_lead_out_of_the_root() {
+    for runtime in from_chapter(1) {
+        // No privilege needed: only `cd ..` from where the command starts. After chroot
+        // without chdir("/"), that is outside the new root (book 1.3).
+        let (_dir, marker, _) = host_only_file();
+        let run = runtime.run(&[], &["probe", "walk-up", &marker]);
+        run.expect_success();
+        assert_eq!(
+            run.value("walk-up"),
+            "host file not visible",
+            "{}: the command started outside its root\n{}",
+            runtime.name,
+            run.report()
+        );
     }
 }
 
@@ -164,8 +235,8 @@ fn the_trace_tells_the_story_of_a_run() {
     for runtime in runtimes(1..=1) {
         let run = runtime.trace(&[], &["true"]);
         run.expect_success();
-        assert_calls_in_order(&run, &["fork", "chroot", "chdir", "execve"]);
-        assert_calls_in_order(&run, &["fork", "wait4"]);
+        assert_calls_in_order(&run, &["socketpair", "fork", "write", "read", "wait4"]);
+        assert_calls_in_order(&run, &["read", "chroot", "chdir", "close_range", "execve"]);
         if testing_solutions() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch01_trace", trace_by_actor(&run.stderr)));

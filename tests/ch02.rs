@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, mount_table, rootfs};
+use byoc_tests::{host_temp_dir, run_command, transcript, transcript_settings};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
-use byoc_tests::{transcript, transcript_settings};
 
 const WAIT_FOR_A_LINE: [&str; 3] = ["sh", "-c", "echo ready; read line"];
 
@@ -92,13 +92,15 @@ fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
 
 #[test]
 fn dev_has_the_six_minimal_devices_and_nothing_else() {
+    // Mode 0666: everyone may read and write them. The runtime runs with umask 022 here,
+    // which takes the write bits for others off what mknod makes, unless it sets them again.
     let expected = [
-        "full char 1:7",
-        "null char 1:3",
-        "random char 1:8",
-        "tty char 5:0",
-        "urandom char 1:9",
-        "zero char 1:5",
+        "full char 1:7 0666",
+        "null char 1:3 0666",
+        "random char 1:8 0666",
+        "tty char 5:0 0666",
+        "urandom char 1:9 0666",
+        "zero char 1:5 0666",
     ];
     for runtime in from_chapter(2) {
         let run = runtime.run(&[], &["probe", "dev"]);
@@ -173,6 +175,10 @@ fn the_trace_tells_the_story_of_a_run() {
         let run = runtime.trace(&[], &["true"]);
         run.expect_success();
         let story = [
+            "socketpair",
+            "fork",
+            "write",
+            "read",
             "unshare",
             "mount",
             "mount",
@@ -180,6 +186,7 @@ fn the_trace_tells_the_story_of_a_run() {
             "mknod",
             "pivot_root",
             "umount2",
+            "close_range",
             "execve",
         ];
         assert_calls_in_order(&run, &story);
@@ -207,5 +214,31 @@ fn what_the_container_sees() {
             ("--rootfs rootfs/busybox -- sh -c 'echo note > /tmp/note; ls /tmp; ls -A /.oldroot'", &tmp),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch02_container_view", text));
+    }
+}
+
+#[test]
+fn a_root_filesystem_without_dev_is_refused_before_anything_starts() {
+    let empty = host_temp_dir();
+    for runtime in from_chapter(2) {
+        let mut command = std::process::Command::new(&runtime.path);
+        command
+            .arg("run")
+            .arg("--rootfs")
+            .arg(empty.path())
+            .args(["--", "true"]);
+        let run = run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert!(
+            run.stderr.contains("has no /dev") && run.stderr.contains("cargo xtask rootfs"),
+            "{}",
+            run.report()
+        );
+        assert_eq!(
+            std::fs::read_dir(empty.path()).unwrap().count(),
+            0,
+            "{}: the runtime wrote into a root filesystem it refused",
+            runtime.name
+        );
     }
 }

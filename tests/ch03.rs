@@ -160,8 +160,15 @@ fn the_trace_tells_the_story_of_a_run() {
     for runtime in runtimes(3..=3) {
         let run = runtime.trace(&["--init"], &["true"]);
         run.expect_success();
-        assert_calls_in_order(&run, &["clone", "sigwait", "wait4"]);
-        assert_calls_in_order(&run, &["getpid", "pivot_root", "mount", "fork", "execve"]);
+        assert_calls_in_order(
+            &run,
+            &["sigprocmask", "clone", "write", "read", "sigwait", "wait4"],
+        );
+        assert_calls_in_order(
+            &run,
+            &["read", "prctl", "recv", "getpid", "pivot_root", "mount"],
+        );
+        assert_calls_in_order(&run, &["close_range", "fork", "sigprocmask", "execve"]);
         if testing_solutions() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch03_trace", trace_by_actor(&run.stderr)));
@@ -201,5 +208,24 @@ fn what_pid_1_sees_with_and_without_an_init() {
             ),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch03_pid_view", text));
+    }
+}
+
+#[test]
+fn a_root_filesystem_without_proc_is_refused_before_anything_starts() {
+    let rootfs = byoc_tests::host_temp_dir();
+    for dir in ["dev", "tmp"] {
+        std::fs::create_dir(rootfs.path().join(dir)).unwrap();
+    }
+    for runtime in from_chapter(3) {
+        let mut command = std::process::Command::new(&runtime.path);
+        command
+            .arg("run")
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .args(["--", "true"]);
+        let run = byoc_tests::run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert!(run.stderr.contains("has no /proc"), "{}", run.report());
     }
 }

@@ -83,8 +83,15 @@ fn the_trace_tells_the_story_of_a_run() {
     for runtime in runtimes(4..=4) {
         let run = runtime.trace(&["--hostname", "box"], &["true"]);
         run.expect_success();
-        assert_calls_in_order(&run, &["clone", "sigwait", "wait4"]);
-        assert_calls_in_order(&run, &["getpid", "sethostname", "pivot_root", "execve"]);
+        assert_calls_in_order(
+            &run,
+            &["sigprocmask", "clone", "write", "read", "sigwait", "wait4"],
+        );
+        assert_calls_in_order(
+            &run,
+            &["read", "prctl", "getpid", "sethostname", "pivot_root"],
+        );
+        assert_calls_in_order(&run, &["mount", "close_range", "sigprocmask", "execve"]);
         if testing_solutions() {
             trace_filters()
                 .bind(|| insta::assert_snapshot!("ch04_trace", trace_by_actor(&run.stderr)));

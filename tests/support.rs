@@ -13,8 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The newest chapter in the kit.
-pub const NEWEST_CHAPTER: u32 = 4;
+/// The newest chapter in the kit: the highest number in `solutions/`, the one list of
+/// chapters that the kit has.
+pub fn newest_chapter() -> u32 {
+    let solutions = workspace_root().join("solutions");
+    std::fs::read_dir(&solutions)
+        .expect("solutions/ is readable")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.split('-').next()?.parse().ok()
+        })
+        .max()
+        .expect("solutions/ has at least one chapter")
+}
 
 /// One chapter's binary, reference or learner's.
 #[derive(Debug, Clone)]
@@ -30,9 +41,13 @@ pub fn testing_solutions() -> bool {
 }
 
 /// The binaries a test of the chapters in `chapters` runs against: for chapter k's tests,
-/// `k..=NEWEST_CHAPTER`. Never empty: a test with nothing to run would pass without testing.
+/// `k..=newest`. Chapters 1 to 4 need root: without it, the test is recorded as not run
+/// (see [`not_run`]) and gets no binary. Otherwise never empty: a test with nothing to run
+/// would pass without testing.
 pub fn runtimes(chapters: RangeInclusive<u32>) -> Vec<Runtime> {
-    require_root();
+    if !meets(&[Need::Root]) {
+        return Vec::new();
+    }
     let only = std::env::var("COURSE_ONLY")
         .ok()
         .and_then(|n| n.parse::<u32>().ok());
@@ -68,7 +83,64 @@ pub fn runtimes(chapters: RangeInclusive<u32>) -> Vec<Runtime> {
 
 /// Chapter k's binary and every later one.
 pub fn from_chapter(first: u32) -> Vec<Runtime> {
-    runtimes(first..=NEWEST_CHAPTER)
+    runtimes(first..=newest_chapter())
+}
+
+/// What a test may need from the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Root: chapters 1 to 4 use chroot, mounts and namespaces, which need it.
+    Root,
+}
+
+impl Need {
+    /// Why the need is not met here, or `None` when it is.
+    fn unmet(self) -> Option<&'static str> {
+        match self {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            Need::Root if unsafe { libc::geteuid() } != 0 => Some(
+                "needs root: chroot, mount and namespaces need privileges an ordinary user \
+                 only has inside a user namespace (chapter 5)",
+            ),
+            Need::Root => None,
+        }
+    }
+}
+
+/// Does this machine meet every need? If not, the test is recorded as not run, with the
+/// reason, and should return at once: it is never counted as passed.
+pub fn meets(needs: &[Need]) -> bool {
+    match needs.iter().find_map(|need| need.unmet()) {
+        None => true,
+        Some(reason) => {
+            not_run(reason);
+            false
+        }
+    }
+}
+
+/// Records that the current test did not run, and why. `cargo xtask test` sets
+/// `BYOC_NOT_RUN_DIR`, reads one line from each file there, and counts those tests as
+/// "not run" instead of "passed". Run without it (plain `cargo test`), the reason is printed.
+pub fn not_run(reason: &str) {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|path| Some(path.file_stem()?.to_str()?.to_string()))
+        .map(|stem| stem.split('-').next().unwrap_or_default().to_string())
+        .unwrap_or_else(|| "tests".to_string());
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_string();
+    let line = format!("{binary}::{test}: {reason}");
+    match std::env::var_os("BYOC_NOT_RUN_DIR") {
+        Some(dir) => {
+            let file = PathBuf::from(dir).join(format!("{binary}-{test}").replace("::", "-"));
+            std::fs::write(&file, format!("{line}\n"))
+                .unwrap_or_else(|error| panic!("cannot record {line:?} in {file:?}: {error}"));
+        }
+        None => eprintln!("not run: {line}"),
+    }
 }
 
 fn bin_dir() -> PathBuf {
@@ -87,10 +159,7 @@ fn workspace_root() -> PathBuf {
 
 /// The busybox root filesystem that `cargo xtask rootfs` builds.
 pub fn rootfs() -> PathBuf {
-    let path = match std::env::var_os("BYOC_ROOTFS") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("rootfs/busybox"),
-    };
+    let path = rootfs_dir();
     assert!(
         path.join("bin/probe").exists(),
         "no root filesystem with the probe at {}: run `cargo xtask rootfs`",
@@ -99,15 +168,11 @@ pub fn rootfs() -> PathBuf {
     path
 }
 
-/// Chapters 1 to 4 need root. Say so plainly instead of failing in a confusing way.
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests need root: chroot, mount and namespaces need privileges an ordinary \
-         user only has inside a user namespace (chapter 5)"
-    );
+fn rootfs_dir() -> PathBuf {
+    match std::env::var_os("BYOC_ROOTFS") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("rootfs/busybox"),
+    }
 }
 
 /// What a finished container run left: its exit code and what it printed.
@@ -185,6 +250,7 @@ impl Runtime {
             .env("TERM", "xterm")
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null());
+        in_own_group_with_umask(&mut process);
         process
     }
 
@@ -211,7 +277,7 @@ impl Runtime {
 
     /// The same, for a command line prepared with [`Runtime::command`].
     pub fn start_waiting_command(&self, mut command: Command) -> Waiting {
-        let mounts_before = mount_table();
+        let before = host_state();
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -229,7 +295,7 @@ impl Runtime {
             child,
             stdin,
             stdout,
-            mounts_before,
+            before,
         };
         assert_eq!(
             line.trim(),
@@ -241,20 +307,88 @@ impl Runtime {
     }
 }
 
-/// Runs a prepared container command to its end and checks the host's mounts after it.
-pub fn run_command(runtime: &str, mut command: Command) -> Run {
-    let before = mount_table();
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot start {runtime}: {error}"));
-    let run = Run {
-        runtime: runtime.to_string(),
-        code: exit_code(output.status),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+/// How long a container run may take before the test gives up on it. A run that hangs
+/// (an exercise that never returns, say) must fail the test, not stop the whole suite.
+pub const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+/// Puts the runtime in a process group of its own, so that a test can end it and every
+/// process it started at once, and gives it the usual umask (022), so that a mode the
+/// runtime forgets to set shows up the same way on every machine.
+pub fn in_own_group_with_umask(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and makes two system calls
+    // that are safe there: setpgid and umask.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, || {
+            libc::umask(0o022);
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
     };
-    assert_mounts_unchanged(&before, &run);
+}
+
+/// Runs a prepared container command to its end (for at most [`RUN_LIMIT`]) and checks
+/// that it left nothing behind on the host.
+pub fn run_command(runtime: &str, mut command: Command) -> Run {
+    let before = host_state();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {runtime}: {error}"));
+    let run = finish_within(runtime, child, RUN_LIMIT);
+    assert_nothing_left(&before, &run);
     run
+}
+
+/// Waits for a started runtime to end and collects what it printed. Past `limit`, ends its
+/// whole process group and fails the test.
+fn finish_within(runtime: &str, mut child: Child, limit: Duration) -> Run {
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting works") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            kill_group(&mut child);
+            panic!(
+                "{runtime}: the container did not end within {} s\n--- stderr:\n{}",
+                limit.as_secs(),
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        runtime: runtime.to_string(),
+        code: exit_code(status),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn read_in_background(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+/// Ends the runtime and every process in its group (its containers too, unless they made
+/// a group of their own), then collects it.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill has no memory-safety preconditions; a negative PID names the group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
 }
 
 /// A container that is running, set up, and waiting for a line on its stdin.
@@ -263,7 +397,7 @@ pub struct Waiting {
     pub child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
-    mounts_before: String,
+    before: HostState,
 }
 
 impl Waiting {
@@ -292,18 +426,21 @@ impl Waiting {
         self.finish()
     }
 
-    /// Waits for the runtime to end, for at most ten seconds.
+    /// Waits for the runtime to end, for at most [`RUN_LIMIT`].
     pub fn finish(mut self) -> Run {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + RUN_LIMIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("waiting works") {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("{}: the container did not end within 10 s", self.runtime);
+                kill_group(&mut self.child);
+                panic!(
+                    "{}: the container did not end within {RUN_LIMIT:?}",
+                    self.runtime
+                );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         };
         let mut stdout = String::new();
         let _ = std::io::Read::read_to_string(&mut self.stdout, &mut stdout);
@@ -317,7 +454,7 @@ impl Waiting {
             stdout,
             stderr,
         };
-        assert_mounts_unchanged(&self.mounts_before, &run);
+        assert_nothing_left(&self.before, &run);
         run
     }
 
@@ -332,8 +469,7 @@ impl Drop for Waiting {
     /// A test that fails half-way must not leave a container running.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            kill_group(&mut self.child);
         }
     }
 }
@@ -350,14 +486,35 @@ pub fn mount_table() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo is readable")
 }
 
-fn assert_mounts_unchanged(before: &str, run: &Run) {
-    let after = mount_table();
-    assert!(
-        before == after,
-        "{}: the host's mount table changed: a mount leaked out of the container\n{}",
-        run.runtime,
-        run.report()
-    );
+/// What a container could leave behind on the host, one check each. Later chapters add
+/// theirs (cgroups, network links, files under the data root) to this list.
+pub const LEAK_CHECKS: &[LeakCheck] = &[("mount table", mount_table)];
+
+/// A leak check: what it looks at, and how to take its picture of the host.
+pub type LeakCheck = (&'static str, fn() -> String);
+
+/// The host as the leak checks see it.
+pub type HostState = Vec<(&'static str, String)>;
+
+/// Takes every leak check's picture of the host.
+pub fn host_state() -> HostState {
+    LEAK_CHECKS
+        .iter()
+        .map(|(name, look)| (*name, look()))
+        .collect()
+}
+
+/// Fails the test, naming what changed, if the host is not as it was before the run.
+fn assert_nothing_left(before: &HostState, run: &Run) {
+    let after = host_state();
+    for ((name, was), (_, is)) in before.iter().zip(&after) {
+        assert!(
+            was == is,
+            "{}: the host's {name} changed: the container left something behind\n{}",
+            run.runtime,
+            run.report()
+        );
+    }
 }
 
 /// Keeps the lines of a `--trace` narration in a stable order for a snapshot: the parent
@@ -475,4 +632,41 @@ pub fn transcript_settings() -> insta::Settings {
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings
+}
+
+/// A runtime and the root filesystem copied where an unprivileged user can reach them.
+/// A clone of the kit often sits where only root may enter (under `/root`, say), and a test
+/// that runs the runtime as another user must not fail for that reason before it gets to
+/// what it means to check.
+pub struct Staged {
+    _dir: tempfile::TempDir,
+    pub binary: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// Copies `runtime`'s binary and the root filesystem into a fresh directory under the
+/// system's temp dir that every user may enter and read. Removed when dropped.
+pub fn stage_for_unprivileged(runtime: &Runtime) -> Staged {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("byoc-staged-")
+        .tempdir()
+        .expect("a temp dir for the staged copy");
+    let open_to_all = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open_to_all).expect("the staged dir is chmod-able");
+    let binary = dir.path().join(&runtime.name);
+    std::fs::copy(&runtime.path, &binary).expect("the runtime is copied");
+    let rootfs = dir.path().join("rootfs");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(rootfs_dir())
+        .arg(&rootfs)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cannot copy the root filesystem");
+    Staged {
+        _dir: dir,
+        binary,
+        rootfs,
+    }
 }

@@ -24,10 +24,15 @@ fn main() -> ExitCode {
         ["ipc"] => ipc(),
         ["env"] => env(),
         ["escape", marker] => escape(marker),
+        ["walk-up", marker] => walk_up(marker),
+        ["fds"] => fds(),
         ["orphans"] => orphans(),
         ["segfault"] => segfault(),
         _ => {
-            eprintln!("usage: probe pid|hostname|mounts|ps|dev|ipc|env|orphans|segfault|escape MARKER_PATH");
+            eprintln!(
+                "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|orphans|segfault|\
+                 escape MARKER_PATH|walk-up MARKER_PATH"
+            );
             return ExitCode::from(2);
         }
     }
@@ -109,8 +114,9 @@ fn describe_node(path: &Path) -> String {
     };
     let kind = meta.file_type();
     let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    let mode = meta.mode() & 0o7777;
     if kind.is_char_device() {
-        format!("char {major}:{minor}")
+        format!("char {major}:{minor} {mode:04o}")
     } else if kind.is_block_device() {
         format!("block {major}:{minor}")
     } else if kind.is_dir() {
@@ -198,6 +204,34 @@ fn chroot(path: &str) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// The open file descriptors, found by asking the kernel about each number in turn (so it
+/// works without `/proc`). A container should have only 0, 1 and 2.
+fn fds() {
+    // SAFETY: sysconf has no preconditions.
+    let limit = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(3, 65536) as i32;
+    // SAFETY: F_GETFD only asks about a descriptor; it changes nothing.
+    let open: Vec<String> = (0..limit)
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } != -1)
+        .map(|fd| fd.to_string())
+        .collect();
+    println!("fds: {}", open.join(" "));
+}
+
+/// Walks up from the working directory, with no privilege at all, and looks for the host
+/// file `marker` from where it ends up. A runtime that calls `chroot` but not `chdir("/")`
+/// leaves the working directory outside the new root, and `..` leads out (book 1.3).
+fn walk_up(marker: &str) {
+    for _ in 0..256 {
+        if std::env::set_current_dir("..").is_err() {
+            break;
+        }
+    }
+    // A relative path: from the real root it names the marker, from the container's it
+    // names nothing.
+    let relative = marker.trim_start_matches('/');
+    println!("walk-up: {}", visibility(relative));
 }
 
 // ANCHOR: orphans

@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 use crate::command::CommandError;
+use crate::sync::SetupFailed;
 
 /// The runtime itself failed: a mistake on the command line, a missing root filesystem, a
 /// failed setup step.
@@ -18,7 +19,11 @@ pub const CANNOT_EXECUTE: u8 = 126;
 pub const NOT_FOUND: u8 = 127;
 
 /// The exit code for an error: 126 or 127 for a command that could not start, else 125.
+/// A failure the child reported over the start-up channel carries its own code.
 pub fn code_for(error: &anyhow::Error) -> u8 {
+    if let Some(failure) = error.downcast_ref::<SetupFailed>() {
+        return failure.code;
+    }
     match error.downcast_ref::<CommandError>() {
         Some(command_error) => command_error.exit_code(),
         None => SETUP_FAILED,

@@ -14,4 +14,6 @@ pub mod command;
 pub mod exit;
 pub mod process;
 pub mod rootfs;
+pub mod spec;
+pub mod sync;
 pub mod trace;

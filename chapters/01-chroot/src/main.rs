@@ -7,32 +7,72 @@
 #![allow(unused, unreachable_code)]
 
 use std::convert::Infallible;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter01::cli::{self, RunArgs};
-use chapter01::{command, process, rootfs};
-use nix::unistd::ForkResult;
+use chapter01::spec::{Process, Root, Spec};
+use chapter01::sync::ChildEnd;
+use chapter01::{cli, command, process, rootfs};
+use clap::{Args, Subcommand};
 
 fn main() -> ExitCode {
-    cli::main_with(run)
+    cli::main_with(|command| match command {
+        Command::Run(args) => run(args),
+    })
 }
 
-// ANCHOR: run
-/// The parent: check the root filesystem, fork, and wait for the child.
-fn run(args: RunArgs) -> Result<u8> {
-    let rootfs = rootfs::check(&args.rootfs)?;
-    process::ignore_terminal_signals()?;
-    match process::fork()? {
-        ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
-        ForkResult::Parent { child } => process::wait_for(child),
+// ANCHOR: cli
+/// What this chapter's runtime can do.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+}
+
+/// `run`'s options: where the root filesystem is, and what to run in it.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+impl TryFrom<RunArgs> for Spec {
+    type Error = anyhow::Error;
+
+    /// Checks the options whole, before anything is started.
+    fn try_from(args: RunArgs) -> Result<Spec> {
+        Ok(Spec {
+            process: Process::new(args.command)?,
+            root: Root::new(&args.rootfs, &[])?,
+        })
     }
 }
+// ANCHOR_END: cli
 
-/// The child: change root, then become the command.
-fn child(rootfs: &std::path::Path, args: &RunArgs) -> Result<Infallible> {
-    rootfs::enter(rootfs)?;
+// ANCHOR: run
+/// The parent: check the spec, fork, let the child go, and wait for it.
+fn run(args: RunArgs) -> Result<u8> {
+    let spec = Spec::try_from(args)?;
+    process::ignore_terminal_signals()?;
+    let (child, channel) = process::fork_child(|channel| child(&spec, channel))?;
+    channel.send_go()?;
+    process::confirm_started(child, channel)?;
+    process::wait_for(child)
+}
+
+/// The child: wait for the parent, change root, then become the command.
+fn child(spec: &Spec, channel: &ChildEnd) -> Result<Infallible> {
+    channel.wait_for_go()?;
+    rootfs::enter(&spec.root.path)?;
     process::default_terminal_signals()?;
-    command::exec(&args.command)
+    process::close_other_fds(channel)?;
+    command::exec(&spec.process)
 }
 // ANCHOR_END: run

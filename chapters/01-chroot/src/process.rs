@@ -6,12 +6,43 @@ use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 
 use anyhow::Result;
+use nix::errno::Errno;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit;
+use crate::sync::{self, ChildEnd, ParentEnd};
 use crate::trace;
+
+// ANCHOR: fork_child
+/// Starts the container's first process: `body` runs in a forked child, with the child's
+/// end of a start-up channel. The parent gets the child's PID and its own end.
+pub fn fork_child(body: impl FnOnce(&ChildEnd) -> Result<Infallible>) -> Result<(Pid, ParentEnd)> {
+    let (parent_end, child_end) = sync::channel()?;
+    match fork()? {
+        ForkResult::Child => {
+            drop(parent_end);
+            run_child(&child_end, || body(&child_end))
+        }
+        // The parent's copy of the child's end closes here, when `child_end` is dropped:
+        // from now on only the child holds it, so its end of file means `execve`.
+        ForkResult::Parent { child } => Ok((child, parent_end)),
+    }
+}
+// ANCHOR_END: fork_child
+
+// ANCHOR: confirm_started
+/// Waits until the child has started the command. If it failed instead, collects the child
+/// and returns its error, so the runtime reports it and exits with its code.
+pub fn confirm_started(child: Pid, channel: ParentEnd) -> Result<()> {
+    if let Err(failure) = channel.wait_for_exec() {
+        wait_for(child)?;
+        return Err(failure);
+    }
+    Ok(())
+}
+// ANCHOR_END: confirm_started
 
 /// Forks the runtime. `fork` returns twice: the parent gets the child's PID, the child gets 0.
 pub fn fork() -> Result<ForkResult> {
@@ -19,25 +50,71 @@ pub fn fork() -> Result<ForkResult> {
     // lock that another thread was holding.
     let result = unsafe { unistd::fork() };
     if let Ok(ForkResult::Child) = result {
+        // The parent narrates the fork; the child speaks from its first call of its own.
         trace::set_actor("child");
+        return Ok(ForkResult::Child);
     }
     Ok(trace::syscall(format_args!("fork()"), result)?)
 }
 
 /// Runs the child's side of a container and never returns: either the body replaces this
-/// process with the command, or the child exits with an error code.
-pub fn run_child(body: impl FnOnce() -> Result<Infallible>) -> ! {
-    let code = match panic::catch_unwind(AssertUnwindSafe(body)) {
+/// process with the command, or the child reports why it could not to the parent over
+/// `channel` and exits with the error's code.
+pub fn run_child(channel: &ChildEnd, body: impl FnOnce() -> Result<Infallible>) -> ! {
+    let (code, message) = match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(never)) => match never {},
-        Ok(Err(error)) => {
-            exit::print_error(&error);
-            exit::code_for(&error)
-        }
-        // The panic hook has already printed the message (an unfinished exercise, say).
-        Err(_) => exit::SETUP_FAILED,
+        Ok(Err(error)) => (exit::code_for(&error), format!("{error:#}")),
+        // The panic hook has printed where (an unfinished exercise, say); say what.
+        Err(payload) => (exit::SETUP_FAILED, panic_message(payload.as_ref())),
     };
+    if channel.report_failure(code, &message).is_err() {
+        // The parent is gone, or the channel was already closed: say it here instead.
+        eprintln!("byoc: {message}");
+    }
     exit_now(code)
 }
+
+/// The text a panic was raised with: `todo!("exercise 1.2: ...")` gives
+/// "not yet implemented: exercise 1.2: ...".
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    format!("the container's set-up panicked: {text}")
+}
+
+// ANCHOR: close_other_fds
+/// Closes every file descriptor except stdin, stdout, stderr and the start-up channel.
+/// A descriptor the runtime inherited (an open directory of the host, say) would otherwise
+/// pass into the container, and a path through `/proc/self/fd` would lead back to the host:
+/// runc's CVE-2024-21626 was such a leak.
+pub fn close_other_fds(channel: &ChildEnd) -> Result<()> {
+    let Some(keep) = channel.raw_fd() else {
+        return close_range(3, u32::MAX);
+    };
+    let keep = keep as u32; // descriptors are never negative
+    if keep > 3 {
+        close_range(3, keep - 1)?;
+    }
+    close_range(keep + 1, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<()> {
+    // SAFETY: close_range only closes descriptors; nothing in this process uses the ones
+    // in the range any more (the channel, which it still needs, is left out).
+    let result = unsafe { libc::close_range(first, last, 0) };
+    let shown_last = if last == u32::MAX {
+        "~0U".to_string()
+    } else {
+        last.to_string()
+    };
+    let call = format_args!("close_range({first}, {shown_last}, 0)");
+    trace::syscall(call, Errno::result(result).map(drop))?;
+    Ok(())
+}
+// ANCHOR_END: close_other_fds
 
 /// Ends this process at once with `code`.
 pub fn exit_now(code: u8) -> ! {

@@ -56,9 +56,13 @@ pub const DEVICES: [Device; 6] = [
 ];
 // ANCHOR_END: devices
 
+/// How one device file gets into the container's `/dev`. Chapter 2 makes it with `mknod`;
+/// inside a user namespace, where `mknod` is not allowed, chapter 5 bind-mounts the host's.
+pub type MakeDevice = fn(&Path, &Device) -> Result<()>;
+
 // ANCHOR: populate
-/// Mounts a tmpfs on `dev` and creates the device files in it.
-pub fn populate(dev: &Path) -> Result<()> {
+/// Mounts a tmpfs on `dev` and puts each device file in it with `make_device`.
+pub fn populate(dev: &Path, make_device: MakeDevice) -> Result<()> {
     // Not MS_NODEV, which is what /tmp gets: device files on a nodev mount cannot be opened.
     mounts::mount_tmpfs(dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "mode=755")?;
     for device in &DEVICES {
@@ -68,7 +72,7 @@ pub fn populate(dev: &Path) -> Result<()> {
 }
 
 /// Creates one character device file, readable and writable by everyone.
-fn make_device(path: &Path, device: &Device) -> Result<()> {
+pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // TODO: EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
     // HINT: stat::mknod with SFlag::S_IFCHR and stat::makedev(major, minor).
     // HINT: the umask takes bits off mknod's mode, so set 0666 again with stat::fchmodat.

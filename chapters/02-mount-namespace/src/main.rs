@@ -8,39 +8,80 @@
 #![allow(unused, unreachable_code)]
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter02::cli::{self, RunArgs};
-use chapter02::{command, process, root, rootfs, trace};
+use chapter02::root::{self, RootPlan};
+use chapter02::spec::{Process, Root, Spec};
+use chapter02::sync::ChildEnd;
+use chapter02::{cli, command, devices, process, trace};
+use clap::{Args, Subcommand};
 use nix::sched::{unshare, CloneFlags};
-use nix::unistd::ForkResult;
 
 fn main() -> ExitCode {
-    cli::main_with(run)
+    cli::main_with(|command| match command {
+        Command::Run(args) => run(args),
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+}
+
+/// `run`'s options, as in chapter 1.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+impl TryFrom<RunArgs> for Spec {
+    type Error = anyhow::Error;
+
+    /// As in chapter 1, and the root filesystem must have the directories chapter 2 mounts
+    /// on: better said now than as a bare ENOENT from `mount` half-way through.
+    fn try_from(args: RunArgs) -> Result<Spec> {
+        Ok(Spec {
+            process: Process::new(args.command)?,
+            root: Root::new(&args.rootfs, &["dev", "tmp"])?,
+        })
+    }
 }
 
 /// The parent: unchanged from chapter 1.
 fn run(args: RunArgs) -> Result<u8> {
-    let rootfs = rootfs::check(&args.rootfs)?;
+    let spec = Spec::try_from(args)?;
     process::ignore_terminal_signals()?;
-    match process::fork()? {
-        ForkResult::Child => process::run_child(|| child(&rootfs, &args)),
-        ForkResult::Parent { child } => process::wait_for(child),
-    }
+    let (child, channel) = process::fork_child(|channel| child(&spec, channel))?;
+    channel.send_go()?;
+    process::confirm_started(child, channel)?;
+    process::wait_for(child)
 }
 
 // ANCHOR: child
 /// The child: a private mount table, then a root of its own, then the command.
-fn child(rootfs: &Path, args: &RunArgs) -> Result<Infallible> {
+fn child(spec: &Spec, channel: &ChildEnd) -> Result<Infallible> {
+    channel.wait_for_go()?;
     let flags = CloneFlags::CLONE_NEWNS;
     trace::syscall(
         format_args!("unshare({})", trace::flags(flags)),
         unshare(flags),
     )?;
-    root::setup(rootfs)?;
+    root::setup(&RootPlan {
+        rootfs: spec.root.path.clone(),
+        make_device: devices::mknod_device,
+    })?;
     process::default_terminal_signals()?;
-    command::exec(&args.command)
+    process::close_other_fds(channel)?;
+    command::exec(&spec.process)
 }
 // ANCHOR_END: child

@@ -9,47 +9,91 @@
 #![allow(unused, unreachable_code)]
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter03::cli::{self, RunArgs};
-use chapter03::{command, init, procfs, root, rootfs, spawn, trace};
+use chapter03::root::{self, RootPlan};
+use chapter03::spec::{Process, Root, Spec};
+use chapter03::sync::ChildEnd;
+use chapter03::{cli, command, devices, init, process, procfs, spawn, trace};
+use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
-use nix::sys::prctl;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::unistd::getpid;
 
 fn main() -> ExitCode {
-    cli::main_with(run)
+    cli::main_with(|command| match command {
+        Command::Run(args) => run(args),
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+}
+
+/// `run`'s options: chapter 1's, and `--init`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
+    #[arg(long)]
+    init: bool,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+impl TryFrom<RunArgs> for Spec {
+    type Error = anyhow::Error;
+
+    fn try_from(args: RunArgs) -> Result<Spec> {
+        Ok(Spec {
+            process: Process::new(args.command)?,
+            root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
+            init: args.init,
+        })
+    }
 }
 
 // ANCHOR: run
-/// The parent: clone the child into new namespaces, then supervise it.
+/// The parent: clone the child into new namespaces, let it go, then supervise it.
 fn run(args: RunArgs) -> Result<u8> {
-    let rootfs = rootfs::check(&args.base.rootfs)?;
+    let spec = Spec::try_from(args)?;
     let previous_mask = init::block_signals()?;
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
-    let child = spawn::clone_child(flags, || child(&rootfs, &args, &previous_mask))?;
+    let (child, channel) =
+        spawn::clone_child(flags, |channel| child(&spec, channel, &previous_mask))?;
+    channel.send_go()?;
+    process::confirm_started(child, channel)?;
     init::supervise(child)
 }
 // ANCHOR_END: run
 
 // ANCHOR: child
 /// The child, PID 1 of its namespace: a root and a `/proc` of its own, then the command.
-fn child(rootfs: &Path, args: &RunArgs, previous_mask: &SigSet) -> Result<Infallible> {
-    // If the runtime dies, the container must not live on with nobody to wait for it.
-    // (A runtime killed before this line leaves a window; chapter 5's start-up handshake,
-    // in which the child waits on a pipe from the parent, closes it.)
-    prctl::set_pdeathsig(Signal::SIGKILL)?;
+fn child(spec: &Spec, channel: &ChildEnd, previous_mask: &SigSet) -> Result<Infallible> {
+    channel.wait_for_go()?;
+    spawn::die_with_parent(channel)?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
-    root::setup(rootfs)?;
+    root::setup(&RootPlan {
+        rootfs: spec.root.path.clone(),
+        make_device: devices::mknod_device,
+    })?;
     procfs::mount_proc()?;
-    if args.init {
-        init::run_as_init(&args.base.command, previous_mask)
+    process::close_other_fds(channel)?;
+    if spec.init {
+        init::run_as_init(&spec.process, channel, previous_mask)
     } else {
         init::restore_signals(previous_mask)?;
-        command::exec(&args.base.command)
+        command::exec(&spec.process)
     }
 }
 // ANCHOR_END: child

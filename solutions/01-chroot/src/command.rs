@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::unistd::execve;
 
 use crate::exit;
+use crate::spec::Process;
 use crate::trace;
 
 /// The `PATH` inside every container: the usual directories, not the host's `PATH`.
@@ -67,16 +68,13 @@ fn explain(errno: Errno) -> &'static str {
 }
 
 /// The environment a container starts with: nothing from the host but the terminal type.
-pub fn environment() -> Vec<CString> {
+pub fn environment() -> Vec<String> {
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_string());
-    [
+    vec![
         format!("PATH={PATH}"),
         "HOME=/root".to_string(),
         format!("TERM={term}"),
     ]
-    .into_iter()
-    .map(|var| CString::new(var).expect("no NUL byte in an environment variable"))
-    .collect()
 }
 
 // ANCHOR: find_in_path
@@ -105,22 +103,27 @@ pub fn is_executable_file(path: &Path) -> bool {
 }
 
 // ANCHOR: exec
-/// Replaces this process with the command. Returns only if that fails.
-pub fn exec(command: &[OsString]) -> Result<Infallible> {
-    let program = &command[0];
+/// Replaces this process with the spec's program. Returns only if that fails.
+pub fn exec(process: &Process) -> Result<Infallible> {
+    let program = &process.args[0];
     let path = find_in_path(program).ok_or_else(|| CommandError::NotFound {
         command: program.clone(),
     })?;
     // EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
-    // HINT: execve wants C strings: to_c_string turns each argument into one.
+    // HINT: execve wants C strings: to_c_string turns each argument and variable into one.
     // HINT: announce the call with trace::announce first: on success execve never returns.
     // HINT: when execve fails, return CommandError::CannotExecute with its errno.
     let path_c = to_c_string(path.as_os_str())?;
-    let argv = command
+    let argv = process
+        .args
         .iter()
         .map(|arg| to_c_string(arg))
         .collect::<Result<Vec<_>>>()?;
-    let env = environment();
+    let env = process
+        .env
+        .iter()
+        .map(|var| to_c_string(OsStr::new(var)))
+        .collect::<Result<Vec<_>>>()?;
     trace::announce(format_args!("execve({path_c:?}, {argv:?}, {env:?})"));
     match execve(&path_c, &argv, &env) {
         Ok(never) => match never {},

@@ -11,4 +11,6 @@ pub mod command;
 pub mod exit;
 pub mod process;
 pub mod rootfs;
+pub mod spec;
+pub mod sync;
 pub mod trace;

@@ -1,5 +1,6 @@
 //! The root filesystem: a directory tree that becomes the container's `/`. Book: section 1.3.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -7,8 +8,9 @@ use nix::unistd;
 
 use crate::trace;
 
-/// Checks that the root filesystem exists before anything is started, and returns its
-/// absolute path (later chapters mount it, and mounts want absolute paths).
+/// Checks that the root filesystem exists and is not the host's own `/`, before anything is
+/// started, and returns its absolute path (later chapters mount it, and mounts want
+/// absolute paths).
 pub fn check(rootfs: &Path) -> Result<PathBuf> {
     let absolute = rootfs.canonicalize().with_context(|| {
         format!("root filesystem {rootfs:?} not found (build one with `cargo xtask rootfs`)")
@@ -16,7 +18,37 @@ pub fn check(rootfs: &Path) -> Result<PathBuf> {
     if !absolute.is_dir() {
         bail!("root filesystem {rootfs:?} is not a directory");
     }
+    if is_host_root(&absolute)? {
+        // Every step after this one writes into the root filesystem (a mount point for the
+        // old root, a /dev, a /tmp): on the host's own `/` that would change the host.
+        bail!(
+            "root filesystem {rootfs:?} is the host's own \"/\": a container needs a tree of \
+             its own (build one with `cargo xtask rootfs`)"
+        );
+    }
     Ok(absolute)
+}
+
+/// Is `dir` the host's `/`, by another name? Two paths are the same directory when their
+/// device and inode numbers are the same, whatever links or bind mounts lead there.
+fn is_host_root(dir: &Path) -> Result<bool> {
+    let this = dir
+        .metadata()
+        .with_context(|| format!("cannot stat {dir:?}"))?;
+    let root = Path::new("/").metadata().context("cannot stat \"/\"")?;
+    Ok((this.dev(), this.ino()) == (root.dev(), root.ino()))
+}
+
+/// Checks that `rootfs` has the directory `name` for a later step to mount on: a missing
+/// one would only show up as a bare ENOENT from `mount` in the middle of the set-up.
+pub fn check_mount_point(rootfs: &Path, name: &str) -> Result<()> {
+    if !rootfs.join(name).is_dir() {
+        bail!(
+            "your root filesystem {rootfs:?} has no /{name} to mount the container's /{name} \
+             on (build one with `cargo xtask rootfs`)"
+        );
+    }
+    Ok(())
 }
 
 // ANCHOR: enter

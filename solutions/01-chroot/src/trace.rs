@@ -115,6 +115,20 @@ impl Outcome for () {
     }
 }
 
+/// A byte count, from `read` and `write`.
+impl Outcome for usize {
+    fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A pair of descriptors, from `socketpair`: C returns 0 and fills in an array.
+impl Outcome for (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    fn describe(&self) -> String {
+        "0".to_string()
+    }
+}
+
 impl Outcome for nix::unistd::Pid {
     fn describe(&self) -> String {
         self.to_string()
@@ -139,6 +153,13 @@ impl Outcome for nix::sys::wait::WaitStatus {
             WaitStatus::StillAlive => "0 (no child has changed state)".to_string(),
             other => format!("{other:?}"),
         }
+    }
+}
+
+/// A signal mask, from `sigprocmask`: C returns 0 and fills in the old mask.
+impl Outcome for nix::sys::signal::SigSet {
+    fn describe(&self) -> String {
+        "0".to_string()
     }
 }
 

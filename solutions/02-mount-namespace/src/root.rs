@@ -1,19 +1,30 @@
-//! The container's root, in order: every step of chapter 2 in one place, so later chapters
-//! call `root::setup` and add their own steps after it. Book: section 2.4.
+//! The container's root, in order: every step of chapter 2 in one place, driven by a plan,
+//! so a later chapter changes a step by changing the plan, not by copying the steps.
+//! Book: section 2.4.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use nix::mount::MsFlags;
 
-use crate::{devices, mounts};
+use crate::devices::{self, MakeDevice};
+use crate::mounts;
+
+/// How the container's `/` is made: which directory becomes it, and how its `/dev` is filled.
+pub struct RootPlan {
+    /// The root filesystem, an absolute path on the host.
+    pub rootfs: PathBuf,
+    /// `devices::mknod_device` here; chapter 5 bind-mounts the host's devices instead.
+    pub make_device: MakeDevice,
+}
 
 // ANCHOR: setup
-/// Gives this process (already in a new mount namespace) `rootfs` as its `/`.
-pub fn setup(rootfs: &Path) -> Result<()> {
+/// Gives this process (already in a new mount namespace) the plan's root as its `/`.
+pub fn setup(plan: &RootPlan) -> Result<()> {
+    let rootfs = &plan.rootfs;
     mounts::make_private()?;
     mounts::bind_onto_itself(rootfs)?;
-    devices::populate(&rootfs.join("dev"))?;
+    devices::populate(&rootfs.join("dev"), plan.make_device)?;
     let no_devices_no_setuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mounts::mount_tmpfs(&rootfs.join("tmp"), no_devices_no_setuid, "mode=1777")?;
     mounts::pivot_root(rootfs)

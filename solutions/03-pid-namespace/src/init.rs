@@ -8,7 +8,6 @@
 //! to the command, which runs as PID 2. The runtime's parent uses the same loop on the host.
 
 use std::convert::Infallible;
-use std::ffi::OsString;
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -18,6 +17,8 @@ use nix::sys::signal::{
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::spec::Process;
+use crate::sync::ChildEnd;
 use crate::{command, process, trace};
 
 /// The signals passed on to the command: what `Ctrl-C`, `kill` and a closed terminal send.
@@ -42,7 +43,8 @@ fn watched() -> SigSet {
 /// interrupting us, and returns the mask there was before. Block them before the child
 /// exists: a signal that came in between would otherwise be lost.
 pub fn block_signals() -> Result<SigSet> {
-    let previous = watched().thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    let call = format_args!("sigprocmask(SIG_BLOCK, [INT TERM HUP QUIT CHLD])");
+    let previous = trace::syscall(call, watched().thread_swap_mask(SigmaskHow::SIG_BLOCK))?;
     Ok(previous)
 }
 
@@ -54,9 +56,11 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in FORWARDED {
         // SAFETY: the default action runs no code of ours, so no handler can be unsound.
-        unsafe { sigaction(signal, &default) }?;
+        let result = unsafe { sigaction(signal, &default) }.map(drop);
+        trace::syscall(format_args!("sigaction({signal}, SIG_DFL)"), result)?;
     }
-    previous.thread_set_mask()?;
+    let call = format_args!("sigprocmask(SIG_SETMASK, the mask before)");
+    trace::syscall(call, previous.thread_set_mask())?;
     Ok(())
 }
 
@@ -106,15 +110,21 @@ pub fn reap_children(command: Pid) -> Result<Option<u8>> {
 
 // ANCHOR: run_as_init
 /// Becomes the tiny init: forks the command as PID 2, then supervises it as PID 1, and ends
-/// with the command's exit code.
-pub fn run_as_init(command: &[OsString], previous_mask: &SigSet) -> Result<Infallible> {
+/// with the command's exit code. The command reports on `channel` whether it started; the
+/// init gives up its own copy, so that the command's `execve` is what closes the channel.
+pub fn run_as_init(
+    command: &Process,
+    channel: &ChildEnd,
+    previous_mask: &SigSet,
+) -> Result<Infallible> {
     trace::set_actor("init");
     match process::fork()? {
-        ForkResult::Child => process::run_child(|| {
+        ForkResult::Child => process::run_child(channel, || {
             restore_signals(previous_mask)?;
             command::exec(command)
         }),
         ForkResult::Parent { child } => {
+            channel.close();
             let code = supervise(child)?;
             process::exit_now(code)
         }

@@ -10,19 +10,16 @@ pub mod init;
 pub mod procfs;
 pub mod spawn;
 
-/// Chapter 3's `run` options: chapter 1's, and `--init`.
-pub mod cli {
-    pub use solution02::cli::*;
+/// Chapter 3's spec: chapter 1's, and whether a tiny init runs as PID 1.
+pub mod spec {
+    pub use solution02::spec::{Process, Root};
 
-    /// `run` in chapter 3: the root filesystem and command, and whether to start an init.
-    #[derive(Debug, clap::Args)]
-    #[group(skip)] // no argument group of its own: its name would clash with chapter 1's
-    pub struct RunArgs {
-        #[command(flatten)]
-        pub base: solution02::cli::RunArgs,
-
-        /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
-        #[arg(long)]
+    /// What this chapter's container is.
+    #[derive(Debug, Clone)]
+    pub struct Spec {
+        pub process: Process,
+        pub root: Root,
+        /// Run a tiny init as PID 1, and the command as its child (`docker run --init`).
         pub init: bool,
     }
 }

@@ -8,19 +8,18 @@ pub use solution03::*;
 
 pub mod uts;
 
-/// Chapter 4's `run` options: chapter 3's, and `--hostname`.
-pub mod cli {
-    pub use solution03::cli::*;
+/// Chapter 4's spec: chapter 3's, and the container's host name.
+pub mod spec {
+    pub use solution03::spec::{Process, Root};
 
-    /// `run` in chapter 4: chapter 3's options and the container's host name.
-    #[derive(Debug, clap::Args)]
-    #[group(skip)] // no argument group of its own: its name would clash with chapter 1's
-    pub struct RunArgs {
-        #[command(flatten)]
-        pub base: solution03::cli::RunArgs,
-
-        /// The container's host name (default: its short container id).
-        #[arg(long, value_name = "NAME")]
-        pub hostname: Option<String>,
+    /// What this chapter's container is.
+    #[derive(Debug, Clone)]
+    pub struct Spec {
+        pub process: Process,
+        pub root: Root,
+        /// The name `uname` and `hostname` report inside the container.
+        pub hostname: String,
+        /// Run a tiny init as PID 1, and the command as its child (`docker run --init`).
+        pub init: bool,
     }
 }

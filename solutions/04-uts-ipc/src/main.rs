@@ -6,19 +6,70 @@
 //! which UTS namespace we are in).
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
-use nix::sys::prctl;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::unistd::getpid;
-use solution04::cli::{self, RunArgs};
-use solution04::{command, init, procfs, root, rootfs, spawn, trace, uts};
+use solution04::root::{self, RootPlan};
+use solution04::spec::{Process, Root, Spec};
+use solution04::sync::ChildEnd;
+use solution04::{cli, command, devices, init, process, procfs, spawn, trace, uts};
 
 fn main() -> ExitCode {
-    cli::main_with(run)
+    cli::main_with(|command| match command {
+        Command::Run(args) => run(args),
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+}
+
+/// `run`'s options: chapter 3's, and `--hostname`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
+    #[arg(long)]
+    init: bool,
+
+    /// The container's host name (default: its short container id).
+    // A name that starts with '-' is taken as a name, so the check below can say what is
+    // wrong with it, instead of clap suggesting `-- -x`, which would make it the command.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    hostname: Option<String>,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+impl TryFrom<RunArgs> for Spec {
+    type Error = anyhow::Error;
+
+    fn try_from(args: RunArgs) -> Result<Spec> {
+        let hostname = match args.hostname {
+            Some(name) => name,
+            None => uts::container_id()?,
+        };
+        uts::check_hostname(&hostname)?;
+        Ok(Spec {
+            process: Process::new(args.command)?,
+            root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
+            hostname,
+            init: args.init,
+        })
+    }
 }
 
 // ANCHOR: namespaces
@@ -35,19 +86,16 @@ fn namespaces() -> CloneFlags {
 // ANCHOR_END: namespaces
 
 // ANCHOR: run
-/// The parent: check the options, clone the child into new namespaces, supervise it.
+/// The parent: check the spec, clone the child into new namespaces, let it go, supervise it.
 fn run(args: RunArgs) -> Result<u8> {
-    let rootfs = rootfs::check(&args.base.base.rootfs)?;
-    let hostname = match &args.hostname {
-        Some(name) => name.clone(),
-        None => uts::container_id()?,
-    };
-    uts::check_hostname(&hostname)?;
+    let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
     let previous_mask = init::block_signals()?;
-    let child = spawn::clone_child(namespaces(), || {
-        child(&rootfs, &args, &hostname, host_uts, &previous_mask)
+    let (child, channel) = spawn::clone_child(namespaces(), |channel| {
+        child(&spec, channel, host_uts, &previous_mask)
     })?;
+    channel.send_go()?;
+    process::confirm_started(child, channel)?;
     init::supervise(child)
 }
 // ANCHOR_END: run
@@ -55,24 +103,26 @@ fn run(args: RunArgs) -> Result<u8> {
 // ANCHOR: child
 /// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the command.
 fn child(
-    rootfs: &Path,
-    args: &RunArgs,
-    hostname: &str,
+    spec: &Spec,
+    channel: &ChildEnd,
     host_uts: (u64, u64),
     previous_mask: &SigSet,
 ) -> Result<Infallible> {
-    // If the runtime dies, the container must not live on (see chapter 3).
-    prctl::set_pdeathsig(Signal::SIGKILL)?;
+    channel.wait_for_go()?;
+    spawn::die_with_parent(channel)?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
-    uts::set_hostname(hostname, host_uts)?;
-    root::setup(rootfs)?;
+    uts::set_hostname(&spec.hostname, host_uts)?;
+    root::setup(&RootPlan {
+        rootfs: spec.root.path.clone(),
+        make_device: devices::mknod_device,
+    })?;
     procfs::mount_proc()?;
-    let command = &args.base.base.command;
-    if args.base.init {
-        init::run_as_init(command, previous_mask)
+    process::close_other_fds(channel)?;
+    if spec.init {
+        init::run_as_init(&spec.process, channel, previous_mask)
     } else {
         init::restore_signals(previous_mask)?;
-        command::exec(command)
+        command::exec(&spec.process)
     }
 }
 // ANCHOR_END: child

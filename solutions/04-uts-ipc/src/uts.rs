@@ -12,6 +12,9 @@ use crate::trace;
 /// The longest host name Linux takes (`HOST_NAME_MAX`).
 pub const MAX_LENGTH: usize = 64;
 
+/// The longest label (the part between dots) that RFC 1123 allows.
+pub const MAX_LABEL_LENGTH: usize = 63;
+
 /// A short random id for a container, as `docker ps` shows them: 12 hex digits.
 pub fn container_id() -> Result<String> {
     let mut bytes = [0u8; 6];
@@ -26,15 +29,16 @@ pub fn container_id() -> Result<String> {
 /// 64 bytes in all, which is what Linux takes.
 pub fn check_hostname(name: &str) -> Result<()> {
     let valid_label = |label: &str| {
-        (1..=63).contains(&label.len())
+        (1..=MAX_LABEL_LENGTH).contains(&label.len())
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
     if name.len() > MAX_LENGTH || !name.split('.').all(valid_label) {
         bail!(
-            "hostname {name:?} is not valid: use at most {MAX_LENGTH} letters, digits, '-' \
-             and '.', with no label empty or starting or ending with '-'"
+            "hostname {name:?} is not valid: use labels of 1 to {MAX_LABEL_LENGTH} letters, \
+             digits and '-', joined by '.', none starting or ending with '-', and at most \
+             {MAX_LENGTH} characters in all"
         );
     }
     Ok(())
