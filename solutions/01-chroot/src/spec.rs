@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use crate::command;
 use crate::rootfs;
 
+// ANCHOR: spec
 /// What this chapter's container is: a process and a root filesystem.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -37,6 +38,7 @@ pub struct Root {
     /// The root filesystem, as an absolute path on the host.
     pub path: PathBuf,
 }
+// ANCHOR_END: spec
 
 impl Process {
     /// The command, with the kit's clean environment.
