@@ -1,10 +1,13 @@
 //! `cargo xtask book`: build the book, then check what mdBook does not: that every
 //! `{{#include}}` names a file and anchor that exist (so code is included, never pasted),
-//! that snapshot includes start after insta's header, and that every internal link and
-//! `#heading` it points to exists.
+//! that an exercise's solution is folded away in `<details>` (so the page that teaches an
+//! idea does not give its answer away), that snapshot includes start after insta's header,
+//! that headings keep code in backticks, and that every internal link and `#heading` it
+//! points to exists. With `--serve`, it then serves the book over HTTP.
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,16 +17,46 @@ use regex::Regex;
 use crate::gen;
 use crate::workspace;
 
-pub fn build() -> Result<()> {
+/// The options of `cargo xtask book`.
+#[derive(clap::Args)]
+pub struct BookArgs {
+    /// After the checks, serve the book over HTTP and rebuild it when a page changes.
+    #[arg(long)]
+    serve: bool,
+    /// The address to listen on with --serve. The default, 0.0.0.0, listens on every
+    /// interface, so a browser on another machine can reach a book built on a VM.
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        default_value = "0.0.0.0",
+        requires = "serve"
+    )]
+    hostname: String,
+    /// The port to listen on with --serve.
+    #[arg(long, default_value_t = 3000, requires = "serve")]
+    port: u16,
+}
+
+pub fn run(args: &BookArgs) -> Result<()> {
+    let build = build()?;
+    if args.serve {
+        serve(&build, &args.hostname, args.port)?;
+    }
+    Ok(())
+}
+
+/// Checks the sources, builds the book and checks the result. Returns the build directory.
+pub fn build() -> Result<PathBuf> {
     let book = workspace::root().join("book");
     let mut problems = check_sources(&book.join("src"))?;
     problems.extend(check_exercise_sections(&book.join("src/SUMMARY.md"))?);
     let mdbook = Command::new("mdbook").arg("--version").output();
     if mdbook.is_err() {
-        bail!("mdbook is not installed: `cargo install --locked mdbook`");
+        bail!("mdbook is not installed: `cargo install --locked mdbook --version 0.5.4`");
     }
     workspace::run(Command::new("mdbook").arg("build").arg(&book))?;
-    problems.extend(check_output(&book.join("build"))?);
+    let build = book.join("build");
+    problems.extend(check_output(&build)?);
     if !problems.is_empty() {
         bail!(
             "the book has {} problems:\n  {}",
@@ -31,11 +64,50 @@ pub fn build() -> Result<()> {
             problems.join("\n  ")
         );
     }
-    println!(
-        "book built in {} with every include and internal link checked",
-        book.join("build").display()
-    );
-    Ok(())
+    println!("book built, with every include, heading and internal link checked:");
+    println!("  {}", build.join("index.html").display());
+    println!("open that file in a browser, or serve it with `cargo xtask book --serve`");
+    Ok(build)
+}
+
+/// `mdbook serve`: serves the book and rebuilds it when a page changes, until Ctrl-C.
+fn serve(build: &Path, hostname: &str, port: u16) -> Result<()> {
+    let book = build.parent().expect("the build is inside book/");
+    println!("serving the book until you press Ctrl-C; open one of:");
+    for url in urls(hostname, port) {
+        println!("  {url}");
+    }
+    // A page changed while serving is rebuilt by mdBook alone: run `cargo xtask book` again
+    // to check it.
+    workspace::run(
+        Command::new("mdbook")
+            .arg("serve")
+            .arg(book)
+            .args(["--hostname", hostname])
+            .args(["--port", &port.to_string()]),
+    )
+}
+
+/// Where a browser can reach the book. For 0.0.0.0 (every interface): this machine by name,
+/// and the address of the interface that leads out, which is the one a browser on another
+/// machine can usually reach.
+fn urls(hostname: &str, port: u16) -> Vec<String> {
+    if hostname != "0.0.0.0" {
+        return vec![format!("http://{hostname}:{port}/")];
+    }
+    let mut urls = vec![format!("http://localhost:{port}/  (on this machine)")];
+    // Connecting a UDP socket sends nothing: it only asks the kernel for the route, and so
+    // for the local address it would use. 192.0.2.1 is a documentation address (RFC 5737).
+    let outward = UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| socket.connect("192.0.2.1:9").map(|()| socket))
+        .and_then(|socket| socket.local_addr());
+    if let Ok(address) = outward {
+        urls.push(format!(
+            "http://{}:{port}/  (from another machine)",
+            address.ip()
+        ));
+    }
+    urls
 }
 
 fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -64,14 +136,39 @@ fn check_sources(src: &Path) -> Result<Vec<String>> {
             .unwrap_or(&page)
             .display()
             .to_string();
-        for capture in include.captures_iter(&text) {
-            let target = dir.join(&capture[1]);
-            let selector = capture.get(2).map(|m| m.as_str());
-            if let Err(problem) = check_include(&target, selector) {
-                problems.push(format!(
-                    "{name}: {{{{#include {}}}}}: {problem}",
-                    &capture[1]
-                ));
+        let mut in_details = false;
+        let mut in_fence = false;
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            let at = format!("{name}:{}", index + 1);
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_fence = !in_fence;
+            }
+            if trimmed.starts_with("<details") {
+                in_details = true;
+            }
+            if trimmed.starts_with("</details") {
+                in_details = false;
+            }
+            problems.extend(check_details_spacing(&lines, index).map(|p| format!("{at}: {p}")));
+            if !in_fence && line.starts_with('#') {
+                if let Err(problem) = check_heading(line) {
+                    problems.push(format!("{at}: {problem}"));
+                }
+            }
+            for capture in include.captures_iter(line) {
+                let target = dir.join(&capture[1]);
+                let selector = capture.get(2).map(|m| m.as_str());
+                let shown = &capture[0];
+                if let Err(problem) = check_include(&target, selector) {
+                    problems.push(format!("{at}: {shown}: {problem}"));
+                } else if !in_details && gives_an_answer_away(&target, selector) {
+                    problems.push(format!(
+                        "{at}: {shown}: an exercise's solution must be folded away in \
+                         <details>, under the learner's copy from chapters/"
+                    ));
+                }
             }
         }
         for capture in link.captures_iter(&text) {
@@ -85,6 +182,55 @@ fn check_sources(src: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// mdBook turns `--` into a dash and `"` into curly quotes in headings, as in any text:
+/// code in a heading must be in backticks to come out as typed.
+fn check_heading(line: &str) -> Result<(), String> {
+    let outside_code: String = line.split('`').step_by(2).collect();
+    if outside_code.contains("--") || outside_code.contains('"') {
+        return Err(format!(
+            "heading {line:?}: put code in backticks, or `--` and quotes come out as a dash \
+             and curly quotes"
+        ));
+    }
+    Ok(())
+}
+
+/// Markdown inside an HTML block such as `<details>` is rendered only after a blank line.
+fn check_details_spacing(lines: &[&str], index: usize) -> Option<String> {
+    let line = lines[index].trim();
+    let blank = |i: usize| lines.get(i).is_none_or(|l| l.trim().is_empty());
+    if line.ends_with("</summary>") && !blank(index + 1) {
+        return Some("a blank line must follow </summary>, or the code is not rendered".into());
+    }
+    if line.starts_with("</details") && (index == 0 || !blank(index - 1)) {
+        return Some(
+            "a blank line must come before </details>, or the code is not rendered".into(),
+        );
+    }
+    None
+}
+
+/// An include of a region of `solutions/` that holds an exercise shows its answer.
+fn gives_an_answer_away(target: &Path, selector: Option<&str>) -> bool {
+    let Some(anchor) = selector else {
+        return false;
+    };
+    let in_solutions = target
+        .components()
+        .any(|part| part.as_os_str() == "solutions");
+    let Ok(text) = fs::read_to_string(target) else {
+        return false;
+    };
+    let begin = format!("ANCHOR: {anchor}");
+    let end = format!("ANCHOR_END: {anchor}");
+    in_solutions
+        && text
+            .lines()
+            .skip_while(|line| !line.trim_end().ends_with(&begin))
+            .take_while(|line| !line.contains(&end))
+            .any(|line| line.trim_start().starts_with("// EXERCISE"))
 }
 
 fn check_include(target: &Path, selector: Option<&str>) -> Result<(), String> {
@@ -231,7 +377,38 @@ fn check_output(build: &Path) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::section_numbers;
+    use super::{check_details_spacing, check_heading, section_numbers};
+
+    #[test]
+    fn code_in_a_heading_must_be_in_backticks() {
+        assert!(check_heading("## The kit's choice: --init").is_err());
+        assert!(check_heading("## pivot_root(\".\", \".\")").is_err());
+        assert!(check_heading("## The kit's choice: `--init`").is_ok());
+        assert!(check_heading("## `pivot_root(\".\", \".\")`").is_ok());
+    }
+
+    #[test]
+    fn code_in_details_needs_blank_lines_around_it() {
+        let folded = [
+            "<details>",
+            "<summary>S</summary>",
+            "",
+            "```",
+            "```",
+            "",
+            "</details>",
+        ];
+        assert!((0..folded.len()).all(|i| check_details_spacing(&folded, i).is_none()));
+        let tight = [
+            "<details>",
+            "<summary>S</summary>",
+            "```",
+            "```",
+            "</details>",
+        ];
+        assert!(check_details_spacing(&tight, 1).is_some());
+        assert!(check_details_spacing(&tight, 4).is_some());
+    }
 
     #[test]
     fn sections_are_numbered_as_mdbook_numbers_them() {

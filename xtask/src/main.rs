@@ -6,7 +6,7 @@
 //! - `check N`: a learner's command: test chapter N and say which exercise is not done
 //! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
 //! - `demo`: run a container from the newest chapter
-//! - `book`: build the book and check its includes and links
+//! - `book [--serve]`: build the book and check its includes and links; serve it over HTTP
 
 mod book;
 mod demo;
@@ -58,7 +58,7 @@ enum Task {
     /// Run a container from the newest chapter that shows its hostname, PID and mounts.
     Demo,
     /// Build the book into book/build and check its includes and internal links.
-    Book,
+    Book(book::BookArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         Task::Check { chapter } => testing::check(chapter),
         Task::Invariant => testing::invariant(),
         Task::Demo => demo::run(),
-        Task::Book => book::build(),
+        Task::Book(args) => book::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
