@@ -2,7 +2,7 @@
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command};
-use byoc_tests::{host_only_file, stage_for_unprivileged};
+use byoc_tests::{host_only_file, open_pty, stage_for_unprivileged};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
 
@@ -261,5 +261,60 @@ fn what_each_failure_looks_like() {
             ("--rootfs rootfs/busybox -- /etc/passwd", &not_executable),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch01_failures", text));
+    }
+}
+
+#[test]
+fn the_container_cannot_type_into_the_runtimes_terminal() {
+    for runtime in from_chapter(1) {
+        for options in [&[][..], &["-t"][..]] {
+            // The runtime's stdout and stderr are a terminal, as when a person runs it.
+            // Whatever the container pushes into a terminal's input (TIOCSTI) must not
+            // reach that one: it would be run by the host's shell after the container ends.
+            let mut pty = open_pty().raw();
+            let mut command = runtime.command(options, &["probe", "tiocsti"]);
+            command
+                .stdout(pty.terminal_stdio())
+                .stderr(pty.terminal_stdio());
+            let mut started = command.spawn().expect("the runtime starts");
+            let shown = pty.read_until("tiocsti: devtty");
+            let status = started.wait().expect("the runtime ends");
+            assert!(status.success(), "{}: {shown}", runtime.name);
+            assert_eq!(
+                pty.pending_input(),
+                0,
+                "{} {options:?}: the container pushed input into the runtime's terminal:\n{shown}",
+                runtime.name
+            );
+        }
+    }
+}
+
+#[test]
+fn an_interactive_shell_works_under_dash_t() {
+    for runtime in from_chapter(1) {
+        let mut pty = open_pty();
+        let mut command = runtime.command(&["-t"], &["sh"]);
+        command
+            .stdin(pty.terminal_stdio())
+            .stdout(pty.terminal_stdio())
+            .stderr(pty.terminal_stdio());
+        let mut shell = command.spawn().expect("the runtime starts");
+        pty.read_until("# ");
+        pty.type_text("echo answer-$((6*7))\r");
+        let shown = pty.read_until("answer-42");
+        pty.type_text("exit 7\r");
+        let status = shell.wait().expect("the runtime ends");
+        assert_eq!(status.code(), Some(7), "{}: {shown}", runtime.name);
+    }
+}
+
+#[test]
+fn the_command_starts_with_no_signal_ignored() {
+    for runtime in from_chapter(1) {
+        // The Rust runtime ignores SIGPIPE; the command must not inherit that.
+        let run = runtime.run(&[], &["probe", "ignored"]);
+        run.expect_success();
+        assert_eq!(run.value("ignored"), "none", "{}", run.report());
     }
 }

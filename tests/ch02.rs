@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, mount_table, rootfs};
-use byoc_tests::{host_temp_dir, run_command, transcript, transcript_settings};
+use byoc_tests::{host_temp_dir, open_pty, run_command, transcript, transcript_settings};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 
 const WAIT_FOR_A_LINE: [&str; 3] = ["sh", "-c", "echo ready; read line"];
@@ -33,11 +33,11 @@ fn the_container_sees_only_its_own_mounts() {
         let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
         container.release().expect_success();
         let points: BTreeSet<&str> = table.lines().filter_map(|l| l.split(' ').nth(4)).collect();
-        let required = BTreeSet::from(["/", "/dev", "/tmp"]);
-        let allowed = BTreeSet::from(["/", "/dev", "/tmp", "/proc"]);
+        let required = BTreeSet::from(["/", "/dev", "/dev/pts", "/tmp"]);
+        let allowed = BTreeSet::from(["/", "/dev", "/dev/pts", "/tmp", "/proc"]);
         assert!(
             points.is_superset(&required) && points.is_subset(&allowed),
-            "{}: the container's mount points should be / /dev /tmp (and /proc from chapter 3), \
+            "{}: the container's mount points should be / /dev /dev/pts /tmp (and /proc from chapter 3), \
              not {points:?}",
             runtime.name
         );
@@ -91,12 +91,14 @@ fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
 }
 
 #[test]
-fn dev_has_the_six_minimal_devices_and_nothing_else() {
+fn dev_has_the_six_minimal_devices_a_devpts_and_nothing_else() {
     // Mode 0666: everyone may read and write them. The runtime runs with umask 022 here,
     // which takes the write bits for others off what mknod makes, unless it sets them again.
     let expected = [
         "full char 1:7 0666",
         "null char 1:3 0666",
+        "ptmx symlink",
+        "pts dir",
         "random char 1:8 0666",
         "tty char 5:0 0666",
         "urandom char 1:9 0666",
@@ -240,5 +242,25 @@ fn a_root_filesystem_without_dev_is_refused_before_anything_starts() {
             "{}: the runtime wrote into a root filesystem it refused",
             runtime.name
         );
+    }
+}
+
+#[test]
+fn under_dash_t_the_container_has_a_terminal_of_its_own() {
+    for runtime in from_chapter(2) {
+        // Its own devpts: the first pseudo-terminal in it is number 0, whatever the host has.
+        let mut pty = open_pty();
+        let mut command = runtime.command(&["-t"], &["sh"]);
+        command
+            .stdin(pty.terminal_stdio())
+            .stdout(pty.terminal_stdio())
+            .stderr(pty.terminal_stdio());
+        let mut shell = command.spawn().expect("the runtime starts");
+        pty.read_until("# ");
+        pty.type_text("tty; ls /dev/pts\r");
+        let shown = pty.read_until("ptmx");
+        pty.type_text("exit\r");
+        assert!(shell.wait().expect("the runtime ends").success());
+        assert!(shown.contains("/dev/pts/0"), "{}: {shown}", runtime.name);
     }
 }

@@ -26,11 +26,13 @@ fn main() -> ExitCode {
         ["escape", marker] => escape(marker),
         ["walk-up", marker] => walk_up(marker),
         ["fds"] => fds(),
+        ["tiocsti"] => tiocsti(),
+        ["ignored"] => ignored(),
         ["orphans"] => orphans(),
         ["segfault"] => segfault(),
         _ => {
             eprintln!(
-                "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|orphans|segfault|\
+                "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|orphans|segfault|\
                  escape MARKER_PATH|walk-up MARKER_PATH"
             );
             return ExitCode::from(2);
@@ -217,6 +219,84 @@ fn fds() {
         .map(|fd| fd.to_string())
         .collect();
     println!("fds: {}", open.join(" "));
+}
+
+/// Tries to push a character into the input of every terminal it can reach: its stdin,
+/// stdout and stderr, and `/dev/tty` (its controlling terminal). On the host's terminal, that
+/// character would be read by the host's shell as if typed there.
+fn tiocsti() {
+    let devtty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty");
+    let mut targets: Vec<(String, i32)> = (0..3).map(|fd| (format!("fd{fd}"), fd)).collect();
+    match &devtty {
+        Ok(file) => targets.push(("devtty".into(), std::os::fd::AsRawFd::as_raw_fd(file))),
+        Err(error) => println!("tiocsti: devtty cannot open ({error})"),
+    }
+    for (name, fd) in targets {
+        let byte = b'X';
+        // SAFETY: TIOCSTI reads one byte through the pointer, valid for the call.
+        let result = unsafe { libc::ioctl(fd, libc::TIOCSTI, &byte) };
+        let outcome = if result == 0 {
+            "pushed".to_string()
+        } else {
+            std::io::Error::last_os_error().to_string()
+        };
+        println!("tiocsti: {name} {outcome}");
+    }
+}
+
+/// Which of the signals below were ignored when the program started, one bit each. Rust's
+/// own start-up code ignores SIGPIPE before `main` runs, so the probe looks earlier: the C
+/// library calls the functions in `.init_array` before `main`, with the signal dispositions
+/// just as `execve` left them.
+static IGNORED_AT_START: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+const WATCHED_SIGNALS: [(libc::c_int, &str); 5] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGPIPE, "SIGPIPE"),
+];
+
+#[used]
+#[link_section = ".init_array"]
+static RECORD_IGNORED: extern "C" fn() = record_ignored;
+
+extern "C" fn record_ignored() {
+    let mut bits = 0;
+    for (index, (signal, _)) in WATCHED_SIGNALS.iter().enumerate() {
+        // SAFETY: with a null new action, sigaction only reads the current one into `old`.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(*signal, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            bits |= 1 << index;
+        }
+    }
+    IGNORED_AT_START.store(bits, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The signals this process ignored when it started. A runtime should start the command
+/// with none ignored.
+fn ignored() {
+    let bits = IGNORED_AT_START.load(std::sync::atomic::Ordering::SeqCst);
+    let names: Vec<&str> = WATCHED_SIGNALS
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| bits & (1 << index) != 0)
+        .map(|(_, (_, name))| *name)
+        .collect();
+    let list = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    };
+    println!("ignored: {list}");
 }
 
 /// Walks up from the working directory, with no privilege at all, and looks for the host

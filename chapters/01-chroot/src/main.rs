@@ -8,12 +8,13 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use chapter01::spec::{Process, Root, Spec};
 use chapter01::sync::ChildEnd;
+use chapter01::terminal::Stdio;
 use chapter01::{cli, command, process, rootfs};
 use clap::{Args, Subcommand};
 
@@ -38,6 +39,10 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     rootfs: PathBuf,
 
+    /// Give the container a terminal of its own, for an interactive shell.
+    #[arg(short = 't', long)]
+    tty: bool,
+
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -49,7 +54,7 @@ impl TryFrom<RunArgs> for Spec {
     /// Checks the options whole, before anything is started.
     fn try_from(args: RunArgs) -> Result<Spec> {
         Ok(Spec {
-            process: Process::new(args.command)?,
+            process: Process::new(args.command, args.tty)?,
             root: Root::new(&args.rootfs, &[])?,
         })
     }
@@ -60,18 +65,26 @@ impl TryFrom<RunArgs> for Spec {
 /// The parent: check the spec, fork, let the child go, and wait for it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
-    process::ignore_terminal_signals()?;
-    let (child, channel) = process::fork_child(|channel| child(&spec, channel))?;
+    let stdio = Stdio::choose(spec.process.terminal)?;
+    let (child, channel) = process::fork_child(|channel| child(&spec, &stdio, channel))?;
+    process::pass_signals_on(child)?;
     channel.send_go()?;
-    process::confirm_started(child, channel)?;
-    process::wait_for(child)
+    let started = process::confirm_started(child, channel)?;
+    let relay = stdio.start_relay(started.terminal)?;
+    let code = process::wait_for(child)?;
+    relay.finish();
+    Ok(code)
 }
 
-/// The child: wait for the parent, change root, then become the command.
-fn child(spec: &Spec, channel: &ChildEnd) -> Result<Infallible> {
+/// The child: wait for the parent, leave the host's terminal session, change root, then
+/// become the command.
+fn child(spec: &Spec, stdio: &Stdio, channel: &ChildEnd) -> Result<Infallible> {
     channel.wait_for_go()?;
+    process::new_session()?;
+    // The host's /dev/ptmx: the root filesystem has no devices yet (chapter 2 adds them).
+    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     rootfs::enter(&spec.root.path)?;
-    process::default_terminal_signals()?;
+    process::default_sigpipe()?;
     process::close_other_fds(channel)?;
     command::exec(&spec.process)
 }

@@ -123,6 +123,23 @@ impl Outcome for usize {
     }
 }
 
+/// A new descriptor, from `open`: its number.
+impl Outcome for std::os::fd::OwnedFd {
+    fn describe(&self) -> String {
+        std::os::fd::AsRawFd::as_raw_fd(self).to_string()
+    }
+}
+
+/// A byte count and maybe a descriptor, from `recvmsg`.
+impl Outcome for (usize, Option<std::os::fd::RawFd>) {
+    fn describe(&self) -> String {
+        match self.1 {
+            Some(fd) => format!("{} (and descriptor {fd})", self.0),
+            None => self.0.to_string(),
+        }
+    }
+}
+
 /// A pair of descriptors, from `socketpair`: C returns 0 and fills in an array.
 impl Outcome for (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     fn describe(&self) -> String {

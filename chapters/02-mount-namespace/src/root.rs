@@ -26,6 +26,7 @@ pub fn setup(plan: &RootPlan) -> Result<()> {
     mounts::make_private()?;
     mounts::bind_onto_itself(rootfs)?;
     devices::populate(&rootfs.join("dev"), plan.make_device)?;
+    devices::mount_devpts(&rootfs.join("dev"))?;
     let no_devices_no_setuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mounts::mount_tmpfs(&rootfs.join("tmp"), no_devices_no_setuid, "mode=1777")?;
     mounts::pivot_root(rootfs)

@@ -50,7 +50,7 @@ pub fn block_signals() -> Result<SigSet> {
 }
 
 /// Puts back the mask there was before [`block_signals`], and the default action for each
-/// forwarded signal. A child inherits its parent's mask and its ignored signals, and `execve`
+/// forwarded signal and for SIGPIPE. A child inherits its parent's mask and its ignored signals, and `execve`
 /// keeps both, so the command would otherwise start with whatever the runtime was started
 /// with (a shell ignores SIGINT for its background jobs, for example).
 pub fn restore_signals(previous: &SigSet) -> Result<()> {
@@ -62,7 +62,7 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
     }
     let call = format_args!("sigprocmask(SIG_SETMASK, the mask before)");
     trace::syscall(call, previous.thread_set_mask())?;
-    Ok(())
+    process::default_sigpipe()
 }
 
 // ANCHOR: supervise

@@ -10,13 +10,14 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use chapter03::root::{self, RootPlan};
 use chapter03::spec::{Process, Root, Spec};
 use chapter03::sync::ChildEnd;
+use chapter03::terminal::Stdio;
 use chapter03::{cli, command, devices, init, process, procfs, spawn, trace};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
@@ -42,6 +43,10 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     rootfs: PathBuf,
 
+    /// Give the container a terminal of its own, for an interactive shell.
+    #[arg(short = 't', long)]
+    tty: bool,
+
     /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
     #[arg(long)]
     init: bool,
@@ -56,7 +61,7 @@ impl TryFrom<RunArgs> for Spec {
 
     fn try_from(args: RunArgs) -> Result<Spec> {
         Ok(Spec {
-            process: Process::new(args.command)?,
+            process: Process::new(args.command, args.tty)?,
             root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
             init: args.init,
         })
@@ -67,27 +72,39 @@ impl TryFrom<RunArgs> for Spec {
 /// The parent: clone the child into new namespaces, let it go, then supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
-    let (child, channel) =
-        spawn::clone_child(flags, |channel| child(&spec, channel, &previous_mask))?;
+    let (child, channel) = spawn::clone_child(flags, |channel| {
+        child(&spec, &stdio, channel, &previous_mask)
+    })?;
     channel.send_go()?;
-    process::confirm_started(child, channel)?;
-    init::supervise(child)
+    let started = process::confirm_started(child, channel)?;
+    let relay = stdio.start_relay(started.terminal)?;
+    let code = init::supervise(child)?;
+    relay.finish();
+    Ok(code)
 }
 // ANCHOR_END: run
 
 // ANCHOR: child
 /// The child, PID 1 of its namespace: a root and a `/proc` of its own, then the command.
-fn child(spec: &Spec, channel: &ChildEnd, previous_mask: &SigSet) -> Result<Infallible> {
+fn child(
+    spec: &Spec,
+    stdio: &Stdio,
+    channel: &ChildEnd,
+    previous_mask: &SigSet,
+) -> Result<Infallible> {
     channel.wait_for_go()?;
     spawn::die_with_parent(channel)?;
+    process::new_session()?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
     root::setup(&RootPlan {
         rootfs: spec.root.path.clone(),
         make_device: devices::mknod_device,
     })?;
     procfs::mount_proc()?;
+    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;
     if spec.init {
         init::run_as_init(&spec.process, channel, previous_mask)

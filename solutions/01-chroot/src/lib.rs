@@ -13,4 +13,5 @@ pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod sync;
+pub mod terminal;
 pub mod trace;

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -11,7 +12,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit;
-use crate::sync::{self, ChildEnd, ParentEnd};
+use crate::sync::{self, ChildEnd, ParentEnd, Started};
 use crate::trace;
 
 // ANCHOR: fork_child
@@ -34,12 +35,14 @@ pub fn fork_child(body: impl FnOnce(&ChildEnd) -> Result<Infallible>) -> Result<
 // ANCHOR: confirm_started
 /// Waits until the child has started the command. If it failed instead, collects the child
 /// and returns its error, so the runtime reports it and exits with its code.
-pub fn confirm_started(child: Pid, channel: ParentEnd) -> Result<()> {
-    if let Err(failure) = channel.wait_for_exec() {
-        wait_for(child)?;
-        return Err(failure);
+pub fn confirm_started(child: Pid, channel: ParentEnd) -> Result<Started> {
+    match channel.wait_for_exec() {
+        Ok(started) => Ok(started),
+        Err(failure) => {
+            wait_for(child)?;
+            Err(failure)
+        }
     }
-    Ok(())
 }
 // ANCHOR_END: confirm_started
 
@@ -124,33 +127,61 @@ pub fn exit_now(code: u8) -> ! {
 }
 
 // ANCHOR: terminal_signals
-/// Ctrl-C and Ctrl-\ send SIGINT and SIGQUIT to every process in the terminal's foreground
-/// group: the runtime and the container alike. Like system(3), the runtime ignores them
-/// while the command runs, so the command decides what they do and the runtime lives to
-/// report it.
-pub fn ignore_terminal_signals() -> Result<()> {
-    set_terminal_signals(SigHandler::SigIgn, "SIG_IGN")
-}
+/// The signals the runtime passes on: Ctrl-C, Ctrl-\\, `kill`, and a closed terminal.
+pub const PASSED_ON: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+];
 
-/// Gives the command the default actions back before `execve`: an ignored signal stays
-/// ignored in the new program.
-pub fn default_terminal_signals() -> Result<()> {
-    set_terminal_signals(SigHandler::SigDfl, "SIG_DFL")
-}
+/// The container's PID, for the signal handler, which can take no arguments of ours.
+static CONTAINER: AtomicI32 = AtomicI32::new(0);
 
-fn set_terminal_signals(handler: SigHandler, name: &str) -> Result<()> {
-    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGQUIT] {
-        // SAFETY: SIG_IGN and SIG_DFL run no code of ours, so no handler can be unsound.
-        let result = unsafe { sigaction(signal, &action) }.map(|_| ());
-        trace::syscall(
-            format_args!("sigaction({}, {name})", signal.as_str()),
-            result,
-        )?;
+/// Passes each signal in [`PASSED_ON`] that the runtime gets on to the container, which
+/// leads a session of its own and so does not hear the terminal. The runtime lives on to
+/// report how the container ended; the command decides what the signal means.
+pub fn pass_signals_on(container: Pid) -> Result<()> {
+    CONTAINER.store(container.as_raw(), Ordering::SeqCst);
+    // SA_RESTART: a wait4 that the signal interrupts goes on, instead of failing with EINTR.
+    let action = SigAction::new(
+        SigHandler::Handler(pass_on),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in PASSED_ON {
+        // SAFETY: the handler only calls kill, which is async-signal-safe.
+        let result = unsafe { sigaction(signal, &action) }.map(drop);
+        trace::syscall(format_args!("sigaction({signal}, pass_on)"), result)?;
     }
     Ok(())
 }
+
+extern "C" fn pass_on(signal: libc::c_int) {
+    // SAFETY: kill is async-signal-safe and touches no memory of ours.
+    unsafe { libc::kill(CONTAINER.load(Ordering::SeqCst), signal) };
+}
+
+/// Gives the command the default action for SIGPIPE. The Rust runtime ignores it, and an
+/// ignored signal stays ignored across `execve`: `yes | head -n 1` would never end.
+pub fn default_sigpipe() -> Result<()> {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: the default action runs no code of ours, so no handler can be unsound.
+    let result = unsafe { sigaction(Signal::SIGPIPE, &default) }.map(drop);
+    trace::syscall(format_args!("sigaction(SIGPIPE, SIG_DFL)"), result)?;
+    Ok(())
+}
 // ANCHOR_END: terminal_signals
+
+// ANCHOR: new_session
+/// Makes the child the leader of a new session, with no controlling terminal. It leaves the
+/// host's terminal session: the terminal's signals (Ctrl-C) no longer reach it, and
+/// `/dev/tty` no longer opens the host's terminal.
+pub fn new_session() -> Result<()> {
+    trace::syscall(format_args!("setsid()"), unistd::setsid())?;
+    Ok(())
+}
+// ANCHOR_END: new_session
 
 // ANCHOR: wait_for
 /// Waits for a child to end and returns the exit code the runtime should pass on.

@@ -2,7 +2,7 @@
 //! whole before any process is started. Book: section 1.5.
 //!
 //! The names follow the OCI runtime specification (`process.args`, `process.env`,
-//! `root.path`), the format that runc, crun and youki read. A later chapter
+//! `process.terminal`, `root.path`), the format that runc, crun and youki read. A later chapter
 //! builds the same spec from an image's configuration instead of from the command line, and
 //! the run does not need to know which.
 
@@ -30,6 +30,8 @@ pub struct Process {
     pub args: Vec<OsString>,
     /// `NAME=value` strings: the whole environment, nothing from the host.
     pub env: Vec<String>,
+    /// Give the container a new terminal of its own (`-t`).
+    pub terminal: bool,
 }
 
 /// Where the container's `/` comes from: OCI's `root`.
@@ -42,7 +44,7 @@ pub struct Root {
 
 impl Process {
     /// The command, with the kit's clean environment.
-    pub fn new(args: Vec<OsString>) -> Result<Process> {
+    pub fn new(args: Vec<OsString>, terminal: bool) -> Result<Process> {
         if args.is_empty() {
             bail!("no command to run: put it after `--`, for example `-- sh`");
         }
@@ -52,6 +54,7 @@ impl Process {
         Ok(Process {
             args,
             env: command::environment(),
+            terminal,
         })
     }
 }

@@ -11,17 +11,30 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Result};
 use nix::errno::Errno;
-use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{self, AddressFamily, ControlMessage, ControlMessageOwned};
+use nix::sys::socket::{MsgFlags, SockFlag, SockType};
 use nix::unistd;
 
 use crate::trace;
 
 /// What the parent sends when the child may go on.
 const GO: &[u8] = b"go";
+
+/// The first byte of each message the child sends: a failure (then the exit code and the
+/// text), or the terminal's master side (then nothing: the descriptor travels beside it).
+const FAILED: u8 = b'E';
+const TERMINAL: u8 = b'T';
+
+/// What the parent learns when the command has started.
+pub struct Started {
+    /// With `-t`: the master side of the container's pseudo-terminal, to relay.
+    pub terminal: Option<OwnedFd>,
+}
 
 /// The parent's end: it says "go", then learns how the start went.
 pub struct ParentEnd(End);
@@ -47,6 +60,25 @@ impl End {
 
     fn close(&self) {
         drop(self.fd.take());
+    }
+
+    /// Reads one message, and the descriptor that came with it, if one did.
+    fn receive(&self, message: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let received = self.with_fd(|fd| {
+            let mut iov = [IoSliceMut::new(message)];
+            let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+            let got = socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags)?;
+            let passed = got.cmsgs()?.find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            });
+            Ok((got.bytes, passed))
+        });
+        let (length, passed) = trace::syscall(format_args!("recvmsg(channel)"), received)?;
+        // SAFETY: the kernel has just made this descriptor for us, and nothing else has it.
+        let passed = passed.map(|raw| unsafe { OwnedFd::from_raw_fd(raw) });
+        Ok((length, passed))
     }
 
     fn with_fd<T>(&self, use_fd: impl FnOnce(&OwnedFd) -> nix::Result<T>) -> nix::Result<T> {
@@ -108,17 +140,24 @@ impl ParentEnd {
     }
 
     /// Waits until the child has either started the command (end of file) or failed.
-    pub fn wait_for_exec(self) -> Result<()> {
-        let mut message = [0u8; 4096];
-        let read = self.0.with_fd(|fd| unistd::read(fd, &mut message));
-        let length = trace::syscall(format_args!("read(channel)"), read)?;
-        match &message[..length] {
-            [] => Ok(()),
-            [code, text @ ..] => Err(SetupFailed {
-                code: *code,
-                message: String::from_utf8_lossy(text).into_owned(),
+    /// On the way, it may send the master side of a new terminal (`-t`).
+    pub fn wait_for_exec(self) -> Result<Started> {
+        let mut started = Started { terminal: None };
+        loop {
+            let mut message = [0u8; 4096];
+            let (length, passed_fd) = self.0.receive(&mut message)?;
+            match &message[..length] {
+                [] => return Ok(started),
+                [TERMINAL] => started.terminal = passed_fd,
+                [FAILED, code, text @ ..] => {
+                    return Err(SetupFailed {
+                        code: *code,
+                        message: String::from_utf8_lossy(text).into_owned(),
+                    }
+                    .into())
+                }
+                other => bail!("the container sent a message the runtime does not know: {other:?}"),
             }
-            .into()),
         }
     }
 
@@ -154,9 +193,28 @@ impl ChildEnd {
         matches!(trace::syscall(call, peek), Err(error) if error.errno == Errno::EAGAIN)
     }
 
+    /// Sends the parent the master side of the container's terminal. The descriptor
+    /// itself crosses from this process to the parent (`SCM_RIGHTS`): the parent gets its
+    /// own descriptor for the same open file.
+    pub fn send_terminal(&self, master: &OwnedFd) -> Result<()> {
+        let fds = [master.as_raw_fd()];
+        let rights = [ControlMessage::ScmRights(&fds)];
+        let packet = [IoSlice::new(&[TERMINAL])];
+        trace::announce(format_args!(
+            "sendmsg(channel, \"T\", SCM_RIGHTS [{}])",
+            fds[0]
+        ));
+        self.0
+            .with_fd(|fd| {
+                socket::sendmsg::<()>(fd.as_raw_fd(), &packet, &rights, MsgFlags::empty(), None)
+            })
+            .map_err(|errno| failed("sendmsg(channel)", errno))?;
+        Ok(())
+    }
+
     /// Sends the parent the exit code and the message of a failed start.
     pub fn report_failure(&self, code: u8, message: &str) -> Result<()> {
-        let mut packet = vec![code];
+        let mut packet = vec![FAILED, code];
         packet.extend_from_slice(message.as_bytes());
         trace::announce(format_args!("write(channel, [{code}, {message:?}])"));
         self.0

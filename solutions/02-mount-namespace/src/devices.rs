@@ -94,3 +94,24 @@ pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // END EXERCISE 2.3
 }
 // ANCHOR_END: populate
+
+// ANCHOR: devpts
+/// Mounts a devpts of the container's own on `dev/pts`, and points `dev/ptmx` at its
+/// `ptmx`. `newinstance` makes it a new set of pseudo-terminals, not the host's: a terminal
+/// the container opens is numbered from 0, and the host's are not in it.
+pub fn mount_devpts(dev: &Path) -> Result<()> {
+    let pts = dev.join("pts");
+    mounts::make_dir_if_missing(&pts)?;
+    mounts::mount(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    let ptmx = dev.join("ptmx");
+    let linked = nix::unistd::symlinkat("pts/ptmx", AT_FDCWD, &ptmx);
+    trace::syscall(format_args!("symlink(\"pts/ptmx\", {ptmx:?})"), linked)?;
+    Ok(())
+}
+// ANCHOR_END: devpts

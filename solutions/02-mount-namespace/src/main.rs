@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -15,6 +15,7 @@ use nix::sched::{unshare, CloneFlags};
 use solution02::root::{self, RootPlan};
 use solution02::spec::{Process, Root, Spec};
 use solution02::sync::ChildEnd;
+use solution02::terminal::Stdio;
 use solution02::{cli, command, devices, process, trace};
 
 fn main() -> ExitCode {
@@ -36,6 +37,10 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     rootfs: PathBuf,
 
+    /// Give the container a terminal of its own, for an interactive shell.
+    #[arg(short = 't', long)]
+    tty: bool,
+
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -48,7 +53,7 @@ impl TryFrom<RunArgs> for Spec {
     /// on: better said now than as a bare ENOENT from `mount` half-way through.
     fn try_from(args: RunArgs) -> Result<Spec> {
         Ok(Spec {
-            process: Process::new(args.command)?,
+            process: Process::new(args.command, args.tty)?,
             root: Root::new(&args.rootfs, &["dev", "tmp"])?,
         })
     }
@@ -57,17 +62,22 @@ impl TryFrom<RunArgs> for Spec {
 /// The parent: unchanged from chapter 1.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
-    process::ignore_terminal_signals()?;
-    let (child, channel) = process::fork_child(|channel| child(&spec, channel))?;
+    let stdio = Stdio::choose(spec.process.terminal)?;
+    let (child, channel) = process::fork_child(|channel| child(&spec, &stdio, channel))?;
+    process::pass_signals_on(child)?;
     channel.send_go()?;
-    process::confirm_started(child, channel)?;
-    process::wait_for(child)
+    let started = process::confirm_started(child, channel)?;
+    let relay = stdio.start_relay(started.terminal)?;
+    let code = process::wait_for(child)?;
+    relay.finish();
+    Ok(code)
 }
 
 // ANCHOR: child
 /// The child: a private mount table, then a root of its own, then the command.
-fn child(spec: &Spec, channel: &ChildEnd) -> Result<Infallible> {
+fn child(spec: &Spec, stdio: &Stdio, channel: &ChildEnd) -> Result<Infallible> {
     channel.wait_for_go()?;
+    process::new_session()?;
     let flags = CloneFlags::CLONE_NEWNS;
     trace::syscall(
         format_args!("unshare({})", trace::flags(flags)),
@@ -77,7 +87,9 @@ fn child(spec: &Spec, channel: &ChildEnd) -> Result<Infallible> {
         rootfs: spec.root.path.clone(),
         make_device: devices::mknod_device,
     })?;
-    process::default_terminal_signals()?;
+    // Now /dev/ptmx is the container's own (root::setup mounted a devpts).
+    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
+    process::default_sigpipe()?;
     process::close_other_fds(channel)?;
     command::exec(&spec.process)
 }

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -18,6 +18,7 @@ use nix::unistd::getpid;
 use solution04::root::{self, RootPlan};
 use solution04::spec::{Process, Root, Spec};
 use solution04::sync::ChildEnd;
+use solution04::terminal::Stdio;
 use solution04::{cli, command, devices, init, process, procfs, spawn, trace, uts};
 
 fn main() -> ExitCode {
@@ -38,6 +39,10 @@ struct RunArgs {
     /// The directory that becomes the container's `/`.
     #[arg(long, value_name = "DIR")]
     rootfs: PathBuf,
+
+    /// Give the container a terminal of its own, for an interactive shell.
+    #[arg(short = 't', long)]
+    tty: bool,
 
     /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
     #[arg(long)]
@@ -64,7 +69,7 @@ impl TryFrom<RunArgs> for Spec {
         };
         uts::check_hostname(&hostname)?;
         Ok(Spec {
-            process: Process::new(args.command)?,
+            process: Process::new(args.command, args.tty)?,
             root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
             init: args.init,
@@ -90,13 +95,17 @@ fn namespaces() -> CloneFlags {
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
+    let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;
     let (child, channel) = spawn::clone_child(namespaces(), |channel| {
-        child(&spec, channel, host_uts, &previous_mask)
+        child(&spec, &stdio, channel, host_uts, &previous_mask)
     })?;
     channel.send_go()?;
-    process::confirm_started(child, channel)?;
-    init::supervise(child)
+    let started = process::confirm_started(child, channel)?;
+    let relay = stdio.start_relay(started.terminal)?;
+    let code = init::supervise(child)?;
+    relay.finish();
+    Ok(code)
 }
 // ANCHOR_END: run
 
@@ -104,12 +113,14 @@ fn run(args: RunArgs) -> Result<u8> {
 /// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the command.
 fn child(
     spec: &Spec,
+    stdio: &Stdio,
     channel: &ChildEnd,
     host_uts: (u64, u64),
     previous_mask: &SigSet,
 ) -> Result<Infallible> {
     channel.wait_for_go()?;
     spawn::die_with_parent(channel)?;
+    process::new_session()?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
     uts::set_hostname(&spec.hostname, host_uts)?;
     root::setup(&RootPlan {
@@ -117,6 +128,7 @@ fn child(
         make_device: devices::mknod_device,
     })?;
     procfs::mount_proc()?;
+    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;
     if spec.init {
         init::run_as_init(&spec.process, channel, previous_mask)
