@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The newest chapter in the kit: the highest number in `solutions/`, the one list of
@@ -264,6 +264,11 @@ impl Runtime {
         run_command(&self.name, self.command(options, command))
     }
 
+    /// The command line for a container with `--trace`.
+    pub fn trace_command(&self, options: &[&str], command: &[&str]) -> Command {
+        self.build(true, options, command)
+    }
+
     /// The same, with `--trace`: the narration is in the run's stderr.
     pub fn trace(&self, options: &[&str], command: &[&str]) -> Run {
         run_command(&self.name, self.build(true, options, command))
@@ -285,6 +290,7 @@ impl Runtime {
             .spawn()
             .expect("the runtime starts");
         let stdin = child.stdin.take();
+        let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
         stdout
@@ -294,7 +300,9 @@ impl Runtime {
             runtime: self.name.clone(),
             child,
             stdin,
-            stdout,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            stderr_seen: String::new(),
             before,
         };
         assert_eq!(
@@ -355,10 +363,11 @@ fn finish_within(runtime: &str, mut child: Child, limit: Duration) -> Run {
         }
         if Instant::now() > deadline {
             kill_group(&mut child);
+            let stderr = stderr.recv_timeout(Duration::from_secs(1));
             panic!(
                 "{runtime}: the container did not end within {} s\n--- stderr:\n{}",
                 limit.as_secs(),
-                stderr.join().unwrap_or_default()
+                stderr.unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -366,21 +375,35 @@ fn finish_within(runtime: &str, mut child: Child, limit: Duration) -> Run {
     Run {
         runtime: runtime.to_string(),
         code: exit_code(status),
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout: rest_of(runtime, stdout),
+        stderr: rest_of(runtime, stderr),
     }
 }
 
+/// Reads a pipe to its end in a thread of its own; [`rest_of`] collects what it read.
 fn read_in_background(
     pipe: Option<impl std::io::Read + Send + 'static>,
-) -> std::thread::JoinHandle<String> {
+) -> std::sync::mpsc::Receiver<String> {
+    let (send, receive) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut text = Vec::new();
         if let Some(mut pipe) = pipe {
             let _ = pipe.read_to_end(&mut text);
         }
-        String::from_utf8_lossy(&text).into_owned()
-    })
+        let _ = send.send(String::from_utf8_lossy(&text).into_owned());
+    });
+    receive
+}
+
+/// What a pipe of the runtime held after the runtime ended. The pipe ends when the last
+/// process holding it does; if that takes seconds, a container outlived its runtime.
+fn rest_of(runtime: &str, text: std::sync::mpsc::Receiver<String>) -> String {
+    text.recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| {
+            panic!(
+                "{runtime}: the runtime has ended, but a process it started still holds its output"
+            )
+        })
 }
 
 /// Ends the runtime and every process in its group (its containers too, unless they made
@@ -396,7 +419,10 @@ pub struct Waiting {
     pub runtime: String,
     pub child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    stdout: Option<BufReader<ChildStdout>>,
+    stderr: Option<BufReader<ChildStderr>>,
+    /// What [`Waiting::wait_for_stderr_line`] has read so far.
+    stderr_seen: String,
     before: HostState,
 }
 
@@ -442,12 +468,13 @@ impl Waiting {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let mut stdout = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut stdout);
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
+        drop(self.stdin.take()); // a command still reading its stdin now gets end of file
+        let stdout = read_in_background(self.stdout.take());
+        let stderr = read_in_background(self.stderr.take());
+        let (stdout, stderr) = (
+            rest_of(&self.runtime, stdout),
+            std::mem::take(&mut self.stderr_seen) + &rest_of(&self.runtime, stderr),
+        );
         let run = Run {
             runtime: self.runtime.clone(),
             code: exit_code(status),
@@ -458,10 +485,27 @@ impl Waiting {
         run
     }
 
-    /// Is the runtime still running after `wait`?
-    pub fn still_running_after(&mut self, wait: Duration) -> bool {
-        std::thread::sleep(wait);
-        self.child.try_wait().expect("waiting works").is_none()
+    /// Reads the runtime's stderr until a line contains `text`: with `--trace`, the line
+    /// that says a call has been made. A handshake, where a sleep would only guess.
+    pub fn wait_for_stderr_line(&mut self, text: &str) {
+        loop {
+            let mut line = String::new();
+            let stderr = self
+                .stderr
+                .as_mut()
+                .expect("stderr is read only here until finish");
+            let read = stderr.read_line(&mut line).expect("stderr is readable");
+            self.stderr_seen.push_str(&line);
+            assert!(
+                read > 0,
+                "{}: stderr ended without a line with {text:?}:\n{}",
+                self.runtime,
+                self.stderr_seen
+            );
+            if line.contains(text) {
+                return;
+            }
+        }
     }
 }
 
@@ -517,15 +561,30 @@ fn assert_nothing_left(before: &HostState, run: &Run) {
     }
 }
 
-/// Keeps the lines of a `--trace` narration in a stable order for a snapshot: the parent
-/// and the child run at the same time, so their lines interleave differently each run.
-/// Lines are grouped by label and keep their order within it. (With `--init`, two processes
-/// print as `[child]`: PID 1 before it becomes the init, then the command it forks; the
-/// second only starts after the first has finished its lines, so their order is stable.)
+/// Keeps the lines of a `--trace` narration in a stable order for a snapshot. The start-up
+/// channel orders the set-up, but after `execve` the processes run at the same time and
+/// their last lines can interleave differently on each run. So lines are grouped by label
+/// (`[parent]`, `[child]`, `[init]`, or any other a later chapter adds), labels in the order
+/// they first speak, and keep their order within a label. Every line of the narration is
+/// kept: one with no label is a group of its own, at the end.
 pub fn trace_by_actor(stderr: &str) -> String {
+    let label = |line: &str| -> String {
+        match line.split_once("] ") {
+            Some((label, _)) if line.starts_with('[') => format!("{label}]"),
+            _ => String::new(),
+        }
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let this = label(line);
+        if !labels.contains(&this) {
+            labels.push(this);
+        }
+    }
+    labels.sort_by_key(|this| this.is_empty()); // unlabelled last; the sort is stable
     let mut grouped = String::new();
-    for actor in ["[parent]", "[child]", "[init]"] {
-        for line in stderr.lines().filter(|line| line.starts_with(actor)) {
+    for this in &labels {
+        for line in stderr.lines().filter(|line| &label(line) == this) {
             grouped.push_str(line);
             grouped.push('\n');
         }

@@ -315,49 +315,111 @@ fn walk_up(marker: &str) {
 }
 
 // ANCHOR: orphans
-/// Makes one orphan and reports how many zombies are left a moment after it exits
-/// (book section 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`,
-/// it stays a zombie.
+/// Makes one orphan and reports how many zombies are left once it has ended (book section
+/// 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`, it stays a zombie.
 fn orphans() {
-    // SAFETY: the probe is single-threaded, so the forked children may do anything.
-    match unsafe { libc::fork() } {
-        0 => {
-            // The middle process: start the orphan-to-be, then exit at once.
-            // SAFETY: as above.
-            if unsafe { libc::fork() } == 0 {
-                sleep(Duration::from_millis(100));
-            }
-            // SAFETY: leaves without running the parent's clean-up code.
-            unsafe { libc::_exit(0) };
-        }
-        middle if middle > 0 => {
-            // SAFETY: waiting for our own child with a null status pointer.
-            unsafe { libc::waitpid(middle, std::ptr::null_mut(), 0) };
-        }
-        _ => {
-            println!("zombies: unknown (fork failed)");
-            return;
-        }
+    let Some(orphan) = make_orphan() else {
+        println!("zombies: unknown (fork failed)");
+        return;
+    };
+    if !wait_until_ended(orphan) {
+        println!("zombies: unknown (the orphan did not end)");
+        return;
     }
-    sleep(Duration::from_millis(600));
-    println!("zombies: {}", count_zombies());
+    match count_zombies() {
+        Some(count) => println!("zombies: {count}"),
+        None => println!("zombies: unknown (no /proc)"),
+    }
 }
 
+/// Forks a middle process, which forks the orphan-to-be and exits at once. The orphan
+/// waits until it has a new parent, tells us its PID through a pipe, and exits.
+fn make_orphan() -> Option<i32> {
+    let mut ends = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    if unsafe { libc::pipe(ends.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let [read_end, write_end] = ends;
+    // SAFETY: the probe is single-threaded, so the forked children may do anything.
+    let middle = unsafe { libc::fork() };
+    if middle == 0 {
+        // SAFETY: as above; `_exit` leaves without running the parent's clean-up code.
+        unsafe {
+            let middle = libc::getpid();
+            if libc::fork() == 0 {
+                become_orphan_and_report(middle, write_end);
+            }
+            libc::_exit(0);
+        }
+    }
+    if middle < 0 {
+        return None;
+    }
+    // SAFETY: waiting for our own child; closing our copy of the write end; reading into
+    // a buffer that is valid for its length.
+    unsafe {
+        libc::waitpid(middle, std::ptr::null_mut(), 0);
+        libc::close(write_end);
+        let mut pid = [0u8; 4];
+        let got = libc::read(read_end, pid.as_mut_ptr().cast(), pid.len());
+        libc::close(read_end);
+        (got == 4).then(|| i32::from_ne_bytes(pid))
+    }
+}
+
+/// In the orphan: waits until the middle process is gone and someone else is its parent
+/// (PID 1), sends its PID, and exits.
+fn become_orphan_and_report(middle: i32, write_end: i32) -> ! {
+    // SAFETY: getppid, write and _exit have no memory-safety preconditions; the buffer is
+    // valid for its length.
+    unsafe {
+        while libc::getppid() == middle {
+            sleep(Duration::from_millis(1));
+        }
+        let pid = libc::getpid().to_ne_bytes();
+        libc::write(write_end, pid.as_ptr().cast(), pid.len());
+        libc::_exit(0)
+    }
+}
 // ANCHOR_END: orphans
 
-fn count_zombies() -> usize {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
+/// Waits until the orphan `pid` has ended for good: gone, because its new parent reaped
+/// it, or a zombie whose parent is this probe, which never waits (so it will stay one).
+/// False if that takes more than five seconds.
+fn wait_until_ended(pid: i32) -> bool {
+    let stat = format!("/proc/{pid}/stat");
+    let me = std::process::id().to_string();
+    for _ in 0..5000 {
+        let Ok(text) = fs::read_to_string(&stat) else {
+            return true;
+        };
+        let mut fields = text.rsplit_once(") ").map(|(_, rest)| rest.split(' '));
+        let state = fields.as_mut().and_then(|fields| fields.next());
+        let parent = fields.as_mut().and_then(|fields| fields.next());
+        if state == Some("Z") && parent == Some(me.as_str()) {
+            return true;
+        }
+        sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// The state letter of a `/proc/PID/stat` line: the field after the command name, which is
+/// in parentheses and may itself hold spaces or parentheses.
+fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// How many processes in `/proc` are zombies; `None` without a `/proc`.
+fn count_zombies() -> Option<usize> {
+    let entries = fs::read_dir("/proc").ok()?;
+    let zombies = entries
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
-        // The state is the field after the command name, which is in parentheses.
-        .filter(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-        .count()
+        .filter(|stat| process_state(stat) == Some('Z'))
+        .count();
+    Some(zombies)
 }
 
 /// Dies of a real memory fault (SIGSEGV). A fault's signal is forced on the process, so it
