@@ -1,12 +1,12 @@
 //! Where things are, and how to run a program and fail clearly when it fails.
+//!
+//! Most commands work in the real workspace. The course invariant works in a scratch copy
+//! of it, so it can rewrite the learner crates without touching the learner's own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-/// The newest chapter that exists. The tests run each chapter's checks up to this one.
-pub const NEWEST_CHAPTER: u32 = 4;
 
 /// The workspace root: the parent of this crate's directory.
 pub fn root() -> PathBuf {
@@ -23,11 +23,41 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// `cargo`, as the one that runs this xtask.
+/// `cargo`, as the one that runs this xtask, in the real workspace.
 pub fn cargo() -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(root());
-    command
+    Workspace::real().cargo()
+}
+
+/// A tree to build and test in: its root and the target directory its builds go to.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    /// The learner's workspace, as `cargo` would build it.
+    pub fn real() -> Workspace {
+        Workspace {
+            root: root(),
+            target_dir: target_dir(),
+        }
+    }
+
+    /// `cargo`, as the one that runs this xtask, building in this tree.
+    pub fn cargo(&self) -> Command {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", &self.target_dir);
+        command
+    }
+
+    /// Where the debug binaries of this tree are.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.target_dir.join("debug")
+    }
 }
 
 /// Runs a command to its end; an error names the command when it fails.
