@@ -31,6 +31,7 @@ pub fn clone_child(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>)
     // HINT: SIGCHLD is the signal the parent gets when the child ends, as after fork.
     // HINT: it is unsafe: write a SAFETY comment on why it is sound here.
     // HINT: report it with trace::syscall, as clone(FLAGS, SIGCHLD), so --trace shows it.
+    // TRIVIAL: none (a Pid clone did not make is no child: the tests would hang, not fail)
     // SAFETY: the runtime is single-threaded, and the child gets its own copy of memory
     // (no CLONE_VM), so it cannot disturb the parent; the stack outlives the call.
     let result =
