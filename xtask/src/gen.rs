@@ -255,6 +255,11 @@ fn rustfmt(text: &str) -> Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// The lints the `todo!()` stubs set off, and only those: the whole `unused` group would
+/// also hide `unused_must_use`, the warning a learner needs when they forget a `?`. To find
+/// them, build the unsolved crates without this line and read the warnings.
+const STUB_LINTS: [&str; 3] = ["unused_imports", "unused_variables", "unused_mut"];
+
 fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
     let mut out = format!(
         "// Your copy of {origin}, made by `cargo xtask gen`. Do the exercises marked TODO.\n"
@@ -264,15 +269,15 @@ fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
         out.push_str(text);
         return out;
     }
-    // Inner attributes go after the `//!` lines. Until the exercises are done, some names
-    // are not used yet, and code after a `todo!()` cannot be reached: do not warn of that.
+    // Inner attributes go after the `//!` lines. Until the exercises are done, the names
+    // their code uses are not used yet: do not warn of that, and of nothing else.
     let doc_lines = text
         .lines()
         .take_while(|line| line.starts_with("//!"))
         .count();
     for (index, line) in text.lines().enumerate() {
         if index == doc_lines {
-            out.push_str("\n#![allow(unused, unreachable_code)]\n");
+            out.push_str(&format!("\n#![allow({})]\n", STUB_LINTS.join(", ")));
         }
         out.push_str(line);
         out.push('\n');
@@ -400,6 +405,19 @@ mod tests {
             trivial: None,
         };
         (PathBuf::from("src/lib.rs"), exercise)
+    }
+
+    #[test]
+    fn a_crate_root_allows_the_stub_lints_but_not_the_unused_group() {
+        let text = rust_header(
+            "solutions/x/src/lib.rs",
+            Path::new("src/lib.rs"),
+            "//! Doc.\nfn f() {}\n",
+        );
+        let allow = "#![allow(unused_imports, unused_variables, unused_mut)]";
+        assert!(text.contains(&format!("//! Doc.\n\n{allow}\n")), "{text}");
+        // `unused` would take unused_must_use with it: a forgotten `?` must still warn.
+        assert!(!text.contains("allow(unused,") && !text.contains("unused_must_use"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! Later chapters re-export this crate (`pub use solution01::*;`) and add their own modules.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 pub mod cli;
 pub mod command;
