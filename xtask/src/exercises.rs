@@ -403,6 +403,7 @@ mod tests {
         let why = Trivial::Impossible("it never returns".into());
         assert_eq!(found[0].trivial, Some(why));
         assert!(rewrite(&with_trivial("// TRIVIAL: none"), &todo).is_err());
+        assert!(rewrite(&with_trivial("// TRIVIAL: none ( )"), &todo).is_err());
     }
 
     #[test]

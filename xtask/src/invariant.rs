@@ -72,6 +72,7 @@ fn scratch_workspace(dir: &Path) -> Result<Workspace> {
     let workspace = Workspace {
         root: dir.to_path_buf(),
         target_dir: workspace::target_dir().join("invariant"),
+        own_mount_namespace: true,
     };
     for chapter in gen::chapters()? {
         write_variant(&workspace, &chapter, &|_| Form::Todo)?;
