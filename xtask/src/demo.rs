@@ -19,12 +19,15 @@ pub fn run() -> Result<()> {
     if !workspace::is_root() {
         bail!("the demo runs chapter 4, which needs root (chapter 5 adds rootless containers): run it as root");
     }
-    let rootfs = rootfs::ensure()?;
     let newest = gen::chapters()?
         .pop()
         .expect("there is at least one chapter");
     let binary = newest.solution_name();
-    workspace::run(cargo().args(["build", "--quiet", "-p", &binary]))?;
+    // A first build takes a minute or more: say what is happening, and let cargo show it.
+    println!("building the root filesystem and the probe if they are missing (the first time takes a minute)...");
+    let rootfs = rootfs::ensure()?;
+    println!("building {binary}, chapter {}'s runtime...", newest.number);
+    workspace::run(cargo().args(["build", "-p", &binary]))?;
     let program = workspace::target_dir().join("debug").join(&binary);
     let mut container = Command::new(&program);
     container.arg("run").arg("--rootfs").arg(&rootfs).args([

@@ -5,6 +5,7 @@
 //! ```text
 //! // EXERCISE 1.2 (book 1.3): make `rootfs` this process's "/"
 //! // HINT: what to call, and where to read
+//! // TRIVIAL: Ok(())
 //! ...the reference code...
 //! // END EXERCISE 1.2
 //! ```
@@ -12,36 +13,143 @@
 //! In the learner's copy, the code between the hints and the end marker becomes
 //! `todo!("exercise 1.2: ... (book section 1.3)")`. A region should end its function, so
 //! the `todo!()` is the function's value.
+//!
+//! The `// TRIVIAL:` line names the smallest body that compiles in the region's place
+//! (`Ok(())`), or says why there is none (`none (why)`). The course invariant puts that body
+//! in and expects the chapter's tests to fail: a test that passes when an exercise does
+//! nothing checks nothing. The line is for the kit's authors; learners never see it.
 
-use anyhow::{bail, Result};
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
 use regex::Regex;
 
-/// One exercise, as its marker names it.
+/// An exercise number, "2.3": chapter 2, exercise 3. Compared as numbers, so 3.2 comes
+/// before 3.10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Number {
+    pub chapter: u32,
+    pub index: u32,
+}
+
+impl FromStr for Number {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Number> {
+        let (chapter, index) = text
+            .split_once('.')
+            .with_context(|| format!("{text:?} is not an exercise number like 2.1"))?;
+        let parse = |part: &str| {
+            part.parse::<u32>()
+                .with_context(|| format!("{text:?} is not an exercise number like 2.1"))
+        };
+        Ok(Number {
+            chapter: parse(chapter)?,
+            index: parse(index)?,
+        })
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}.{}", self.chapter, self.index)
+    }
+}
+
+/// The smallest body that compiles in place of an exercise's code, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trivial {
+    /// A Rust expression of the region's type, such as `Ok(())`.
+    Body(String),
+    /// No body compiles without doing the exercise; the text says why.
+    Impossible(String),
+}
+
+impl Trivial {
+    /// `Ok(())`, or `none (a Result<Infallible> has no Ok value)`.
+    fn parse(text: &str) -> Result<Trivial> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("none") {
+            let why = rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'));
+            return match why {
+                Some(why) if !why.trim().is_empty() => Ok(Trivial::Impossible(why.to_string())),
+                _ => bail!("`// TRIVIAL: {text}` must say why in parentheses: `none (why)`"),
+            };
+        }
+        if text.is_empty() {
+            bail!("`// TRIVIAL:` needs a Rust expression, or `none (why)`");
+        }
+        Ok(Trivial::Body(text.to_string()))
+    }
+}
+
+/// One exercise, as its markers describe it.
 #[derive(Debug, Clone)]
 pub struct Exercise {
-    /// "1.2": chapter 1, exercise 2.
-    pub number: String,
+    /// 1.2: chapter 1, exercise 2.
+    pub number: Number,
     /// The book section to read, "1.3".
     pub section: String,
     /// What to do, in one line.
     pub title: String,
     /// The 1-based line of the marker in its file.
     pub line: usize,
+    /// What the `// TRIVIAL:` line says; `None` when the region has no such line.
+    pub trivial: Option<Trivial>,
 }
 
 impl Exercise {
-    /// The `todo!()` message; `cargo xtask check` looks for it in the test output.
+    /// The `todo!()` message; `cargo xtask check` looks for `todo!`s that start with
+    /// [`Exercise::todo_prefix`].
     pub fn todo_message(&self) -> String {
         format!(
-            "exercise {}: {} (book section {})",
-            self.number, self.title, self.section
+            "{} {} (book section {})",
+            todo_prefix(self.number),
+            self.title,
+            self.section
         )
     }
+}
+
+/// How a `todo!()` message for exercise `number` starts: "exercise 2.1:".
+pub fn todo_prefix(number: Number) -> String {
+    format!("exercise {number}:")
+}
+
+/// What a region becomes in a generated copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The reference code, as it is: a chapter where this exercise is done.
+    Solved,
+    /// `todo!("exercise N.M: ...")`: the learner's starting point.
+    Todo,
+    /// The `// TRIVIAL:` body: an exercise that compiles but does nothing.
+    Trivial,
+}
+
+/// A source file cut into plain lines and exercise regions.
+enum Piece<'a> {
+    Line(&'a str),
+    Region(Region<'a>),
+}
+
+struct Region<'a> {
+    exercise: Exercise,
+    indent: &'a str,
+    begin: &'a str,
+    hints: Vec<&'a str>,
+    body: Vec<&'a str>,
+    end: &'a str,
 }
 
 struct Markers {
     begin: Regex,
     hint: Regex,
+    trivial: Regex,
     end: Regex,
 }
 
@@ -51,6 +159,7 @@ impl Markers {
             begin: Regex::new(r"^(\s*)// EXERCISE (\d+\.\d+) \(book (\d+\.\d+)\): (.+)$")
                 .expect("valid regex"),
             hint: Regex::new(r"^\s*// HINT: ").expect("valid regex"),
+            trivial: Regex::new(r"^\s*// TRIVIAL:(.*)$").expect("valid regex"),
             end: Regex::new(r"^\s*// END EXERCISE (\d+\.\d+)$").expect("valid regex"),
         }
     }
@@ -58,18 +167,38 @@ impl Markers {
 
 /// The exercises in one source file, in order.
 pub fn find(source: &str) -> Result<Vec<Exercise>> {
-    Ok(rewrite(source, &|_| false)?.1)
+    Ok(parse(source)?
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Region(region) => Some(region.exercise),
+            Piece::Line(_) => None,
+        })
+        .collect())
 }
 
-/// The learner's version of a source file: every exercise for which `keep_solved` is false
-/// becomes a `todo!()`. Returns the new text and the exercises found.
+/// A generated version of a source file: each exercise in the form `form_of` picks.
+/// `// TRIVIAL:` lines are never copied. Returns the new text and the exercises found.
 pub fn rewrite(
     source: &str,
-    keep_solved: &dyn Fn(&Exercise) -> bool,
+    form_of: &dyn Fn(&Exercise) -> Form,
 ) -> Result<(String, Vec<Exercise>)> {
-    let markers = Markers::new();
     let mut output = String::new();
     let mut found = Vec::new();
+    for piece in parse(source)? {
+        match piece {
+            Piece::Line(line) => push_line(&mut output, line),
+            Piece::Region(region) => {
+                render(&region, form_of(&region.exercise), &mut output)?;
+                found.push(region.exercise);
+            }
+        }
+    }
+    Ok((output, found))
+}
+
+fn parse(source: &str) -> Result<Vec<Piece<'_>>> {
+    let markers = Markers::new();
+    let mut pieces = Vec::new();
     let mut lines = source.lines().enumerate();
     while let Some((index, line)) = lines.next() {
         let Some(begin) = markers.begin.captures(line) else {
@@ -79,66 +208,111 @@ pub fn rewrite(
                     index + 1
                 );
             }
-            push_line(&mut output, line);
+            if markers.trivial.is_match(line) {
+                bail!("line {}: a TRIVIAL line outside an exercise", index + 1);
+            }
+            pieces.push(Piece::Line(line));
             continue;
         };
-        let indent = &begin[1];
         let exercise = Exercise {
-            number: begin[2].to_string(),
+            number: begin[2].parse()?,
             section: begin[3].to_string(),
             title: begin[4].to_string(),
             line: index + 1,
+            trivial: None,
         };
-        let solved = keep_solved(&exercise);
-        if solved {
-            push_line(&mut output, line);
-        } else {
-            push_line(
-                &mut output,
-                &format!(
-                    "{indent}// TODO: EXERCISE {} (book {}): {}",
-                    exercise.number, exercise.section, exercise.title
-                ),
-            );
-        }
-        let mut in_hints = true;
-        let mut closed = false;
-        for (_, body_line) in lines.by_ref() {
-            if let Some(end) = markers.end.captures(body_line) {
-                if end[1] != exercise.number {
-                    bail!(
-                        "exercise {} is closed by END EXERCISE {}",
-                        exercise.number,
-                        &end[1]
-                    );
-                }
-                if solved {
-                    push_line(&mut output, body_line);
-                } else {
-                    let message = exercise
-                        .todo_message()
-                        .replace('{', "{{")
-                        .replace('}', "}}");
-                    push_line(&mut output, &format!("{indent}todo!({message:?})"));
-                }
-                closed = true;
-                break;
-            }
-            in_hints = in_hints && markers.hint.is_match(body_line);
-            if solved || in_hints {
-                push_line(&mut output, body_line);
-            }
-        }
-        if !closed {
-            bail!(
-                "exercise {} (line {}) has no END EXERCISE",
-                exercise.number,
-                exercise.line
-            );
-        }
-        found.push(exercise);
+        let region = Region {
+            exercise,
+            indent: begin.get(1).map_or("", |m| m.as_str()),
+            begin: line,
+            hints: Vec::new(),
+            body: Vec::new(),
+            end: "",
+        };
+        pieces.push(Piece::Region(parse_region(region, &mut lines, &markers)?));
     }
-    Ok((output, found))
+    Ok(pieces)
+}
+
+/// Reads a region's hints, its TRIVIAL line, its code and its end marker.
+fn parse_region<'a>(
+    mut region: Region<'a>,
+    lines: &mut impl Iterator<Item = (usize, &'a str)>,
+    markers: &Markers,
+) -> Result<Region<'a>> {
+    let number = region.exercise.number;
+    for (index, line) in lines {
+        if let Some(end) = markers.end.captures(line) {
+            if end[1] != number.to_string() {
+                bail!("exercise {number} is closed by END EXERCISE {}", &end[1]);
+            }
+            region.end = line;
+            return Ok(region);
+        }
+        if let Some(trivial) = markers.trivial.captures(line) {
+            if !region.body.is_empty() || region.exercise.trivial.is_some() {
+                bail!(
+                    "line {}: exercise {number}'s TRIVIAL line must come right after its HINT lines",
+                    index + 1
+                );
+            }
+            let parsed = Trivial::parse(&trivial[1])
+                .with_context(|| format!("line {}, exercise {number}", index + 1))?;
+            region.exercise.trivial = Some(parsed);
+        } else if region.body.is_empty()
+            && region.exercise.trivial.is_none()
+            && markers.hint.is_match(line)
+        {
+            region.hints.push(line);
+        } else {
+            region.body.push(line);
+        }
+    }
+    bail!(
+        "exercise {number} (line {}) has no END EXERCISE",
+        region.exercise.line
+    )
+}
+
+fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
+    let exercise = &region.exercise;
+    let indent = region.indent;
+    if form == Form::Solved {
+        push_line(output, region.begin);
+    } else {
+        push_line(
+            output,
+            &format!(
+                "{indent}// TODO: EXERCISE {} (book {}): {}",
+                exercise.number, exercise.section, exercise.title
+            ),
+        );
+    }
+    for hint in &region.hints {
+        push_line(output, hint);
+    }
+    match form {
+        Form::Solved => {
+            for line in &region.body {
+                push_line(output, line);
+            }
+            push_line(output, region.end);
+        }
+        Form::Todo => {
+            let message = exercise
+                .todo_message()
+                .replace('{', "{{")
+                .replace('}', "}}");
+            push_line(output, &format!("{indent}todo!({message:?})"));
+        }
+        Form::Trivial => {
+            let Some(Trivial::Body(body)) = &exercise.trivial else {
+                bail!("exercise {} has no trivial body", exercise.number);
+            };
+            push_line(output, &format!("{indent}{body}"));
+        }
+    }
+    Ok(())
 }
 
 fn push_line(output: &mut String, line: &str) {
@@ -152,9 +326,17 @@ mod tests {
 
     const SOURCE: &str = "fn f() -> u8 {\n    // EXERCISE 1.1 (book 1.2): return {one}\n    // HINT: it is 1\n    1\n    // END EXERCISE 1.1\n}\n";
 
+    fn with_trivial(line: &str) -> String {
+        SOURCE.replace("    1\n", &format!("    {line}\n    1\n"))
+    }
+
+    fn todo(_: &Exercise) -> Form {
+        Form::Todo
+    }
+
     #[test]
     fn an_unsolved_exercise_becomes_todo_with_its_hints() {
-        let (text, found) = rewrite(SOURCE, &|_| false).unwrap();
+        let (text, found) = rewrite(SOURCE, &todo).unwrap();
         assert_eq!(found.len(), 1);
         assert!(text.contains("    // HINT: it is 1\n"));
         assert!(text.contains("todo!(\"exercise 1.1: return {{one}} (book section 1.2)\")"));
@@ -166,19 +348,72 @@ mod tests {
 
     #[test]
     fn a_solved_exercise_is_copied_as_it_is() {
-        let (text, _) = rewrite(SOURCE, &|_| true).unwrap();
+        let (text, _) = rewrite(SOURCE, &|_| Form::Solved).unwrap();
         assert_eq!(text, SOURCE);
     }
 
     #[test]
     fn a_missing_end_marker_is_an_error() {
         let broken = "// EXERCISE 1.1 (book 1.2): x\nlet a = 1;\n";
-        assert!(rewrite(broken, &|_| false).is_err());
+        assert!(rewrite(broken, &todo).is_err());
     }
 
     #[test]
     fn a_mismatched_end_marker_is_an_error() {
         let broken = "// EXERCISE 1.1 (book 1.2): x\n// END EXERCISE 1.2\n";
-        assert!(rewrite(broken, &|_| false).is_err());
+        assert!(rewrite(broken, &todo).is_err());
+    }
+
+    #[test]
+    fn numbers_sort_as_numbers() {
+        let mut numbers: Vec<Number> = ["3.10", "3.2", "10.1", "2.1"]
+            .iter()
+            .map(|text| text.parse().unwrap())
+            .collect();
+        numbers.sort();
+        let sorted: Vec<String> = numbers.iter().map(Number::to_string).collect();
+        assert_eq!(sorted, ["2.1", "3.2", "3.10", "10.1"]);
+    }
+
+    #[test]
+    fn a_trivial_line_is_read_and_never_copied() {
+        let source = with_trivial("// TRIVIAL: 0");
+        let (text, found) = rewrite(&source, &|_| Form::Solved).unwrap();
+        assert_eq!(found[0].trivial, Some(Trivial::Body("0".into())));
+        assert_eq!(text, SOURCE, "a solved copy drops only the TRIVIAL line");
+        let (with, _) = rewrite(&source, &todo).unwrap();
+        let (without, _) = rewrite(SOURCE, &todo).unwrap();
+        assert_eq!(
+            with, without,
+            "the learner's copy is the same with or without it"
+        );
+    }
+
+    #[test]
+    fn the_trivial_form_puts_the_trivial_body_in() {
+        let (text, _) = rewrite(&with_trivial("// TRIVIAL: 0"), &|_| Form::Trivial).unwrap();
+        assert!(text.contains("    // HINT: it is 1\n    0\n}\n"), "{text}");
+        assert!(!text.contains("todo!"), "{text}");
+    }
+
+    #[test]
+    fn trivial_none_must_say_why() {
+        let (_, found) =
+            rewrite(&with_trivial("// TRIVIAL: none (it never returns)"), &todo).unwrap();
+        let why = Trivial::Impossible("it never returns".into());
+        assert_eq!(found[0].trivial, Some(why));
+        assert!(rewrite(&with_trivial("// TRIVIAL: none"), &todo).is_err());
+        assert!(rewrite(&with_trivial("// TRIVIAL: none ( )"), &todo).is_err());
+    }
+
+    #[test]
+    fn a_region_without_a_trivial_line_has_none() {
+        assert_eq!(find(SOURCE).unwrap()[0].trivial, None);
+    }
+
+    #[test]
+    fn a_trivial_line_after_the_code_is_an_error() {
+        let late = SOURCE.replace("    1\n", "    1\n    // TRIVIAL: 0\n");
+        assert!(rewrite(&late, &todo).is_err());
     }
 }

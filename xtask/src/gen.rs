@@ -5,6 +5,9 @@
 //! renamed `chapterNN`, each exercise region replaced by a `todo!()` (see `exercises`), and a
 //! line at the top of each file saying where it came from. `--check` writes nothing and fails
 //! if `chapters/` is not exactly that.
+//!
+//! gen never destroys a learner's work: it replaces only files whose text is what it wrote
+//! last time, as `chapters/.generated` records (see `generated`), unless told `--force`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,10 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use regex::Regex;
 
-use crate::exercises::{self, Exercise};
-use crate::workspace;
+use crate::exercises::{self, Exercise, Form};
+use crate::{generated, rename, workspace};
 
 /// A reference crate: `solutions/03-pid-namespace` is chapter 3, slug `03-pid-namespace`.
 #[derive(Debug, Clone)]
@@ -31,7 +33,12 @@ impl Chapter {
     }
 
     pub fn learner_dir(&self) -> PathBuf {
-        workspace::root().join("chapters").join(&self.slug)
+        self.learner_dir_in(&workspace::root())
+    }
+
+    /// The learner crate in the workspace at `root`: the real one or a scratch copy.
+    pub fn learner_dir_in(&self, root: &Path) -> PathBuf {
+        chapters_dir(root).join(&self.slug)
     }
 
     pub fn solution_name(&self) -> String {
@@ -59,23 +66,92 @@ pub fn chapters() -> Result<Vec<Chapter>> {
     Ok(found)
 }
 
+/// The chapters the course plans (see the book's table of contents); `solutions/` holds
+/// the ones written so far.
+pub const PLANNED_CHAPTERS: std::ops::RangeInclusive<u32> = 1..=10;
+
+/// Chapter `number`, or an error that says whether it is planned and which ones exist.
 pub fn chapter(number: u32) -> Result<Chapter> {
-    chapters()?
-        .into_iter()
-        .find(|chapter| chapter.number == number)
-        .with_context(|| format!("there is no chapter {number} in solutions/"))
+    let all = chapters()?;
+    if let Some(found) = all.iter().find(|chapter| chapter.number == number) {
+        return Ok(found.clone());
+    }
+    let written: Vec<String> = all.iter().map(|c| c.number.to_string()).collect();
+    let written = written.join(", ");
+    if PLANNED_CHAPTERS.contains(&number) {
+        bail!("chapter {number} is planned but not written yet; the chapters so far are {written}");
+    }
+    bail!(
+        "there is no chapter {number}: the course plans chapters {} to {}, and the ones so far are {written}",
+        PLANNED_CHAPTERS.start(),
+        PLANNED_CHAPTERS.end()
+    )
 }
 
-pub fn run(check: bool) -> Result<()> {
+/// The folder of the learner crates in a workspace.
+pub fn chapters_dir(root: &Path) -> PathBuf {
+    root.join("chapters")
+}
+
+/// `cargo xtask gen [--check] [--force]`.
+pub fn run(check: bool, force: bool) -> Result<()> {
+    let chapters_dir = chapters_dir(&workspace::root());
+    let files = all_learner_files()?;
+    if check {
+        return check_up_to_date(&chapters_dir, &files);
+    }
+    let edited = edited_files(&chapters_dir, &files)?;
+    if !edited.is_empty() && !force {
+        bail!(
+            "these files in chapters/ have changes that `cargo xtask gen` did not make:\n  {}\n\
+             gen would overwrite or remove them. To keep your work, copy the files somewhere \
+             else or commit them first. To replace them anyway: cargo xtask gen --force",
+            edited.join("\n  ")
+        );
+    }
+    for chapter in chapters()? {
+        write_crate(&chapter.learner_dir(), &files_of(&files, &chapter))?;
+        println!("generated chapters/{}", chapter.slug);
+    }
+    let manifest = chapters_dir.join(generated::FILE_NAME);
+    fs::write(&manifest, generated::render(&files))
+        .with_context(|| format!("cannot write {manifest:?}"))?;
+    Ok(())
+}
+
+/// Every learner file gen makes, by path under `chapters/`.
+fn all_learner_files() -> Result<BTreeMap<PathBuf, String>> {
+    let mut all = BTreeMap::new();
+    for chapter in chapters()? {
+        check_numbers(&chapter, &exercises_of(&chapter)?)?;
+        for (relative, text) in learner_files(&chapter, &|_| Form::Todo)? {
+            all.insert(Path::new(&chapter.slug).join(relative), text);
+        }
+    }
+    Ok(all)
+}
+
+/// One chapter's files, by path relative to its crate.
+fn files_of(all: &BTreeMap<PathBuf, String>, chapter: &Chapter) -> BTreeMap<PathBuf, String> {
+    all.iter()
+        .filter_map(|(path, text)| {
+            let relative = path.strip_prefix(&chapter.slug).ok()?;
+            Some((relative.to_path_buf(), text.clone()))
+        })
+        .collect()
+}
+
+fn check_up_to_date(chapters_dir: &Path, files: &BTreeMap<PathBuf, String>) -> Result<()> {
     let mut stale = Vec::new();
     for chapter in chapters()? {
-        let files = learner_files(&chapter, &|_| false)?;
-        if check {
-            stale.extend(differences(&chapter.learner_dir(), &files)?);
-        } else {
-            write_crate(&chapter.learner_dir(), &files)?;
-            println!("generated chapters/{}", chapter.slug);
-        }
+        stale.extend(differences(
+            &chapter.learner_dir(),
+            &files_of(files, &chapter),
+        )?);
+    }
+    let manifest = chapters_dir.join(generated::FILE_NAME);
+    if fs::read_to_string(&manifest).ok() != Some(generated::render(files)) {
+        stale.push(format!("{} differs", manifest.display()));
     }
     if !stale.is_empty() {
         bail!(
@@ -83,27 +159,53 @@ pub fn run(check: bool) -> Result<()> {
             stale.join("\n  ")
         );
     }
-    if check {
-        println!("chapters/ is up to date with solutions/");
-    }
+    println!("chapters/ is up to date with solutions/");
     Ok(())
+}
+
+/// The learner files that gen would overwrite or remove and that hold text gen did not
+/// write: the learner's work.
+fn edited_files(chapters_dir: &Path, files: &BTreeMap<PathBuf, String>) -> Result<Vec<String>> {
+    let recorded = generated::read(chapters_dir)?;
+    let mut edited = Vec::new();
+    for chapter in chapters()? {
+        let dir = chapter.learner_dir();
+        if !dir.exists() {
+            continue;
+        }
+        for relative in source_files(&dir)? {
+            let path = Path::new(&chapter.slug).join(&relative);
+            let Ok(existing) = fs::read_to_string(dir.join(&relative)) else {
+                continue; // not text: gen never wrote it, and write_crate fails clearly
+            };
+            let new = files.get(&path).map(String::as_str);
+            if generated::is_edited(&existing, new, recorded.get(&path).copied()) {
+                edited.push(format!("chapters/{}", path.display()));
+            }
+        }
+    }
+    Ok(edited)
 }
 
 /// The learner's crate as file contents, by path relative to the crate.
 pub fn learner_files(
     chapter: &Chapter,
-    keep_solved: &dyn Fn(&Exercise) -> bool,
+    form_of: &dyn Fn(&Exercise) -> Form,
 ) -> Result<BTreeMap<PathBuf, String>> {
     let source_dir = chapter.solution_dir();
-    let own_name = Regex::new(&format!(r"\b{}\b", chapter.solution_name())).expect("valid regex");
     let mut files = BTreeMap::new();
     for relative in source_files(&source_dir)? {
         let text = fs::read_to_string(source_dir.join(&relative))?;
         let origin = format!("solutions/{}/{}", chapter.slug, relative.display());
         let generated = if relative.extension().is_some_and(|ext| ext == "rs") {
             let (unsolved, _) =
-                exercises::rewrite(&text, keep_solved).with_context(|| format!("in {origin}"))?;
-            let renamed = own_name.replace_all(&unsolved, chapter.learner_name().as_str());
+                exercises::rewrite(&text, form_of).with_context(|| format!("in {origin}"))?;
+            let renamed = rename::rename_identifier(
+                &unsolved,
+                &chapter.solution_name(),
+                &chapter.learner_name(),
+            )
+            .with_context(|| format!("in {origin}"))?;
             rustfmt(&rust_header(&origin, &relative, &renamed))
                 .with_context(|| format!("formatting the copy of {origin}"))?
         } else {
@@ -115,7 +217,7 @@ pub fn learner_files(
 }
 
 /// `Cargo.toml` and every file under `src/`, relative to the crate.
-fn source_files(crate_dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn source_files(crate_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![PathBuf::from("Cargo.toml")];
     let mut pending = vec![PathBuf::from("src")];
     while let Some(dir) = pending.pop() {
@@ -153,6 +255,11 @@ fn rustfmt(text: &str) -> Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// The lints the `todo!()` stubs set off, and only those: the whole `unused` group would
+/// also hide `unused_must_use`, the warning a learner needs when they forget a `?`. To find
+/// them, build the unsolved crates without this line and read the warnings.
+const STUB_LINTS: [&str; 3] = ["unused_imports", "unused_variables", "unused_mut"];
+
 fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
     let mut out = format!(
         "// Your copy of {origin}, made by `cargo xtask gen`. Do the exercises marked TODO.\n"
@@ -162,15 +269,15 @@ fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
         out.push_str(text);
         return out;
     }
-    // Inner attributes go after the `//!` lines. Until the exercises are done, some names
-    // are not used yet, and code after a `todo!()` cannot be reached: do not warn of that.
+    // Inner attributes go after the `//!` lines. Until the exercises are done, the names
+    // their code uses are not used yet: do not warn of that, and of nothing else.
     let doc_lines = text
         .lines()
         .take_while(|line| line.starts_with("//!"))
         .count();
     for (index, line) in text.lines().enumerate() {
         if index == doc_lines {
-            out.push_str("\n#![allow(unused, unreachable_code)]\n");
+            out.push_str(&format!("\n#![allow({})]\n", STUB_LINTS.join(", ")));
         }
         out.push_str(line);
         out.push('\n');
@@ -242,6 +349,101 @@ pub fn exercises_of(chapter: &Chapter) -> Result<Vec<(PathBuf, Exercise)>> {
             }
         }
     }
-    all.sort_by(|a, b| a.1.number.cmp(&b.1.number));
+    all.sort_by_key(|(_, exercise)| exercise.number);
     Ok(all)
+}
+
+/// Each exercise of chapter N is numbered N.M, and no number is used twice: `check` and the
+/// book find an exercise by its number.
+pub fn check_numbers(chapter: &Chapter, exercises: &[(PathBuf, Exercise)]) -> Result<()> {
+    let place = |(file, exercise): &(PathBuf, Exercise)| {
+        format!(
+            "solutions/{}/{}:{}",
+            chapter.slug,
+            file.display(),
+            exercise.line
+        )
+    };
+    for (index, entry) in exercises.iter().enumerate() {
+        let number = entry.1.number;
+        if number.chapter != chapter.number {
+            bail!(
+                "{}: exercise {number} is in chapter {}: number it {}.M",
+                place(entry),
+                chapter.number,
+                chapter.number
+            );
+        }
+        if let Some(twin) = exercises[..index].iter().find(|e| e.1.number == number) {
+            bail!(
+                "exercise {number} is numbered twice: at {} and at {}; give each its own number",
+                place(twin),
+                place(entry)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chapter(number: u32) -> Chapter {
+        Chapter {
+            number,
+            slug: format!("{number:02}-test"),
+        }
+    }
+
+    fn exercise(number: &str, line: usize) -> (PathBuf, Exercise) {
+        let exercise = Exercise {
+            number: number.parse().unwrap(),
+            section: "1.1".into(),
+            title: "x".into(),
+            line,
+            trivial: None,
+        };
+        (PathBuf::from("src/lib.rs"), exercise)
+    }
+
+    #[test]
+    fn a_crate_root_allows_the_stub_lints_but_not_the_unused_group() {
+        let text = rust_header(
+            "solutions/x/src/lib.rs",
+            Path::new("src/lib.rs"),
+            "//! Doc.\nfn f() {}\n",
+        );
+        let allow = "#![allow(unused_imports, unused_variables, unused_mut)]";
+        assert!(text.contains(&format!("//! Doc.\n\n{allow}\n")), "{text}");
+        // `unused` would take unused_must_use with it: a forgotten `?` must still warn.
+        assert!(!text.contains("allow(unused,") && !text.contains("unused_must_use"));
+    }
+
+    #[test]
+    fn numbers_of_the_chapter_each_used_once_are_fine() {
+        let exercises = [exercise("3.1", 1), exercise("3.2", 9), exercise("3.10", 20)];
+        check_numbers(&chapter(3), &exercises).unwrap();
+    }
+
+    #[test]
+    fn a_number_used_twice_is_an_error_naming_both_places() {
+        let exercises = [exercise("3.1", 1), exercise("3.1", 9)];
+        let error = check_numbers(&chapter(3), &exercises)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("numbered twice"), "{error}");
+        assert!(
+            error.contains("src/lib.rs:1") && error.contains("src/lib.rs:9"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_exercise_of_another_chapter_is_an_error() {
+        let error = check_numbers(&chapter(3), &[exercise("2.1", 4)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exercise 2.1 is in chapter 3"), "{error}");
+    }
 }

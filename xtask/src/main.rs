@@ -1,7 +1,8 @@
 //! `cargo xtask`: the course machinery. Book: "How this kit is built".
 //!
 //! - `rootfs`: build the busybox root filesystem (and the probe) into `rootfs/busybox/`
-//! - `gen [--check]`: make `chapters/` from `solutions/`, or check that it is up to date
+//! - `gen [--check] [--force]`: make `chapters/` from `solutions/`, or check that it is up
+//!   to date; it never overwrites a learner's edits unless forced
 //! - `test [--chapter N] [--impl solutions|chapters]`: build what is needed and run the tests
 //! - `check N`: a learner's command: test chapter N and say which exercise is not done
 //! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
@@ -9,11 +10,16 @@
 //! - `book [--serve]`: build the book and check its includes and links; serve it over HTTP
 
 mod book;
+mod check;
 mod demo;
 mod exercises;
 mod gen;
+mod generated;
+mod invariant;
+mod rename;
 mod rootfs;
 mod testing;
+mod todos;
 mod workspace;
 
 use std::process::ExitCode;
@@ -23,7 +29,12 @@ use clap::{Parser, Subcommand};
 use crate::testing::Impl;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "byoc's course machinery")]
+// The learner types `cargo xtask ...`: usage and errors must say so, not `xtask`.
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "byoc's course machinery"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -36,8 +47,11 @@ enum Task {
     /// Generate chapters/ from solutions/.
     Gen {
         /// Do not write: fail if chapters/ differs from what would be generated.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         check: bool,
+        /// Overwrite learner files even where they hold changes gen did not make.
+        #[arg(long)]
+        force: bool,
     },
     /// Build the binaries and the root filesystem, then run the tests.
     Test {
@@ -53,7 +67,7 @@ enum Task {
         /// The chapter number.
         chapter: u32,
     },
-    /// Check that each chapter's tests fail against its unsolved learner crate.
+    /// Check, in a scratch copy, that each chapter's tests fail against its unsolved crate.
     Invariant,
     /// Run a container from the newest chapter that shows its hostname, PID and mounts.
     Demo,
@@ -67,20 +81,20 @@ fn main() -> ExitCode {
         Task::Rootfs => rootfs::ensure().map(|path| {
             println!("root filesystem ready: {}", path.display());
         }),
-        Task::Gen { check } => gen::run(check),
+        Task::Gen { check, force } => gen::run(check, force),
         Task::Test {
             chapter,
             implementation,
         } => testing::test(chapter, implementation),
-        Task::Check { chapter } => testing::check(chapter),
-        Task::Invariant => testing::invariant(),
+        Task::Check { chapter } => check::check(chapter),
+        Task::Invariant => invariant::invariant(),
         Task::Demo => demo::run(),
         Task::Book(args) => book::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("xtask: {error:#}");
+            eprintln!("cargo xtask: {error:#}");
             ExitCode::FAILURE
         }
     }

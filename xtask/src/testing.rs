@@ -1,15 +1,21 @@
-//! `cargo xtask test`, `check` and `invariant`: building what the tests need, running them,
-//! and telling a learner which exercise to do next. Book: "Check your work" in each chapter.
+//! `cargo xtask test`: building what the tests need, running them, and counting what passed,
+//! failed, and could not run. `check` and `invariant` run the tests the same way.
+//! Book: "Check your work" in each chapter.
+//!
+//! A test that cannot run on this machine (it needs root, user namespaces, cgroup v2, ...)
+//! is never counted as passed. Each black-box run gets an empty directory in
+//! `BYOC_NOT_RUN_DIR`; such a test writes one file there holding one line,
+//! `<test binary>::<test name>: <reason>`, and returns. Those are counted apart.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::exercises::Exercise;
-use crate::gen::{self, Chapter};
+use crate::gen;
 use crate::rootfs;
-use crate::workspace::{self, cargo, NEWEST_CHAPTER};
+use crate::workspace::{self, Workspace};
 
 /// Which binaries the black-box tests run: the reference or the learner's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,12 +41,34 @@ impl Impl {
 }
 
 /// What a test run printed and counted.
-#[derive(Default)]
-struct Outcome {
-    passed: u32,
-    failed: u32,
-    failing_tests: Vec<String>,
-    output: String,
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Tests that ran and passed (not those that could not run).
+    pub passed: u32,
+    pub failed: u32,
+    pub failing_tests: Vec<String>,
+    /// `<test binary>::<test name>: <reason>`, for each test that could not run.
+    pub not_run: Vec<String>,
+    pub output: String,
+}
+
+impl Outcome {
+    /// libtest counted the tests that could not run as passed: take them back out.
+    fn add_not_run(&mut self, lines: Vec<String>) {
+        let count = u32::try_from(lines.len()).unwrap_or(u32::MAX);
+        self.passed = self.passed.saturating_sub(count);
+        self.not_run.extend(lines);
+    }
+
+    /// `summary: 12 passed, 1 failed, 2 not run`.
+    pub fn summary(&self) -> String {
+        format!(
+            "summary: {} passed, {} failed, {} not run",
+            self.passed,
+            self.failed,
+            self.not_run.len()
+        )
+    }
 }
 
 pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
@@ -49,30 +77,31 @@ pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
     }
     require_root()?;
     rootfs::ensure()?;
-    build_binaries(implementation)?;
+    let workspace = Workspace::real();
+    build_binaries(&workspace, implementation)?;
     let mount_table_before = workspace::mount_table()?;
-    let outcome = run_tests(chapter, implementation, true)?;
+    let outcome = run_tests(&workspace, chapter, implementation, true)?;
     let mount_table_after = workspace::mount_table()?;
     println!();
-    println!(
-        "summary: {} passed, {} failed",
-        outcome.passed, outcome.failed
-    );
+    println!("{}", outcome.summary());
     if mount_table_before != mount_table_after {
         bail!("the host's mount table changed during the tests: a mount leaked");
     }
     println!("the host's mount table is the same as before the tests");
-    if outcome.failed > 0 || outcome.passed == 0 {
+    if outcome.failed > 0 {
         bail!(
             "{} tests failed: {}",
             outcome.failed,
             outcome.failing_tests.join(", ")
         );
     }
+    if outcome.passed == 0 {
+        bail!("no test passed, so nothing was checked: see the \"not run\" lines above");
+    }
     Ok(())
 }
 
-fn require_root() -> Result<()> {
+pub fn require_root() -> Result<()> {
     if !workspace::is_root() {
         bail!(
             "chapters 1 to 4 need root: chroot, mounts and most namespaces need privileges \
@@ -83,8 +112,8 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-fn build_binaries(implementation: Impl) -> Result<()> {
-    let mut build = cargo();
+fn build_binaries(workspace: &Workspace, implementation: Impl) -> Result<()> {
+    let mut build = workspace.cargo();
     build.args(["build", "--quiet"]);
     for chapter in gen::chapters()? {
         build.args(["-p", &implementation.package(chapter.number)]);
@@ -92,10 +121,16 @@ fn build_binaries(implementation: Impl) -> Result<()> {
     workspace::run(&mut build)
 }
 
-/// Runs the unit tests and the black-box tests, streaming their output.
-fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<Outcome> {
+/// Runs the unit tests and the black-box tests in `workspace`, streaming their output if
+/// `echo`.
+pub fn run_tests(
+    workspace: &Workspace,
+    chapter: Option<u32>,
+    implementation: Impl,
+    echo: bool,
+) -> Result<Outcome> {
     let mut outcome = Outcome::default();
-    let mut unit = cargo();
+    let mut unit = workspace.cargo();
     unit.args(["test", "--no-fail-fast"]);
     match (chapter, implementation) {
         (Some(number), _) => {
@@ -115,7 +150,7 @@ fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<O
     }
     run_counting(&mut unit, &mut outcome, echo)?;
 
-    let mut black_box = cargo();
+    let mut black_box = workspace.cargo();
     black_box.args(["test", "--no-fail-fast", "-p", "byoc-tests"]);
     if let Some(number) = chapter {
         black_box.args(["--test", &format!("ch{number:02}")]);
@@ -128,9 +163,39 @@ fn run_tests(chapter: Option<u32>, implementation: Impl, echo: bool) -> Result<O
     black_box
         .env("COURSE_IMPL", implementation.name())
         .env("BYOC_ROOTFS", rootfs::path())
-        .env("BYOC_BIN_DIR", workspace::target_dir().join("debug"));
+        .env("BYOC_BIN_DIR", workspace.bin_dir());
+    let not_run_dir = tempfile::Builder::new()
+        .prefix("byoc-not-run-")
+        .tempdir()
+        .context("cannot make a temporary directory for BYOC_NOT_RUN_DIR")?;
+    black_box.env("BYOC_NOT_RUN_DIR", not_run_dir.path());
     run_counting(&mut black_box, &mut outcome, echo)?;
+    let not_run = read_not_run(not_run_dir.path())?;
+    if echo {
+        for line in &not_run {
+            println!("not run: {line}");
+        }
+    }
+    outcome.add_not_run(not_run);
     Ok(outcome)
+}
+
+/// The lines the tests that could not run wrote into `dir`, one file each, sorted.
+fn read_not_run(dir: &Path) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {dir:?}"))? {
+        let path = entry?.path();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path:?}"))?;
+        let line = text.trim();
+        if line.is_empty() {
+            lines.push(format!("{}: (a test wrote no reason)", path.display()));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    lines.sort();
+    Ok(lines)
 }
 
 /// Runs `cargo test`, echoing (or only keeping) its output and adding up its summary lines.
@@ -199,135 +264,56 @@ fn number_before(text: &str, label: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// `cargo xtask check N`: the learner's question, "am I done with chapter N?".
-pub fn check(number: u32) -> Result<()> {
-    require_root()?;
-    let chapter = gen::chapter(number)?;
-    rootfs::ensure()?;
-    workspace::run(cargo().args(["build", "--quiet", "-p", &chapter.learner_name()]))?;
-    let unfinished = unfinished_exercises(&chapter)?;
-    println!(
-        "checking chapters/{} (your copy) against chapter {number}'s tests...",
-        chapter.slug
-    );
-    let outcome = run_tests(Some(number), Impl::Chapters, false)?;
-    println!();
-    if outcome.failed == 0 && outcome.passed > 0 && unfinished.is_empty() {
-        println!(
-            "chapter {number}: all {} tests pass. Well done!",
-            outcome.passed
-        );
-        if number < NEWEST_CHAPTER {
-            println!("next: chapter {}", number + 1);
-        }
-        return Ok(());
-    }
-    println!(
-        "chapter {number}: {} passed, {} failed",
-        outcome.passed, outcome.failed
-    );
-    for (location, exercise) in &unfinished {
-        println!(
-            "  not done yet: exercise {}: {}\n    in {location}\n    read book section {}",
-            exercise.number, exercise.title, exercise.section
-        );
-    }
-    if unfinished.is_empty() {
-        println!("  every exercise has code, but these tests fail:");
-        for name in &outcome.failing_tests {
-            println!("    {name}");
-        }
-        println!(
-            "  see why with: cargo xtask test --impl chapters --chapter {number}\n  \
-             (each test prints the container's stdout, stderr and exit code)"
-        );
-    }
-    bail!("chapter {number} is not done yet")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The exercises whose `todo!()` is still in the learner's copy, with where they are.
-fn unfinished_exercises(chapter: &Chapter) -> Result<Vec<(String, Exercise)>> {
-    let mut unfinished = Vec::new();
-    for (relative, exercise) in gen::exercises_of(chapter)? {
-        let path = chapter.learner_dir().join(&relative);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path:?}"))?;
-        let needle = format!("todo!(\"exercise {}:", exercise.number);
-        if let Some(index) = text.lines().position(|line| line.contains(&needle)) {
-            let location = format!(
-                "chapters/{}/{}:{}",
-                chapter.slug,
-                relative.display(),
-                index + 1
-            );
-            unfinished.push((location, exercise));
+    fn counted(lines: &[&str]) -> Outcome {
+        let mut outcome = Outcome::default();
+        for line in lines {
+            count_line(line, &mut outcome);
         }
+        outcome
     }
-    Ok(unfinished)
-}
 
-/// The course invariant: against its unsolved crate, each chapter's tests fail and name an
-/// exercise of that chapter; and with any single exercise left undone, they still fail.
-/// A test that passes without the exercise teaches nothing.
-pub fn invariant() -> Result<()> {
-    require_root()?;
-    rootfs::ensure()?;
-    let result = check_every_chapter();
-    // Put the learner crates back exactly as the generator makes them, whatever happened.
-    let restored = gen::run(false);
-    result.and(restored)
-}
-
-fn check_every_chapter() -> Result<()> {
-    let mut problems = Vec::new();
-    for chapter in gen::chapters()? {
-        let all_unsolved = gen::learner_files(&chapter, &|_| false)?;
-        gen::write_crate(&chapter.learner_dir(), &all_unsolved)?;
-        let prefix = format!("exercise {}.", chapter.number);
-        match fails_naming(&chapter, &prefix)? {
-            Ok(()) => println!(
-                "chapter {}: unsolved crate fails and names an exercise: ok",
-                chapter.number
-            ),
-            Err(problem) => problems.push(format!(
-                "chapter {}, all exercises undone: {problem}",
-                chapter.number
-            )),
-        }
-        for (_, exercise) in gen::exercises_of(&chapter)? {
-            let number = exercise.number.clone();
-            let only_this = gen::learner_files(&chapter, &|other| other.number != number)?;
-            gen::write_crate(&chapter.learner_dir(), &only_this)?;
-            let named = format!("exercise {number}:");
-            match fails_naming(&chapter, &named)? {
-                Ok(()) => println!(
-                    "chapter {}: exercise {number} alone undone fails its tests: ok",
-                    chapter.number
-                ),
-                Err(problem) => problems.push(format!("exercise {number} alone undone: {problem}")),
-            }
-        }
+    #[test]
+    fn summary_lines_add_up() {
+        let outcome = counted(&[
+            "test result: ok. 5 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out",
+            "test ch02::pivot ... FAILED",
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out",
+        ]);
+        assert_eq!((outcome.passed, outcome.failed), (8, 2));
+        assert_eq!(outcome.failing_tests, ["ch02::pivot"]);
     }
-    if !problems.is_empty() {
-        bail!(
-            "the course invariant does not hold:\n  {}",
-            problems.join("\n  ")
+
+    #[test]
+    fn tests_that_did_not_run_are_not_counted_as_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a"),
+            "ch05::rootless: needs an unprivileged user\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b"), "ch07::memory: needs cgroup v2").unwrap();
+        let mut outcome = counted(&["test result: ok. 5 passed; 0 failed; 0 ignored"]);
+        outcome.add_not_run(read_not_run(dir.path()).unwrap());
+        assert_eq!(outcome.passed, 3);
+        assert_eq!(
+            outcome.not_run,
+            [
+                "ch05::rootless: needs an unprivileged user",
+                "ch07::memory: needs cgroup v2"
+            ]
         );
+        assert_eq!(outcome.summary(), "summary: 3 passed, 0 failed, 2 not run");
     }
-    println!("course invariant holds for every chapter and every exercise");
-    Ok(())
-}
 
-/// Builds the learner crate as it is now, runs its chapter's tests, and expects a failure
-/// whose output names `needle`. The outer error is for things that could not be run at all.
-fn fails_naming(chapter: &Chapter, needle: &str) -> Result<Result<(), String>> {
-    workspace::run(cargo().args(["build", "--quiet", "-p", &chapter.learner_name()]))?;
-    let outcome = run_tests(Some(chapter.number), Impl::Chapters, false)?;
-    Ok(if outcome.failed == 0 {
-        Err(format!("all {} tests passed", outcome.passed))
-    } else if !outcome.output.contains(needle) {
-        Err(format!("tests failed but no output names \"{needle}\""))
-    } else {
-        Ok(())
-    })
+    #[test]
+    fn an_empty_not_run_directory_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outcome = counted(&["test result: ok. 4 passed; 1 failed; 0 ignored"]);
+        outcome.add_not_run(read_not_run(dir.path()).unwrap());
+        assert_eq!(outcome.summary(), "summary: 4 passed, 1 failed, 0 not run");
+    }
 }

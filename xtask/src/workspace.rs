@@ -1,12 +1,12 @@
 //! Where things are, and how to run a program and fail clearly when it fails.
+//!
+//! Most commands work in the real workspace. The course invariant works in a scratch copy
+//! of it, so it can rewrite the learner crates without touching the learner's own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-
-/// The newest chapter that exists. The tests run each chapter's checks up to this one.
-pub const NEWEST_CHAPTER: u32 = 4;
 
 /// The workspace root: the parent of this crate's directory.
 pub fn root() -> PathBuf {
@@ -23,11 +23,79 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// `cargo`, as the one that runs this xtask.
+/// `cargo`, as the one that runs this xtask, in the real workspace.
 pub fn cargo() -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(root());
-    command
+    Workspace::real().cargo()
+}
+
+/// A tree to build and test in: its root and the target directory its builds go to.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    /// Run cargo, and so the tests, in a mount namespace of their own (see
+    /// [`own_mount_namespace`]).
+    pub own_mount_namespace: bool,
+}
+
+impl Workspace {
+    /// The learner's workspace, as `cargo` would build it.
+    pub fn real() -> Workspace {
+        Workspace {
+            root: root(),
+            target_dir: target_dir(),
+            own_mount_namespace: false,
+        }
+    }
+
+    /// `cargo`, as the one that runs this xtask, building in this tree.
+    pub fn cargo(&self) -> Command {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", &self.target_dir);
+        if self.own_mount_namespace {
+            own_mount_namespace(&mut command);
+        }
+        command
+    }
+
+    /// Where the debug binaries of this tree are.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.target_dir.join("debug")
+    }
+}
+
+/// Starts `command` in a new mount namespace whose mounts are shared among themselves but
+/// not with the host's. The invariant runs half-done runtimes (one that skips making its
+/// mounts private leaks them): a leak then lands here, where the tests still see it, and
+/// goes away with the namespace instead of staying on the host.
+fn own_mount_namespace(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only makes system calls,
+    // which is safe in a child of a multi-threaded process.
+    unsafe {
+        command.pre_exec(|| {
+            let root = c"/".as_ptr();
+            let none = std::ptr::null();
+            succeeded(libc::unshare(libc::CLONE_NEWNS))?;
+            // Cut every tie with the host's mounts, then share among this namespace's own.
+            let private = libc::MS_REC | libc::MS_PRIVATE;
+            succeeded(libc::mount(none, root, none, private, std::ptr::null()))?;
+            let shared = libc::MS_REC | libc::MS_SHARED;
+            succeeded(libc::mount(none, root, none, shared, std::ptr::null()))
+        });
+    }
+}
+
+/// A C call's result: 0 is success, anything else leaves the reason in errno.
+fn succeeded(result: libc::c_int) -> std::io::Result<()> {
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Runs a command to its end; an error names the command when it fails.

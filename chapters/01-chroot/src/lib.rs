@@ -5,9 +5,9 @@
 //! replaces itself with the command (`execve(2)`), and the parent waits and passes the
 //! command's exit status on. Book: chapter 1.
 //!
-//! Later chapters re-export this crate (`pub use chapter01::*;`) and add their own modules.
+//! Later chapters re-export this crate (`pub use solution01::*;`) and add their own modules.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 pub mod cli;
 pub mod command;

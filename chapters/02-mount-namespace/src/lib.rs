@@ -6,7 +6,7 @@
 //! `/tmp`, and swaps roots with `pivot_root(2)` so the host's tree is gone, not just hidden.
 //! Book: chapter 2.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 pub use solution01::*;
 

@@ -5,7 +5,7 @@
 //! its own process tree. It mounts a fresh `/proc` that shows only that tree. PID 1 has
 //! duties no other process has: with `--init`, a tiny init takes them on. Book: chapter 3.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 pub use solution02::*;
 

@@ -6,7 +6,7 @@
 //! waiting: it forwards `Ctrl-C` and `kill` to the container. The child mounts a `/proc` of
 //! its own, and with `--init` becomes a tiny init for the command.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

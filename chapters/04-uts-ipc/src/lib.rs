@@ -5,7 +5,7 @@
 //! and `CLONE_NEWIPC` System V message queues, semaphores and shared memory of its own.
 //! Book: chapter 4.
 
-#![allow(unused, unreachable_code)]
+#![allow(unused_imports, unused_variables, unused_mut)]
 
 pub use solution03::*;
 

@@ -204,6 +204,7 @@ pub fn exit_code(status: WaitStatus) -> Option<u8> {
     // HINT: match on WaitStatus::Exited(_, code) and WaitStatus::Signaled(_, signal, _);
     // HINT: `signal as u8` is the signal's number (they all fit in a byte).
     // HINT: anything else (stopped, continued) has not ended yet: None.
+    // TRIVIAL: None
     match status {
         WaitStatus::Exited(_, code) => Some(code as u8),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as u8),

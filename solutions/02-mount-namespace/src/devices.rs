@@ -75,6 +75,7 @@ pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
     // HINT: stat::mknod with SFlag::S_IFCHR and stat::makedev(major, minor).
     // HINT: the umask takes bits off mknod's mode, so set 0666 again with stat::fchmodat.
+    // TRIVIAL: Ok(())
     let (major, minor) = (device.major, device.minor);
     let read_write = Mode::from_bits_truncate(0o666);
     trace::syscall(

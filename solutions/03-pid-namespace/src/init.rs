@@ -74,6 +74,7 @@ pub fn supervise(command: Pid) -> Result<u8> {
     // HINT: on SIGCHLD, call reap_children(command): Some(code) means the command has ended.
     // HINT: any other signal goes to the command with kill(command, signal).
     // HINT: wrap sigwait and kill in trace::syscall, so --trace shows the loop at work.
+    // TRIVIAL: Ok(0)
     loop {
         let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;
         if signal == Signal::SIGCHLD {

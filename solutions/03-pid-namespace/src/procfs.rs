@@ -14,6 +14,7 @@ pub fn mount_proc() -> Result<()> {
     // EXERCISE 3.2 (book 3.2): mount a new procfs on /proc
     // HINT: mounts::mount with source "proc", fstype "proc" and no data. Nothing in /proc
     // HINT: needs set-user-ID bits, device files or programs: MS_NOSUID|MS_NODEV|MS_NOEXEC.
+    // TRIVIAL: Ok(())
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mounts::mount(
         Some(Path::new("proc")),

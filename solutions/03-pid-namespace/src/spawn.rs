@@ -46,6 +46,7 @@ fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> R
     // HINT: SIGCHLD is the signal the parent gets when the child ends, as after fork.
     // HINT: it is unsafe: write a SAFETY comment on why it is sound here.
     // HINT: report it with trace::syscall, as clone(FLAGS, SIGCHLD), so --trace shows it.
+    // TRIVIAL: none (a Pid clone did not make is no child: the tests would hang, not fail)
     // SAFETY: the runtime is single-threaded, and the child gets its own copy of memory
     // (no CLONE_VM), so it cannot disturb the parent; the stack outlives the call.
     let result = unsafe { sched::clone(child_main, stack, flags, Some(Signal::SIGCHLD as i32)) };

@@ -64,6 +64,7 @@ pub fn set_hostname(name: &str, host_namespace: (u64, u64)) -> Result<()> {
     }
     // EXERCISE 4.1 (book 4.1): give the container its own host name
     // HINT: one call: nix::unistd::sethostname, wrapped in trace::syscall.
+    // TRIVIAL: Ok(())
     trace::syscall(
         format_args!("sethostname({name:?})"),
         unistd::sethostname(name),

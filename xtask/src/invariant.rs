@@ -1,0 +1,249 @@
+//! `cargo xtask invariant`: the course's promise that every test can fail. Book: "How this
+//! kit is built".
+//!
+//! For each chapter, against its learner crate:
+//! - with every exercise undone, the tests fail and name an exercise of the chapter;
+//! - with one exercise undone (`todo!()`), they fail and name it, and `check` names it alone;
+//! - with one exercise replaced by its `// TRIVIAL:` body, which compiles and does nothing,
+//!   they still fail. A test that passes when an exercise does nothing checks nothing.
+//!
+//! All of it happens in a scratch copy of the workspace, removed at the end: the learner's
+//! own `chapters/` are never written.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::check;
+use crate::exercises::{Exercise, Form, Number, Trivial};
+use crate::gen::{self, Chapter};
+use crate::rootfs;
+use crate::testing::{self, Impl};
+use crate::workspace::{self, Workspace};
+
+/// What the scratch copy needs to build and test: the workspace manifest and lock file,
+/// cargo's config, and every workspace member but `chapters/`, which it generates.
+const COPIED: [&str; 7] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    ".cargo",
+    "solutions",
+    "tests",
+    "probe",
+    "xtask",
+];
+
+pub fn invariant() -> Result<()> {
+    testing::require_root()?;
+    rootfs::ensure()?;
+    // Dropping `scratch` removes the copy, whether the checks pass, fail or stop with an error.
+    let scratch = tempfile::Builder::new()
+        .prefix("byoc-invariant-")
+        .tempdir()
+        .context("cannot make a scratch directory")?;
+    let workspace = scratch_workspace(scratch.path())?;
+    println!(
+        "working in a scratch copy of the workspace: {}",
+        scratch.path().display()
+    );
+    let problems = check_every_chapter(&workspace)?;
+    if !problems.is_empty() {
+        bail!(
+            "the course invariant does not hold:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    println!("course invariant holds for every chapter and every exercise");
+    Ok(())
+}
+
+/// Copies the workspace's sources into `dir` and generates its learner crates. Builds go to
+/// a fixed folder in the real target directory, so the dependencies compile only once, and
+/// the real `target/debug` binaries are never replaced by unsolved ones.
+fn scratch_workspace(dir: &Path) -> Result<Workspace> {
+    let real = workspace::root();
+    for name in COPIED {
+        let source = real.join(name);
+        if source.exists() {
+            copy_tree(&source, &dir.join(name))?;
+        }
+    }
+    let workspace = Workspace {
+        root: dir.to_path_buf(),
+        target_dir: workspace::target_dir().join("invariant"),
+        own_mount_namespace: true,
+    };
+    for chapter in gen::chapters()? {
+        write_variant(&workspace, &chapter, &|_| Form::Todo)?;
+    }
+    Ok(workspace)
+}
+
+/// Copies a file or a directory tree; build output (`target/`) is left out.
+fn copy_tree(source: &Path, destination: &Path) -> Result<()> {
+    if !source.is_dir() {
+        fs::copy(source, destination)
+            .with_context(|| format!("cannot copy {source:?} to {destination:?}"))?;
+        return Ok(());
+    }
+    fs::create_dir_all(destination).with_context(|| format!("cannot create {destination:?}"))?;
+    for entry in fs::read_dir(source).with_context(|| format!("cannot read {source:?}"))? {
+        let name = entry?.file_name();
+        if name != "target" {
+            copy_tree(&source.join(&name), &destination.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_variant(
+    workspace: &Workspace,
+    chapter: &Chapter,
+    form_of: &dyn Fn(&Exercise) -> Form,
+) -> Result<()> {
+    let files = gen::learner_files(chapter, form_of)?;
+    gen::write_crate(&chapter.learner_dir_in(&workspace.root), &files)
+}
+
+/// The problems found, one line each; an error only for what could not be checked at all.
+fn check_every_chapter(workspace: &Workspace) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for chapter in gen::chapters()? {
+        let exercises = gen::exercises_of(&chapter)?;
+        let every_number: Vec<Number> = exercises.iter().map(|(_, e)| e.number).collect();
+        write_variant(workspace, &chapter, &|_| Form::Todo)?;
+        let prefix = format!("exercise {}.", chapter.number);
+        let what = format!("chapter {}, every exercise undone", chapter.number);
+        problems.extend(expect_failure(workspace, &chapter, &what, Some(&prefix))?);
+        problems.extend(expect_named(workspace, &chapter, &what, &every_number)?);
+        for (file, exercise) in &exercises {
+            problems.extend(check_one_undone(workspace, &chapter, exercise)?);
+            problems.extend(check_trivial(workspace, &chapter, file, exercise)?);
+        }
+    }
+    Ok(problems)
+}
+
+/// The form of each exercise when only `number` is not done, as `form`.
+fn only(number: Number, form: Form) -> impl Fn(&Exercise) -> Form {
+    move |exercise| {
+        if exercise.number == number {
+            form
+        } else {
+            Form::Solved
+        }
+    }
+}
+
+fn check_one_undone(
+    workspace: &Workspace,
+    chapter: &Chapter,
+    exercise: &Exercise,
+) -> Result<Vec<String>> {
+    let number = exercise.number;
+    write_variant(workspace, chapter, &only(number, Form::Todo))?;
+    let what = format!("exercise {number} alone undone");
+    let needle = crate::exercises::todo_prefix(number);
+    let mut problems = expect_failure(workspace, chapter, &what, Some(&needle))?;
+    problems.extend(expect_named(workspace, chapter, &what, &[number])?);
+    Ok(problems)
+}
+
+fn check_trivial(
+    workspace: &Workspace,
+    chapter: &Chapter,
+    file: &Path,
+    exercise: &Exercise,
+) -> Result<Vec<String>> {
+    let number = exercise.number;
+    match &exercise.trivial {
+        None => Ok(vec![format!(
+            "exercise {number} (solutions/{}/{}:{}) has no `// TRIVIAL:` line: add one after \
+             its HINT lines, with the smallest body that compiles, or `none (why)`",
+            chapter.slug,
+            file.display(),
+            exercise.line
+        )]),
+        Some(Trivial::Impossible(why)) => {
+            println!("exercise {number} has no trivial body ({why}): nothing to check");
+            Ok(Vec::new())
+        }
+        Some(Trivial::Body(body)) => {
+            write_variant(workspace, chapter, &only(number, Form::Trivial))?;
+            let what = format!("exercise {number} with its trivial body `{body}`");
+            expect_failure(workspace, chapter, &what, None)
+        }
+    }
+}
+
+/// Builds the learner crate as it is in `workspace`, runs its chapter's tests, and expects
+/// them to fail, with output that names `needle` if one is given.
+fn expect_failure(
+    workspace: &Workspace,
+    chapter: &Chapter,
+    what: &str,
+    needle: Option<&str>,
+) -> Result<Vec<String>> {
+    let mut build = workspace.cargo();
+    build.args(["build", "--quiet", "-p", &chapter.learner_name()]);
+    if workspace::run(&mut build).is_err() {
+        return Ok(vec![format!(
+            "{what}: chapter{:02} does not compile (the errors are above)",
+            chapter.number
+        )]);
+    }
+    let outcome = testing::run_tests(workspace, Some(chapter.number), Impl::Chapters, false)?;
+    let problem = if outcome.failed == 0 {
+        Some(format!(
+            "{what}: the tests pass ({} passed, {} not run), so they check nothing",
+            outcome.passed,
+            outcome.not_run.len()
+        ))
+    } else if needle.is_some_and(|needle| !outcome.output.contains(needle)) {
+        Some(format!(
+            "{what}: tests failed but no output names \"{}\"",
+            needle.unwrap_or_default()
+        ))
+    } else {
+        None
+    };
+    match &problem {
+        None => println!("{what}: the tests fail: ok"),
+        Some(problem) => println!("{problem}"),
+    }
+    Ok(problem.into_iter().collect())
+}
+
+/// `cargo xtask check` must name exactly the exercises left undone, and no other.
+fn expect_named(
+    workspace: &Workspace,
+    chapter: &Chapter,
+    what: &str,
+    expected: &[Number],
+) -> Result<Vec<String>> {
+    let named: Vec<Number> = check::unfinished(chapter, &workspace.root)?
+        .iter()
+        .map(|todo| todo.number)
+        .collect();
+    if named == expected {
+        println!("{what}: check names {}: ok", list(&named));
+        return Ok(Vec::new());
+    }
+    let problem = format!(
+        "{what}: `cargo xtask check` would name {} instead of {}",
+        list(&named),
+        list(expected)
+    );
+    println!("{problem}");
+    Ok(vec![problem])
+}
+
+fn list(numbers: &[Number]) -> String {
+    let names: Vec<String> = numbers.iter().map(Number::to_string).collect();
+    if names.is_empty() {
+        "no exercise".to_string()
+    } else {
+        names.join(", ")
+    }
+}
