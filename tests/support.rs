@@ -45,7 +45,22 @@ pub fn testing_solutions() -> bool {
 /// (see [`not_run`]) and gets no binary. Otherwise never empty: a test with nothing to run
 /// would pass without testing.
 pub fn runtimes(chapters: RangeInclusive<u32>) -> Vec<Runtime> {
-    if !meets(&[Need::Root]) {
+    runtimes_needing(chapters, &[Need::Root])
+}
+
+/// Chapter k's binary and every later one, for a test that runs them as an ordinary user
+/// (from chapter 5): it needs that user and user namespaces, not root.
+pub fn rootless_from_chapter(first: u32) -> Vec<Runtime> {
+    runtimes_needing(
+        first..=newest_chapter(),
+        &[Need::UnprivilegedUser, Need::UserNamespaces],
+    )
+}
+
+/// The binaries for `chapters`, or none (and the test recorded as not run) when the
+/// machine does not meet `needs`.
+pub fn runtimes_needing(chapters: RangeInclusive<u32>, needs: &[Need]) -> Vec<Runtime> {
+    if !meets(needs) {
         return Vec::new();
     }
     let only = std::env::var("COURSE_ONLY")
@@ -91,20 +106,107 @@ pub fn from_chapter(first: u32) -> Vec<Runtime> {
 pub enum Need {
     /// Root: chapters 1 to 4 use chroot, mounts and namespaces, which need it.
     Root,
+    /// An ordinary user to run as: see [`test_user`].
+    UnprivilegedUser,
+    /// A kernel that lets ordinary users make user namespaces.
+    UserNamespaces,
+    /// `newuidmap` and `newgidmap`, and a subordinate range for the test user in
+    /// `/etc/subuid` and `/etc/subgid`.
+    SubordinateIds,
+    /// A kernel that can load modules at all (some are built without).
+    LoadableModules,
 }
 
 impl Need {
     /// Why the need is not met here, or `None` when it is.
-    fn unmet(self) -> Option<&'static str> {
+    fn unmet(self) -> Option<String> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let setting = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|text| text.trim().to_string())
+        };
         match self {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            Need::Root if unsafe { libc::geteuid() } != 0 => Some(
+            Need::Root if !root => Some(
                 "needs root: chroot, mount and namespaces need privileges an ordinary user \
-                 only has inside a user namespace (chapter 5)",
+                 only has inside a user namespace (chapter 5)"
+                    .to_string(),
             ),
-            Need::Root => None,
+            Need::UnprivilegedUser if test_user().is_none() => {
+                Some("needs an ordinary user to run as".to_string())
+            }
+            Need::UserNamespaces
+                if setting("/proc/sys/kernel/unprivileged_userns_clone").as_deref()
+                    == Some("0")
+                    || setting("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") =>
+            {
+                Some(
+                    "needs user namespaces for ordinary users, which this kernel forbids"
+                        .to_string(),
+                )
+            }
+            Need::SubordinateIds => {
+                let Some(user) = test_user() else {
+                    return Some("needs an ordinary user to run as".to_string());
+                };
+                let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+                if !helpers.iter().all(|helper| Path::new(helper).exists()) {
+                    return Some(
+                        "needs newuidmap and newgidmap (apt-get install uidmap)".to_string(),
+                    );
+                }
+                let has_range = |table: &str| {
+                    std::fs::read_to_string(table).is_ok_and(|text| {
+                        text.lines()
+                            .any(|line| line.split(':').next() == Some(&user.name))
+                    })
+                };
+                (!has_range("/etc/subuid") || !has_range("/etc/subgid")).then(|| {
+                    format!(
+                        "needs a range for {} in /etc/subuid and /etc/subgid",
+                        user.name
+                    )
+                })
+            }
+            Need::LoadableModules if !Path::new("/proc/modules").exists() => {
+                Some("needs a kernel that loads modules; this one was built without".to_string())
+            }
+            _ => None,
         }
     }
+}
+
+/// The ordinary user the rootless tests run as.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The user rootless tests run as. As root: `byoc-test` if the machine has it (`.ci/run`
+/// makes it, with a subordinate range), else `nobody`. As an ordinary user: yourself.
+pub fn test_user() -> Option<TestUser> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let users: Vec<TestUser> = passwd
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            Some(TestUser {
+                name: fields.first()?.to_string(),
+                uid: fields.get(2)?.parse().ok()?,
+                gid: fields.get(3)?.parse().ok()?,
+            })
+        })
+        .collect();
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    if me != 0 {
+        return users.into_iter().find(|user| user.uid == me);
+    }
+    let by_name = |name: &str| users.iter().find(|user| user.name == name).cloned();
+    by_name("byoc-test").or_else(|| by_name("nobody"))
 }
 
 /// Does this machine meet every need? If not, the test is recorded as not run, with the
@@ -113,7 +215,7 @@ pub fn meets(needs: &[Need]) -> bool {
     match needs.iter().find_map(|need| need.unmet()) {
         None => true,
         Some(reason) => {
-            not_run(reason);
+            not_run(&reason);
             false
         }
     }
@@ -630,6 +732,7 @@ pub fn trace_filters() -> insta::Settings {
     settings.add_filter(r"((?:fork|clone)\(.*\)) = [1-9]\d*", "$1 = [PID]");
     settings.add_filter(r"\b(wait4|kill)\(\d+", "$1([PID]");
     settings.add_filter(r"setsid\(\) = \d+", "setsid() = [PID]");
+    settings.add_filter(r"/proc/\d+/", "/proc/[PID]/");
     settings.add_filter(r"[0-9a-f]{12}", "[ID]");
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
@@ -841,5 +944,56 @@ impl Pty {
             }
         }
         seen
+    }
+}
+
+impl Staged {
+    /// The command line for the staged runtime, run as `user`, from `/`, with a clean
+    /// environment, in a process group of its own.
+    pub fn command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
+        self.build_as(user, false, options, command)
+    }
+
+    /// The same, with `--trace`.
+    pub fn trace_command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
+        self.build_as(user, true, options, command)
+    }
+
+    fn build_as(
+        &self,
+        user: &TestUser,
+        trace: bool,
+        options: &[&str],
+        command: &[&str],
+    ) -> Command {
+        let mut process = Command::new(&self.binary);
+        if trace {
+            process.arg("--trace");
+        }
+        process
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .args(options)
+            .arg("--")
+            .args(command)
+            .env_clear()
+            .env("TERM", "xterm")
+            .env("RUST_BACKTRACE", "0")
+            .current_dir("/")
+            .stdin(Stdio::null());
+        std::os::unix::process::CommandExt::uid(&mut process, user.uid);
+        std::os::unix::process::CommandExt::gid(&mut process, user.gid);
+        in_own_group_with_umask(&mut process);
+        process
+    }
+}
+
+impl Runtime {
+    /// Runs a container as the rootless test user, on a staged copy of the runtime and the
+    /// root filesystem, to its end.
+    pub fn run_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Run {
+        let staged = stage_for_unprivileged(self);
+        run_command(&self.name, staged.command_as(user, options, command))
     }
 }

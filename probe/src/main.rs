@@ -27,12 +27,14 @@ fn main() -> ExitCode {
         ["walk-up", marker] => walk_up(marker),
         ["fds"] => fds(),
         ["tiocsti"] => tiocsti(),
+        ["user"] => user(),
+        ["privileged"] => privileged(),
         ["ignored"] => ignored(),
         ["orphans"] => orphans(),
         ["segfault"] => segfault(),
         _ => {
             eprintln!(
-                "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|orphans|segfault|\
+                "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|user|privileged|orphans|segfault|\
                  escape MARKER_PATH|walk-up MARKER_PATH"
             );
             return ExitCode::from(2);
@@ -297,6 +299,73 @@ fn ignored() {
         names.join(" ")
     };
     println!("ignored: {list}");
+}
+
+/// Who this process is: its ids, its effective capabilities, and its namespace's id maps.
+fn user() {
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    println!("uid: {uid}");
+    println!("gid: {gid}");
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let capabilities = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map_or("unknown (no /proc)", str::trim);
+    println!("capeff: {capabilities}");
+    for file in ["uid_map", "gid_map"] {
+        match fs::read_to_string(format!("/proc/self/{file}")) {
+            Ok(map) => {
+                for line in map.lines() {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    println!("{file}: {}", fields.join(" "));
+                }
+            }
+            Err(_) => println!("{file}: unknown (no /proc)"),
+        }
+    }
+}
+
+/// Tries what only the host's root may do, and says how each attempt ended.
+fn privileged() {
+    // SAFETY (each call below): the pointers are valid or null where the call allows it, and
+    // a refused call changes nothing, which is what the probe expects.
+    attempt("module", || unsafe {
+        let no_image = std::ptr::null::<u8>();
+        libc::syscall(libc::SYS_init_module, no_image, 0usize, c"".as_ptr()) as i32
+    });
+    attempt("clock", || unsafe {
+        let mut now: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
+        libc::clock_settime(libc::CLOCK_REALTIME, &now)
+    });
+    attempt("mount-block-fs", || unsafe {
+        let (device, target) = (c"/dev/null".as_ptr(), c"/tmp".as_ptr());
+        libc::mount(device, target, c"ext4".as_ptr(), 0, std::ptr::null())
+    });
+    attempt("write-host-file", || unsafe {
+        libc::open(c"/etc/passwd".as_ptr(), libc::O_WRONLY | libc::O_APPEND)
+    });
+}
+
+/// Runs one attempt (a C call that returns -1 and sets errno when refused) and reports it.
+fn attempt(name: &str, call: impl FnOnce() -> i32) {
+    if call() >= 0 {
+        println!("privileged: {name} allowed");
+        return;
+    }
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    println!("privileged: {name} refused ({})", errno_name(errno));
+}
+
+fn errno_name(errno: i32) -> String {
+    match errno {
+        libc::EPERM => "EPERM".to_string(),
+        libc::EACCES => "EACCES".to_string(),
+        libc::ENODEV => "ENODEV".to_string(),
+        libc::ENOTBLK => "ENOTBLK".to_string(),
+        other => format!("errno {other}"),
+    }
 }
 
 /// Walks up from the working directory, with no privilege at all, and looks for the host

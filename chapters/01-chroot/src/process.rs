@@ -33,6 +33,14 @@ pub fn fork_child(body: impl FnOnce(&ChildEnd) -> Result<Infallible>) -> Result<
 }
 // ANCHOR_END: fork_child
 
+/// Ends a child that must not start, because the parent's side failed, and collects it, so
+/// nothing is left behind and the child has nothing to report.
+pub fn abandon(child: Pid) {
+    let killed = nix::sys::signal::kill(child, Signal::SIGKILL);
+    let _ = trace::syscall(format_args!("kill({child}, SIGKILL)"), killed);
+    let _ = trace::syscall(format_args!("wait4({child})"), waitpid(child, None));
+}
+
 // ANCHOR: confirm_started
 /// Waits until the child has started the command. If it failed instead, collects the child
 /// and returns its error, so the runtime reports it and exits with its code.

@@ -10,11 +10,12 @@ use nix::mount::MsFlags;
 use crate::mounts;
 
 // ANCHOR: mount_proc
-/// Mounts a procfs for this PID namespace on `/proc`.
-pub fn mount_proc() -> Result<()> {
-    // TODO: EXERCISE 3.2 (book 3.2): mount a new procfs on /proc
+/// Mounts a procfs for this PID namespace on `target`: `/proc`, once the root is the
+/// container's.
+pub fn mount_proc(target: &Path) -> Result<()> {
+    // TODO: EXERCISE 3.2 (book 3.2): mount a new procfs on target
     // HINT: mounts::mount with source "proc", fstype "proc" and no data. Nothing in /proc
     // HINT: needs set-user-ID bits, device files or programs: MS_NOSUID|MS_NODEV|MS_NOEXEC.
-    todo!("exercise 3.2: mount a new procfs on /proc (book section 3.2)")
+    todo!("exercise 3.2: mount a new procfs on target (book section 3.2)")
 }
 // ANCHOR_END: mount_proc

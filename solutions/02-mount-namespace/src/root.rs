@@ -21,13 +21,19 @@ pub struct RootPlan {
 // ANCHOR: setup
 /// Gives this process (already in a new mount namespace) the plan's root as its `/`.
 pub fn setup(plan: &RootPlan) -> Result<()> {
+    prepare(plan)?;
+    mounts::pivot_root(&plan.rootfs)
+}
+
+/// Every step but the last: the root is ready, and the host's tree still in reach. A later
+/// chapter that must mount something before `pivot_root` calls this, then `pivot_root`.
+pub fn prepare(plan: &RootPlan) -> Result<()> {
     let rootfs = &plan.rootfs;
     mounts::make_private()?;
     mounts::bind_onto_itself(rootfs)?;
     devices::populate(&rootfs.join("dev"), plan.make_device)?;
     devices::mount_devpts(&rootfs.join("dev"))?;
     let no_devices_no_setuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mounts::mount_tmpfs(&rootfs.join("tmp"), no_devices_no_setuid, "mode=1777")?;
-    mounts::pivot_root(rootfs)
+    mounts::mount_tmpfs(&rootfs.join("tmp"), no_devices_no_setuid, "mode=1777")
 }
 // ANCHOR_END: setup

@@ -100,7 +100,7 @@ fn child(
         rootfs: spec.root.path.clone(),
         make_device: devices::mknod_device,
     })?;
-    procfs::mount_proc()?;
+    procfs::mount_proc(Path::new("/proc"))?;
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;
     if spec.init {

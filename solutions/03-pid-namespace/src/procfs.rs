@@ -9,20 +9,15 @@ use nix::mount::MsFlags;
 use crate::mounts;
 
 // ANCHOR: mount_proc
-/// Mounts a procfs for this PID namespace on `/proc`.
-pub fn mount_proc() -> Result<()> {
-    // EXERCISE 3.2 (book 3.2): mount a new procfs on /proc
+/// Mounts a procfs for this PID namespace on `target`: `/proc`, once the root is the
+/// container's.
+pub fn mount_proc(target: &Path) -> Result<()> {
+    // EXERCISE 3.2 (book 3.2): mount a new procfs on target
     // HINT: mounts::mount with source "proc", fstype "proc" and no data. Nothing in /proc
     // HINT: needs set-user-ID bits, device files or programs: MS_NOSUID|MS_NODEV|MS_NOEXEC.
     // TRIVIAL: Ok(())
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mounts::mount(
-        Some(Path::new("proc")),
-        Path::new("/proc"),
-        Some("proc"),
-        flags,
-        None,
-    )
+    mounts::mount(Some(Path::new("proc")), target, Some("proc"), flags, None)
     // END EXERCISE 3.2
 }
 // ANCHOR_END: mount_proc

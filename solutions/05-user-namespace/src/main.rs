@@ -1,0 +1,203 @@
+//! Chapter 5: a user namespace, and containers for ordinary users. Book: chapter 5.
+//!
+//! The flow is chapter 4's with one more `clone` flag and one more step on each side: the
+//! parent writes the child's id maps while the child waits, and the child becomes root of
+//! its namespace when it is let go. Inside a user namespace `/dev` is made of the host's
+//! devices, bind-mounted, since `mknod` is not allowed there.
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use nix::sched::CloneFlags;
+use nix::sys::signal::SigSet;
+use nix::unistd::{getpid, Uid};
+use solution05::idmap::IdMap;
+use solution05::root::{self, RootPlan};
+use solution05::spec::{Process, Root, Spec, UserNamespace};
+use solution05::sync::ChildEnd;
+use solution05::terminal::Stdio;
+use solution05::userns::{self, Ids};
+use solution05::{cli, command, devices, init, mounts, process, procfs, spawn, trace, uts};
+
+fn main() -> ExitCode {
+    cli::main_with(|command| match command {
+        Command::Run(args) => run(args),
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container.
+    Run(RunArgs),
+}
+
+/// `run`'s options: chapter 4's, and the user namespace's.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The directory that becomes the container's `/`.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// Give the container a terminal of its own, for an interactive shell.
+    #[arg(short = 't', long)]
+    tty: bool,
+
+    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
+    #[arg(long)]
+    init: bool,
+
+    /// The container's host name (default: its short container id).
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    hostname: Option<String>,
+
+    /// A user namespace even when run as root (an ordinary user always gets one).
+    #[arg(long)]
+    userns: bool,
+
+    /// Container uids CONTAINER.. are host uids HOST.., SIZE of them (repeatable).
+    #[arg(long = "uid-map", value_name = "CONTAINER:HOST:SIZE")]
+    uid_maps: Vec<IdMap>,
+
+    /// Container gids CONTAINER.. are host gids HOST.., SIZE of them (repeatable).
+    #[arg(long = "gid-map", value_name = "CONTAINER:HOST:SIZE")]
+    gid_maps: Vec<IdMap>,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+impl TryFrom<RunArgs> for Spec {
+    type Error = anyhow::Error;
+
+    fn try_from(args: RunArgs) -> Result<Spec> {
+        let hostname = match args.hostname {
+            Some(name) => name,
+            None => uts::container_id()?,
+        };
+        uts::check_hostname(&hostname)?;
+        let wanted = args.userns
+            || !args.uid_maps.is_empty()
+            || !args.gid_maps.is_empty()
+            || !Uid::effective().is_root();
+        let user_namespace = if wanted {
+            Some(user_namespace(&args.uid_maps, &args.gid_maps)?)
+        } else {
+            None
+        };
+        Ok(Spec {
+            process: Process::new(args.command, args.tty)?,
+            root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
+            hostname,
+            init: args.init,
+            user_namespace,
+        })
+    }
+}
+
+/// The maps, checked: the ones given (one kind given stands for both), or the defaults.
+fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
+    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
+        (false, true) => (uid_maps, uid_maps),
+        (true, false) => (gid_maps, gid_maps),
+        _ => (uid_maps, gid_maps),
+    };
+    Ok(UserNamespace {
+        uid_mappings: userns::maps_for(Ids::User, uids)?,
+        gid_mappings: userns::maps_for(Ids::Group, gids)?,
+    })
+}
+
+/// The namespaces a container gets: chapter 4's, and a user namespace if the spec has one.
+fn namespaces(spec: &Spec) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.user_namespace.is_some() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    flags
+}
+
+// ANCHOR: run
+/// The parent: check the spec, clone the child, write its id maps while it waits, let it
+/// go, supervise it.
+fn run(args: RunArgs) -> Result<u8> {
+    let spec = Spec::try_from(args)?;
+    let host_uts = uts::namespace_id()?;
+    let stdio = Stdio::choose(spec.process.terminal)?;
+    let previous_mask = init::block_signals()?;
+    let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
+        child(&spec, &stdio, channel, host_uts, &previous_mask)
+    })
+    .map_err(explain_clone_failure)?;
+    if let Some(user) = &spec.user_namespace {
+        userns::write_maps(child, &user.uid_mappings, &user.gid_mappings)
+            .inspect_err(|_| process::abandon(child))?;
+    }
+    channel.send_go()?;
+    let started = process::confirm_started(child, channel)?;
+    let relay = stdio.start_relay(started.terminal)?;
+    let code = init::supervise(child)?;
+    relay.finish();
+    Ok(code)
+}
+// ANCHOR_END: run
+
+/// A refused `clone` says why, when a kernel setting is the reason.
+fn explain_clone_failure(error: anyhow::Error) -> anyhow::Error {
+    match userns::explain_refusal() {
+        Some(why) if !Uid::effective().is_root() => error.context(why),
+        _ => error,
+    }
+}
+
+// ANCHOR: child
+/// The child: once let go, root of its user namespace; then as in chapter 4, with `/dev`
+/// bind-mounted from the host inside a user namespace.
+fn child(
+    spec: &Spec,
+    stdio: &Stdio,
+    channel: &ChildEnd,
+    host_uts: (u64, u64),
+    previous_mask: &SigSet,
+) -> Result<Infallible> {
+    channel.wait_for_go()?;
+    let make_device = match spec.user_namespace {
+        Some(_) => {
+            userns::become_root()?;
+            userns::drop_supplementary_groups()?;
+            userns::bind_host_device
+        }
+        None => devices::mknod_device,
+    };
+    // After become_root: the kernel clears this request when a process's ids change.
+    spawn::die_with_parent(channel)?;
+    process::new_session()?;
+    trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
+    uts::set_hostname(&spec.hostname, host_uts)?;
+    let plan = RootPlan {
+        rootfs: spec.root.path.clone(),
+        make_device,
+    };
+    root::prepare(&plan)?;
+    // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
+    // where a whole one is already visible in the mount namespace, and the host's /proc is
+    // gone once the old root is detached.
+    procfs::mount_proc(&plan.rootfs.join("proc"))?;
+    mounts::pivot_root(&plan.rootfs)?;
+    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
+    process::close_other_fds(channel)?;
+    if spec.init {
+        init::run_as_init(&spec.process, channel, previous_mask)
+    } else {
+        init::restore_signals(previous_mask)?;
+        command::exec(&spec.process)
+    }
+}
+// ANCHOR_END: child
