@@ -338,3 +338,41 @@ fn what_an_ordinary_user_sees() {
         settings.bind(|| insta::assert_snapshot!("ch05_rootless_view", text));
     }
 }
+
+#[test]
+fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
+    for runtime in from_chapter(5) {
+        // The runtime is started in a user namespace of the test's own, in which the limit
+        // of user namespaces is 0 (the limit is kept per user namespace): the kernel itself
+        // then refuses the runtime's CLONE_NEWUSER, and the host's setting is not touched.
+        let mut command = runtime.command(&["--userns"], &["true"]);
+        // SAFETY: the closure runs in the forked child before exec and makes only system
+        // calls (unshare, open, write, close) with static, NUL-terminated strings.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                let write = |path: &std::ffi::CStr, text: &[u8]| {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+                    let written = fd >= 0 && libc::write(fd, text.as_ptr().cast(), text.len()) > 0;
+                    libc::close(fd);
+                    written
+                };
+                if libc::unshare(libc::CLONE_NEWUSER) != 0
+                    || !write(c"/proc/self/uid_map", b"0 0 1")
+                    || !write(c"/proc/self/setgroups", b"deny")
+                    || !write(c"/proc/self/gid_map", b"0 0 1")
+                    || !write(c"/proc/sys/user/max_user_namespaces", b"0")
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let run = byoc_tests::run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert!(
+            run.stderr.contains("user.max_user_namespaces = 0") && run.stderr.contains("book 5.4"),
+            "{}",
+            run.report()
+        );
+    }
+}
