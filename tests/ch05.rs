@@ -213,11 +213,12 @@ fn the_containers_root_cannot_load_a_module() {
 fn what_chapters_1_to_4_taught_works_rootless() {
     for runtime in rootless_from_chapter(5) {
         let script =
-            "hostname; echo pid $$; probe dev; echo zero: $(head -c 2 /dev/zero | od -An -tx1)";
+            "hostname; echo pid $$; probe dev; probe ipc; echo zero: $(head -c 2 /dev/zero | od -An -tx1)";
         let run = runtime.run_as(&user(), &["--hostname", "box"], &["sh", "-c", script]);
         run.expect_success();
         assert!(run.stdout.starts_with("box\npid 1\n"), "{}", run.report());
         assert_eq!(run.value("zero"), "00 00", "{}", run.report());
+        assert_eq!(run.value("msqids"), "none", "{}", run.report());
         let alone = runtime.run_as(&user(), &[], &["probe", "ps"]);
         assert_eq!(alone.value("pids"), "1", "{}", alone.report());
         let devices = run.values("dev");
