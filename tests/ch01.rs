@@ -2,7 +2,7 @@
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command};
-use byoc_tests::{host_only_file, open_pty, stage_for_unprivileged};
+use byoc_tests::{host_only_file, open_pty, shell_on_a_terminal, stage_for_unprivileged};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
 
@@ -307,14 +307,7 @@ fn the_container_cannot_type_into_the_runtimes_terminal() {
 #[test]
 fn an_interactive_shell_works_under_dash_t() {
     for runtime in from_chapter(1) {
-        let mut pty = open_pty();
-        let mut command = runtime.command(&["-t"], &["sh"]);
-        command
-            .stdin(pty.terminal_stdio())
-            .stdout(pty.terminal_stdio())
-            .stderr(pty.terminal_stdio());
-        let mut shell = command.spawn().expect("the runtime starts");
-        pty.read_until("# ");
+        let (mut pty, mut shell) = shell_on_a_terminal(&runtime);
         pty.type_text("echo answer-$((6*7))\r");
         let shown = pty.read_until("answer-42");
         pty.type_text("exit 7\r");

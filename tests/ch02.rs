@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, mount_table, rootfs};
-use byoc_tests::{host_temp_dir, open_pty, run_command, transcript, transcript_settings};
+use byoc_tests::{
+    host_temp_dir, run_command, shell_on_a_terminal, transcript, transcript_settings,
+};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 
 const WAIT_FOR_A_LINE: [&str; 3] = ["sh", "-c", "echo ready; read line"];
@@ -249,14 +251,7 @@ fn a_root_filesystem_without_dev_is_refused_before_anything_starts() {
 fn under_dash_t_the_container_has_a_terminal_of_its_own() {
     for runtime in from_chapter(2) {
         // Its own devpts: the first pseudo-terminal in it is number 0, whatever the host has.
-        let mut pty = open_pty();
-        let mut command = runtime.command(&["-t"], &["sh"]);
-        command
-            .stdin(pty.terminal_stdio())
-            .stdout(pty.terminal_stdio())
-            .stderr(pty.terminal_stdio());
-        let mut shell = command.spawn().expect("the runtime starts");
-        pty.read_until("# ");
+        let (mut pty, mut shell) = shell_on_a_terminal(&runtime);
         pty.type_text("tty; ls /dev/pts\r");
         let shown = pty.read_until("ptmx");
         pty.type_text("exit\r");

@@ -997,3 +997,17 @@ impl Runtime {
         run_command(&self.name, staged.command_as(user, options, command))
     }
 }
+
+/// Starts `sh` in a container under `-t`, with a new host pseudo-terminal as the runtime's
+/// stdin, stdout and stderr, as a person at a terminal would, and waits for its prompt.
+pub fn shell_on_a_terminal(runtime: &Runtime) -> (Pty, Child) {
+    let mut pty = open_pty();
+    let mut command = runtime.command(&["-t"], &["sh"]);
+    command
+        .stdin(pty.terminal_stdio())
+        .stdout(pty.terminal_stdio())
+        .stderr(pty.terminal_stdio());
+    let shell = command.spawn().expect("the runtime starts");
+    pty.read_until("# ");
+    (pty, shell)
+}
