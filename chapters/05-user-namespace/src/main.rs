@@ -152,11 +152,12 @@ fn run(args: RunArgs) -> Result<u8> {
 }
 // ANCHOR_END: run
 
-/// A refused `clone` says why, when a kernel setting is the reason.
+/// A refused `clone` (or, under AppArmor's restriction, a refused first mount) says why,
+/// when a kernel setting is the reason.
 fn explain_clone_failure(error: anyhow::Error) -> anyhow::Error {
     match userns::explain_refusal() {
-        Some(why) if !Uid::effective().is_root() => error.context(why),
-        _ => error,
+        Some(why) => error.context(why),
+        None => error,
     }
 }
 
@@ -188,7 +189,8 @@ fn child(
         rootfs: spec.root.path.clone(),
         make_device,
     };
-    root::prepare(&plan)?;
+    // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount.
+    root::prepare(&plan).map_err(explain_clone_failure)?;
     // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
     // where a whole one is already visible in the mount namespace, and the host's /proc is
     // gone once the old root is detached.

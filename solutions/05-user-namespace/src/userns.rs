@@ -260,12 +260,17 @@ pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
 /// Why the kernel refused a new user namespace, from the settings that can forbid one, with
 /// the fix. `None` when none of them is set.
 pub fn explain_refusal() -> Option<String> {
-    let setting = |path: &str| {
-        fs::read_to_string(path)
+    explain_refusal_from(Path::new("/proc/sys"))
+}
+
+/// The same, reading the settings under `sysctl` (`/proc/sys`; a test gives another).
+pub fn explain_refusal_from(sysctl: &Path) -> Option<String> {
+    let setting = |name: &str| {
+        fs::read_to_string(sysctl.join(name))
             .ok()
             .map(|text| text.trim().to_string())
     };
-    if setting("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+    if setting("kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return Some(
             "this kernel forbids user namespaces to ordinary users \
              (kernel.unprivileged_userns_clone = 0; as root: sysctl -w \
@@ -273,14 +278,14 @@ pub fn explain_refusal() -> Option<String> {
                 .to_string(),
         );
     }
-    if setting("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+    if setting("user/max_user_namespaces").as_deref() == Some("0") {
         return Some(
             "user namespaces are turned off (user.max_user_namespaces = 0; as root: sysctl -w \
              user.max_user_namespaces=15000; see book 5.4)"
                 .to_string(),
         );
     }
-    if setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+    if setting("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some(
             "AppArmor restricts user namespaces for ordinary users \
              (kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 24.04; as root: \
@@ -292,3 +297,61 @@ pub fn explain_refusal() -> Option<String> {
     None
 }
 // ANCHOR_END: explain
+
+#[cfg(test)]
+mod tests {
+    use super::explain_refusal_from;
+
+    /// These settings exist only on some kernels (Debian's older ones, Ubuntu's), so the
+    /// test lays out a `/proc/sys` of its own with one set as it would be there.
+    fn explanation(setting: &str, value: &str) -> Option<String> {
+        // One directory per call: tests run at the same time.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("byoc-sysctl-{}-{call}", std::process::id());
+        let sysctl = std::env::temp_dir().join(name);
+        let file = sysctl.join(setting);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, format!("{value}\n")).unwrap();
+        let explained = explain_refusal_from(&sysctl);
+        std::fs::remove_dir_all(&sysctl).unwrap();
+        explained
+    }
+
+    #[test]
+    fn each_setting_that_forbids_user_namespaces_is_named_with_its_fix() {
+        for (setting, value, fix) in [
+            (
+                "kernel/unprivileged_userns_clone",
+                "0",
+                "kernel.unprivileged_userns_clone=1",
+            ),
+            (
+                "user/max_user_namespaces",
+                "0",
+                "user.max_user_namespaces=15000",
+            ),
+            (
+                "kernel/apparmor_restrict_unprivileged_userns",
+                "1",
+                "apparmor_restrict_unprivileged_userns=0",
+            ),
+        ] {
+            let text = explanation(setting, value).unwrap_or_default();
+            assert!(
+                text.contains(fix) && text.contains("book 5.4"),
+                "{setting}: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_that_allow_user_namespaces_explain_nothing() {
+        assert_eq!(explanation("kernel/unprivileged_userns_clone", "1"), None);
+        assert_eq!(explanation("user/max_user_namespaces", "15000"), None);
+        assert_eq!(
+            explanation("kernel/apparmor_restrict_unprivileged_userns", "0"),
+            None
+        );
+    }
+}
