@@ -268,7 +268,11 @@ fn root_gets_a_user_namespace_only_when_it_asks() {
             "{}",
             plain.report()
         );
-        let asked = runtime.run(&["--userns"], &["probe", "user"]);
+        // The container's root is then host uid 100000, which must reach the root filesystem:
+        // a staged copy, as the kit itself may sit where only root may enter.
+        let staged = stage_for_unprivileged(&runtime);
+        let command = staged.command(&["--userns"], &["probe", "user"]);
+        let asked = byoc_tests::run_command(&runtime.name, command);
         asked.expect_success();
         assert_eq!(
             asked.values("uid_map"),
@@ -372,6 +376,40 @@ fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
         run.expect_code(125);
         assert!(
             run.stderr.contains("user.max_user_namespaces = 0") && run.stderr.contains("book 5.4"),
+            "{}",
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
+    for runtime in from_chapter(5) {
+        // A temp dir only root may enter (mode 0700), with a root filesystem inside: under
+        // --userns the container's root is host uid 100000, which may not enter it.
+        let private = byoc_tests::host_temp_dir();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("the temp dir is chmod-able");
+        let rootfs = private.path().join("rootfs");
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(byoc_tests::rootfs())
+            .arg(&rootfs)
+            .status()
+            .expect("cp runs");
+        assert!(copied.success());
+        let mut command = std::process::Command::new(&runtime.path);
+        command
+            .args(["run", "--userns", "--rootfs"])
+            .arg(&rootfs)
+            .args(["--", "true"]);
+        let run = byoc_tests::run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert!(
+            run.stderr
+                .contains("the container's root is host uid 100000")
+                && run.stderr.contains("book 5.4"),
             "{}",
             run.report()
         );

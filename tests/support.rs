@@ -951,17 +951,23 @@ impl Staged {
     /// The command line for the staged runtime, run as `user`, from `/`, with a clean
     /// environment, in a process group of its own.
     pub fn command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
-        self.build_as(user, false, options, command)
+        self.build_as(Some(user), false, options, command)
+    }
+
+    /// The staged runtime run by this process's own user (root, in CI): for a container whose
+    /// root is a host user that must reach the staged root filesystem (`--userns`).
+    pub fn command(&self, options: &[&str], command: &[&str]) -> Command {
+        self.build_as(None, false, options, command)
     }
 
     /// The same, with `--trace`.
     pub fn trace_command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
-        self.build_as(user, true, options, command)
+        self.build_as(Some(user), true, options, command)
     }
 
     fn build_as(
         &self,
-        user: &TestUser,
+        user: Option<&TestUser>,
         trace: bool,
         options: &[&str],
         command: &[&str],
@@ -982,8 +988,10 @@ impl Staged {
             .env("RUST_BACKTRACE", "0")
             .current_dir("/")
             .stdin(Stdio::null());
-        std::os::unix::process::CommandExt::uid(&mut process, user.uid);
-        std::os::unix::process::CommandExt::gid(&mut process, user.gid);
+        if let Some(user) = user {
+            std::os::unix::process::CommandExt::uid(&mut process, user.uid);
+            std::os::unix::process::CommandExt::gid(&mut process, user.gid);
+        }
         in_own_group_with_umask(&mut process);
         process
     }

@@ -161,6 +161,29 @@ fn explain_clone_failure(error: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// A root filesystem that the container's root (a host user, in a user namespace) may not
+/// enter is refused with EACCES by the first mount: say who must reach it.
+fn explain_unreachable_root(error: anyhow::Error, spec: &Spec) -> anyhow::Error {
+    let denied = error
+        .chain()
+        .any(|cause| cause.to_string().contains("EACCES"));
+    match &spec.user_namespace {
+        Some(user) if denied => {
+            let host_root = user.uid_mappings.iter().find(|map| map.container == 0);
+            let who = host_root.map_or("an unmapped user".to_string(), |map| {
+                format!("host uid {}", map.host)
+            });
+            error.context(format!(
+                "the container's root is {who}, which may not reach the root filesystem \
+                 {:?}: put it where that user can enter every directory on its path \
+                 (see book 5.4)",
+                spec.root.path
+            ))
+        }
+        _ => error,
+    }
+}
+
 // ANCHOR: child
 /// The child: once let go, root of its user namespace; then as in chapter 4, with `/dev`
 /// bind-mounted from the host inside a user namespace.
@@ -189,8 +212,11 @@ fn child(
         rootfs: spec.root.path.clone(),
         make_device,
     };
-    // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount.
-    root::prepare(&plan).map_err(explain_clone_failure)?;
+    // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount;
+    // and a root filesystem the container's root cannot reach is refused there too.
+    root::prepare(&plan)
+        .map_err(explain_clone_failure)
+        .map_err(|error| explain_unreachable_root(error, spec))?;
     // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
     // where a whole one is already visible in the mount namespace, and the host's /proc is
     // gone once the old root is detached.
