@@ -2,7 +2,8 @@
 //! The rootless tests run as an ordinary user the harness picks (see `test_user`), on a
 //! staged copy of the runtime and the root filesystem that user can reach.
 
-use byoc_tests::{from_chapter, meets, rootless_from_chapter, stage_for_unprivileged, test_user};
+use byoc_tests::test_user;
+use byoc_tests::{from_chapter_as_root, meets, rootless_from_chapter, stage_for_unprivileged};
 use byoc_tests::{testing_solutions, trace_by_actor, trace_filters, transcript};
 use byoc_tests::{transcript_settings, Need, Run, TestUser};
 
@@ -246,7 +247,7 @@ fn a_map_the_caller_may_not_use_is_refused_before_anything_starts() {
 
 #[test]
 fn overlapping_maps_are_refused_before_anything_starts() {
-    for runtime in from_chapter(5) {
+    for runtime in from_chapter_as_root(5) {
         let options = ["--uid-map", "0:100000:10", "--uid-map", "5:200000:10"];
         let run = runtime.run(&options, &["true"]);
         run.expect_code(125);
@@ -260,7 +261,7 @@ fn overlapping_maps_are_refused_before_anything_starts() {
 
 #[test]
 fn root_gets_a_user_namespace_only_when_it_asks() {
-    for runtime in from_chapter(5) {
+    for runtime in from_chapter_as_root(5) {
         let plain = runtime.run(&[], &["probe", "user"]);
         assert_eq!(
             plain.values("uid_map"),
@@ -346,7 +347,7 @@ fn what_an_ordinary_user_sees() {
 
 #[test]
 fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
-    for runtime in from_chapter(5) {
+    for runtime in from_chapter_as_root(5) {
         // The runtime is started in a user namespace of the test's own, in which the limit
         // of user namespaces is 0 (the limit is kept per user namespace): the kernel itself
         // then refuses the runtime's CLONE_NEWUSER, and the host's setting is not touched.
@@ -384,7 +385,7 @@ fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
 
 #[test]
 fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
-    for runtime in from_chapter(5) {
+    for runtime in from_chapter_as_root(5) {
         // A temp dir only root may enter (mode 0700), with a root filesystem inside: under
         // --userns the container's root is host uid 100000, which may not enter it.
         let private = byoc_tests::host_temp_dir();

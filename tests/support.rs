@@ -27,13 +27,26 @@ pub fn newest_chapter() -> u32 {
         .expect("solutions/ has at least one chapter")
 }
 
-/// One chapter's binary, reference or learner's.
+/// One chapter's binary, reference or learner's, and who runs it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub chapter: u32,
     pub name: String,
     pub path: PathBuf,
+    /// `None`: this process runs it (root, for chapters 1 to 4). `Some`: the rootless test
+    /// user runs a staged copy of it, with a staged root filesystem (chapter 5 on).
+    pub rootless: Option<Rootless>,
 }
+
+/// How a rootless runtime is run: as whom, and from which staged copy.
+#[derive(Debug, Clone)]
+pub struct Rootless {
+    pub user: TestUser,
+    pub staged: std::sync::Arc<Staged>,
+}
+
+/// The first chapter whose runtime an ordinary user can run.
+pub const FIRST_ROOTLESS_CHAPTER: u32 = 5;
 
 /// Are the tests running the reference solutions (not the learner's copies)?
 pub fn testing_solutions() -> bool {
@@ -86,6 +99,7 @@ pub fn runtimes_needing(chapters: RangeInclusive<u32>, needs: &[Need]) -> Vec<Ru
                 chapter,
                 name,
                 path,
+                rootless: None,
             }
         })
         .collect();
@@ -96,8 +110,44 @@ pub fn runtimes_needing(chapters: RangeInclusive<u32>, needs: &[Need]) -> Vec<Ru
     selected
 }
 
-/// Chapter k's binary and every later one.
+/// Chapter k's binary and every later one: as root, where this process is root, and from
+/// chapter 5 on also as an ordinary user, where there is one and user namespaces are
+/// allowed. Everything chapter k taught must work both ways. Only when neither way can run
+/// is the test recorded as not run.
 pub fn from_chapter(first: u32) -> Vec<Runtime> {
+    let chapters = first..=newest_chapter();
+    let rootless_possible = ![Need::UnprivilegedUser, Need::UserNamespaces]
+        .iter()
+        .any(|need| need.unmet().is_some());
+    let as_root_possible = Need::Root.unmet().is_none();
+    if !as_root_possible && (!rootless_possible || *chapters.end() < FIRST_ROOTLESS_CHAPTER) {
+        return runtimes(chapters); // records why the test did not run
+    }
+    let mut all = if as_root_possible {
+        runtimes(chapters.clone())
+    } else {
+        Vec::new()
+    };
+    let only = std::env::var("COURSE_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok());
+    let first_rootless = first.max(FIRST_ROOTLESS_CHAPTER);
+    let rootless_selected = only.is_none_or(|only| only >= first_rootless);
+    if rootless_possible && rootless_selected && first_rootless <= *chapters.end() {
+        let user = test_user().expect("checked by the needs");
+        let rootless_chapters = first_rootless..=*chapters.end();
+        all.extend(
+            runtimes_needing(rootless_chapters, &[])
+                .into_iter()
+                .map(|runtime| runtime.run_by(&user)),
+        );
+    }
+    all
+}
+
+/// Chapter k's binary and every later one, run by root only: for a test that needs root
+/// itself (to make a mount namespace of its own before the runtime starts, say).
+pub fn from_chapter_as_root(first: u32) -> Vec<Runtime> {
     runtimes(first..=newest_chapter())
 }
 
@@ -337,6 +387,13 @@ impl Runtime {
     /// `BINARY [--trace] run --rootfs ROOTFS OPTIONS... -- COMMAND...`, not yet started, with
     /// a clean environment so nothing from the test's own environment leaks in.
     fn build(&self, trace: bool, options: &[&str], command: &[&str]) -> Command {
+        if let Some(rootless) = &self.rootless {
+            let user = &rootless.user;
+            return match trace {
+                true => rootless.staged.trace_command_as(user, options, command),
+                false => rootless.staged.command_as(user, options, command),
+            };
+        }
         let mut process = Command::new(&self.path);
         if trace {
             process.arg("--trace");
@@ -801,6 +858,7 @@ pub fn transcript_settings() -> insta::Settings {
 /// A clone of the kit often sits where only root may enter (under `/root`, say), and a test
 /// that runs the runtime as another user must not fail for that reason before it gets to
 /// what it means to check.
+#[derive(Debug)]
 pub struct Staged {
     _dir: tempfile::TempDir,
     pub binary: PathBuf,
@@ -998,6 +1056,29 @@ impl Staged {
 }
 
 impl Runtime {
+    /// The same chapter's runtime, run by `user` from a staged copy.
+    pub fn run_by(self, user: &TestUser) -> Runtime {
+        let staged = std::sync::Arc::new(stage_for_unprivileged(&self));
+        Runtime {
+            // A name that stays one word, as tests use it in file names and scripts.
+            name: format!("{}-run-by-{}", self.name, user.name),
+            path: staged.binary.clone(),
+            rootless: Some(Rootless {
+                user: user.clone(),
+                staged,
+            }),
+            ..self
+        }
+    }
+
+    /// The root filesystem this runtime's containers use.
+    pub fn rootfs(&self) -> PathBuf {
+        match &self.rootless {
+            Some(rootless) => rootless.staged.rootfs.clone(),
+            None => rootfs(),
+        }
+    }
+
     /// Runs a container as the rootless test user, on a staged copy of the runtime and the
     /// root filesystem, to its end.
     pub fn run_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Run {
