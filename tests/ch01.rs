@@ -325,3 +325,26 @@ fn the_command_starts_with_no_signal_ignored() {
         assert_eq!(run.value("ignored"), "none", "{}", run.report());
     }
 }
+
+#[test]
+fn under_dash_t_a_resized_terminal_is_resized_inside() {
+    for runtime in from_chapter(1) {
+        let (mut pty, mut shell) = shell_on_a_terminal(&runtime);
+        pty.resize(33, 77);
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(shell.id() as i32, libc::SIGWINCH) }, 0);
+        // The size reaches the container when the runtime has handled the signal; a
+        // command typed after the kill may be read before that, so ask until it shows.
+        let mut shown = String::new();
+        for _ in 0..50 {
+            pty.type_text("stty size\r");
+            shown = pty.read_until("\n/ # ");
+            if shown.contains("33 77") {
+                break;
+            }
+        }
+        pty.type_text("exit\r");
+        shell.wait().expect("the runtime ends");
+        assert!(shown.contains("33 77"), "{}: {shown}", runtime.name);
+    }
+}

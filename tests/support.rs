@@ -969,6 +969,21 @@ impl Pty {
         count
     }
 
+    /// Resizes the terminal, as a person resizing the window would (the test then tells the
+    /// runtime with SIGWINCH, as the terminal would tell its foreground programs).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.master);
+        // SAFETY: TIOCSWINSZ reads one winsize through a pointer valid for the call.
+        let result = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) };
+        assert_eq!(result, 0, "TIOCSWINSZ failed");
+    }
+
     /// Types `text` on the terminal, as a person would.
     pub fn type_text(&mut self, text: &str) {
         self.master

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd;
@@ -133,6 +134,7 @@ impl Stdio {
             }
             (Stdio::NewTerminal, Some(master)) => {
                 relay.saved_mode = raw_mode_on_stdin()?;
+                follow_window_size(&master)?;
                 let to_container = master.try_clone().context("cannot copy a descriptor")?;
                 drop(copy_in_background(std::io::stdin().as_fd(), to_container)?);
                 let host = host_descriptor(1)?;
@@ -202,12 +204,34 @@ fn open_pseudo_terminal(ptmx: &Path) -> Result<(OwnedFd, OwnedFd)> {
 
 /// Gives the new terminal the size of the host's, so full-screen programs draw right.
 fn copy_window_size(terminal: &OwnedFd) {
+    copy_size(0, terminal.as_raw_fd());
+}
+
+/// Passes each change of the host terminal's size on to the container's: the kernel tells
+/// the runtime with SIGWINCH, and setting the size on the master side makes the kernel tell
+/// the container's programs the same way. A thread of its own waits for the signal, which
+/// is blocked in this thread (and so in every thread started after it) for that.
+fn follow_window_size(master: &OwnedFd) -> Result<()> {
+    let mut resized = SigSet::empty();
+    resized.add(Signal::SIGWINCH);
+    resized.thread_block().context("cannot block SIGWINCH")?;
+    let master = master.try_clone().context("cannot copy a descriptor")?;
+    std::thread::spawn(move || {
+        while resized.wait().is_ok() {
+            copy_size(0, master.as_raw_fd());
+        }
+    });
+    Ok(())
+}
+
+/// Copies the window size of terminal `from` to terminal `to`, if `from` is a terminal.
+fn copy_size(from: RawFd, to: RawFd) {
     // SAFETY: an all-zero winsize is valid, and TIOCGWINSZ / TIOCSWINSZ read or write one
     // winsize through a pointer that is valid for the call.
     unsafe {
         let mut size: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut size) == 0 {
-            libc::ioctl(terminal.as_raw_fd(), libc::TIOCSWINSZ, &size);
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut size) == 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &size);
         }
     }
 }
