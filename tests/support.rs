@@ -1104,14 +1104,58 @@ impl Runtime {
 
 /// Starts `sh` in a container under `-t`, with a new host pseudo-terminal as the runtime's
 /// stdin, stdout and stderr, as a person at a terminal would, and waits for its prompt.
-pub fn shell_on_a_terminal(runtime: &Runtime) -> (Pty, Child) {
+pub fn shell_on_a_terminal(runtime: &Runtime) -> (Pty, Started) {
     let mut pty = open_pty();
     let mut command = runtime.command(&["-t"], &["sh"]);
     command
         .stdin(pty.terminal_stdio())
         .stdout(pty.terminal_stdio())
         .stderr(pty.terminal_stdio());
-    let shell = command.spawn().expect("the runtime starts");
+    let shell = start(command);
     pty.read_until("# ");
     (pty, shell)
+}
+
+/// A runtime started by a test that talks to it as it runs (through a terminal, say).
+/// Dropped while it still runs (a test that fails half-way), it is ended with its process
+/// group, so no runtime or container outlives the test.
+pub struct Started {
+    child: Child,
+}
+
+/// Starts a prepared runtime command; see [`Started`].
+pub fn start(mut command: Command) -> Started {
+    Started {
+        child: command.spawn().expect("the runtime starts"),
+    }
+}
+
+impl Started {
+    /// The runtime's PID on the host.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the runtime to end, for at most [`RUN_LIMIT`].
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the runtime did not end within {RUN_LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            kill_group(&mut self.child);
+        }
+    }
 }
