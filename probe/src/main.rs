@@ -343,8 +343,10 @@ fn privileged() {
         let (device, target) = (c"/dev/null".as_ptr(), c"/tmp".as_ptr());
         libc::mount(device, target, c"ext4".as_ptr(), 0, std::ptr::null())
     });
+    // A file of the host's root that every container can see, whoever staged its root
+    // filesystem: a kernel setting, writable by root alone (opened, not written).
     attempt("write-host-file", || unsafe {
-        libc::open(c"/etc/passwd".as_ptr(), libc::O_WRONLY | libc::O_APPEND)
+        libc::open(c"/proc/sys/vm/drop_caches".as_ptr(), libc::O_WRONLY)
     });
 }
 
