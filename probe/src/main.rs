@@ -32,10 +32,13 @@ fn main() -> ExitCode {
         ["ignored"] => ignored(),
         ["orphans"] => orphans(),
         ["segfault"] => segfault(),
+        ["net"] => net(),
+        ["serve", port] => serve(port),
+        ["connect", address] => connect(address),
         _ => {
             eprintln!(
                 "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|user|privileged|orphans|segfault|\
-                 escape MARKER_PATH|walk-up MARKER_PATH"
+                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT"
             );
             return ExitCode::from(2);
         }
@@ -499,4 +502,135 @@ fn segfault() {
     let nowhere = std::ptr::null_mut::<u8>();
     // SAFETY: it is not safe, on purpose: the write faults and the kernel ends the process.
     unsafe { nowhere.write_volatile(1) };
+}
+
+/// The network the container sees: each interface (up or down, its IPv4 addresses and its
+/// MAC address), and the IPv4 routes, from `getifaddrs(3)` and `/proc/net/route`.
+fn net() {
+    let mut interfaces: Vec<(String, bool, Vec<String>, Option<String>)> = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        println!("net: unknown (getifaddrs failed)");
+        return;
+    }
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs made, not yet freed.
+        let node = unsafe { &*entry };
+        entry = node.ifa_next;
+        // SAFETY: every node has a NUL-terminated name.
+        let name = unsafe { CStr::from_ptr(node.ifa_name) }.to_string_lossy().into_owned();
+        let position = match interfaces.iter().position(|i| i.0 == name) {
+            Some(position) => position,
+            None => {
+                let up = node.ifa_flags & libc::IFF_UP as u32 != 0;
+                interfaces.push((name, up, Vec::new(), None));
+                interfaces.len() - 1
+            }
+        };
+        if node.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr whose family says what it really is.
+        match i32::from(unsafe { (*node.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET address is a sockaddr_in, and so is its netmask.
+                let (address, mask) = unsafe {
+                    let address = &*(node.ifa_addr as *const libc::sockaddr_in);
+                    let mask = &*(node.ifa_netmask as *const libc::sockaddr_in);
+                    (address.sin_addr.s_addr, mask.sin_addr.s_addr)
+                };
+                let address = std::net::Ipv4Addr::from(u32::from_be(address));
+                let prefix = u32::from_be(mask).count_ones();
+                interfaces[position].2.push(format!("{address}/{prefix}"));
+            }
+            libc::AF_PACKET => {
+                // SAFETY: an AF_PACKET address is a sockaddr_ll.
+                let link = unsafe { &*(node.ifa_addr as *const libc::sockaddr_ll) };
+                let bytes = &link.sll_addr[..usize::from(link.sll_halen)];
+                let mac: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                interfaces[position].3 = Some(mac.join(":"));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    for (name, up, addresses, mac) in interfaces {
+        let state = if up { "up" } else { "down" };
+        let mac = mac.map(|mac| format!(" mac {mac}")).unwrap_or_default();
+        println!("interface: {name} {state} {}{mac}", addresses.join(" "));
+    }
+    routes();
+}
+
+/// The IPv4 routes of `/proc/net/route`, as `ip route` would show them.
+fn routes() {
+    let Ok(table) = fs::read_to_string("/proc/net/route") else {
+        println!("route: unknown (no /proc)");
+        return;
+    };
+    let hex = |text: &str| u32::from_str_radix(text, 16).map(|n| std::net::Ipv4Addr::from(u32::from_be(n)));
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [device, destination, gateway, _, _, _, _, mask, ..] = fields[..] else {
+            continue;
+        };
+        let (Ok(destination), Ok(gateway), Ok(mask)) = (hex(destination), hex(gateway), hex(mask)) else {
+            continue;
+        };
+        let prefix = u32::from(mask).count_ones();
+        if prefix == 0 {
+            println!("route: default via {gateway} dev {device}");
+        } else {
+            println!("route: {destination}/{prefix} dev {device}");
+        }
+    }
+}
+
+/// A TCP echo server on `port`: says `ready` once it listens, echoes what each connection
+/// sends until that side stops sending, many at once, and ends when a line arrives on stdin.
+fn serve(port: &str) {
+    let listener = match std::net::TcpListener::bind(format!("0.0.0.0:{port}")) {
+        Ok(listener) => listener,
+        Err(error) => {
+            println!("serve: cannot listen on port {port}: {error}");
+            return;
+        }
+    };
+    println!("ready");
+    std::thread::spawn(move || {
+        for connection in listener.incoming().flatten() {
+            std::thread::spawn(move || echo(connection));
+        }
+    });
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+fn echo(connection: std::net::TcpStream) {
+    let Ok(mut reader) = connection.try_clone() else {
+        return;
+    };
+    let mut writer = connection;
+    let _ = std::io::copy(&mut reader, &mut writer);
+    let _ = writer.shutdown(std::net::Shutdown::Write);
+}
+
+/// Connects to `address`, sends `hello`, stops sending, and prints what comes back.
+fn connect(address: &str) {
+    use std::io::{Read, Write};
+    let mut stream = match std::net::TcpStream::connect(address) {
+        Ok(stream) => stream,
+        Err(error) => {
+            println!("connect: {address}: {error}");
+            return;
+        }
+    };
+    let _ = stream.write_all(b"hello\n");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    print!("{answer}");
 }

@@ -28,6 +28,7 @@ pub fn ensure() -> Result<PathBuf> {
     if !target.join(COMPLETE_MARKER).exists() {
         build_tree(&target)?;
     }
+    write_network_files(&target)?;
     install_probe(&target)?;
     Ok(target)
 }
@@ -207,6 +208,24 @@ fn write_etc(root: &Path) -> Result<()> {
     ];
     for (path, text) in files {
         fs::write(root.join(path), text)?;
+    }
+    Ok(())
+}
+
+/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`: chapter 6 mounts a container's own
+/// over them, and a mount needs a file to cover. Written when missing, so a tree built
+/// before chapter 6 gets them too.
+fn write_network_files(root: &Path) -> Result<()> {
+    let files = [
+        ("etc/hosts", "127.0.0.1\tlocalhost\n"),
+        ("etc/hostname", "byoc\n"),
+        ("etc/resolv.conf", ""),
+    ];
+    for (path, text) in files {
+        let path = root.join(path);
+        if !path.exists() {
+            fs::write(&path, text).with_context(|| format!("cannot write {path:?}"))?;
+        }
     }
     Ok(())
 }

@@ -135,7 +135,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
         child(&spec, &stdio, channel, host_uts, &previous_mask)
     })
-    .map_err(explain_clone_failure)?;
+    .map_err(userns::explain_clone_failure)?;
     if let Some(user) = &spec.user_namespace {
         userns::write_maps(child, &user.uid_mappings, &user.gid_mappings)
             .inspect_err(|_| process::abandon(child))?;
@@ -148,38 +148,6 @@ fn run(args: RunArgs) -> Result<u8> {
     Ok(code)
 }
 // ANCHOR_END: run
-
-/// A refused `clone` (or, under AppArmor's restriction, a refused first mount) says why,
-/// when a kernel setting is the reason.
-fn explain_clone_failure(error: anyhow::Error) -> anyhow::Error {
-    match userns::explain_refusal() {
-        Some(why) => error.context(why),
-        None => error,
-    }
-}
-
-/// A root filesystem that the container's root (a host user, in a user namespace) may not
-/// enter is refused with EACCES by the first mount: say who must reach it.
-fn explain_unreachable_root(error: anyhow::Error, spec: &Spec) -> anyhow::Error {
-    let denied = error
-        .chain()
-        .any(|cause| cause.to_string().contains("EACCES"));
-    match &spec.user_namespace {
-        Some(user) if denied => {
-            let host_root = user.uid_mappings.iter().find(|map| map.container == 0);
-            let who = host_root.map_or("an unmapped user".to_string(), |map| {
-                format!("host uid {}", map.host)
-            });
-            error.context(format!(
-                "the container's root is {who}, which may not reach the root filesystem \
-                 {:?}: put it where that user can enter every directory on its path \
-                 (see book 5.4)",
-                spec.root.path
-            ))
-        }
-        _ => error,
-    }
-}
 
 // ANCHOR: child
 /// The child: once let go, root of its user namespace; then as in chapter 4, with `/dev`
@@ -212,8 +180,10 @@ fn child(
     // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount;
     // and a root filesystem the container's root cannot reach is refused there too.
     root::prepare(&plan)
-        .map_err(explain_clone_failure)
-        .map_err(|error| explain_unreachable_root(error, spec))?;
+        .map_err(userns::explain_clone_failure)
+        .map_err(|error| {
+            userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
+        })?;
     // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
     // where a whole one is already visible in the mount namespace, and the host's /proc is
     // gone once the old root is detached.

@@ -19,6 +19,7 @@ use nix::unistd::{self, Gid, Pid, Uid};
 
 use crate::devices::Device;
 use crate::idmap::{self, Allowed, IdMap};
+use crate::spec::UserNamespace;
 use crate::{mounts, trace};
 
 /// Which of the two maps: they live in different files and have different helpers.
@@ -255,6 +256,42 @@ pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
     // END EXERCISE 5.3
 }
 // ANCHOR_END: bind_host_device
+
+/// A refused `clone` (or, under AppArmor's restriction, a refused first mount) says why,
+/// when a kernel setting is the reason.
+pub fn explain_clone_failure(error: anyhow::Error) -> anyhow::Error {
+    match explain_refusal() {
+        Some(why) => error.context(why),
+        None => error,
+    }
+}
+
+/// A root filesystem that the container's root (a host user, in a user namespace) may not
+/// enter is refused with EACCES by the first mount: say who must reach it.
+pub fn explain_unreachable_root(
+    error: anyhow::Error,
+    root: &Path,
+    user_namespace: Option<&UserNamespace>,
+) -> anyhow::Error {
+    let denied = error
+        .chain()
+        .any(|cause| cause.to_string().contains("EACCES"));
+    match user_namespace {
+        Some(user) if denied => {
+            let host_root = user.uid_mappings.iter().find(|map| map.container == 0);
+            let who = host_root.map_or("an unmapped user".to_string(), |map| {
+                format!("host uid {}", map.host)
+            });
+            error.context(format!(
+                "the container's root is {who}, which may not reach the root filesystem \
+                 {:?}: put it where that user can enter every directory on its path \
+                 (see book 5.4)",
+                root
+            ))
+        }
+        _ => error,
+    }
+}
 
 // ANCHOR: explain
 /// Why the kernel refused a new user namespace, from the settings that can forbid one, with
