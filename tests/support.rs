@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 /// The newest chapter in the kit: the highest number in `solutions/`, the one list of
 /// chapters that the kit has.
 pub fn newest_chapter() -> u32 {
@@ -36,6 +38,9 @@ pub struct Runtime {
     /// `None`: this process runs it (root, for chapters 1 to 4). `Some`: the rootless test
     /// user runs a staged copy of it, with a staged root filesystem (chapter 5 on).
     pub rootless: Option<Rootless>,
+    /// The runtime's data root (chapter 6 on: leases, each container's files), made for
+    /// this test, so a test never writes under the machine's `/var/lib/byoc`.
+    pub data_root: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// How a rootless runtime is run: as whom, and from which staged copy.
@@ -100,6 +105,7 @@ pub fn runtimes_needing(chapters: RangeInclusive<u32>, needs: &[Need]) -> Vec<Ru
                 name,
                 path,
                 rootless: None,
+                data_root: std::sync::Arc::new(new_data_root()),
             }
         })
         .collect();
@@ -165,6 +171,9 @@ pub enum Need {
     SubordinateIds,
     /// A kernel that can load modules at all (some are built without).
     LoadableModules,
+    /// `ip` and `nft`, which network tests use to look at the namespaces they make,
+    /// independently of the kit's own code.
+    NetworkTools,
 }
 
 impl Need {
@@ -216,6 +225,21 @@ impl Need {
                     format!(
                         "needs a range for {} in /etc/subuid and /etc/subgid",
                         user.name
+                    )
+                })
+            }
+            Need::NetworkTools => {
+                let tools = ["ip", "nft"];
+                let on_path = |tool: &str| {
+                    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                        .iter()
+                        .any(|dir| Path::new(dir).join(tool).exists())
+                };
+                let missing: Vec<&str> = tools.into_iter().filter(|tool| !on_path(tool)).collect();
+                (!missing.is_empty()).then(|| {
+                    format!(
+                        "needs {} to look at the network (apt-get install iproute2 nftables)",
+                        missing.join(", ")
                     )
                 })
             }
@@ -408,6 +432,7 @@ impl Runtime {
             .env_clear()
             .env("TERM", "xterm")
             .env("RUST_BACKTRACE", "0")
+            .env("BYOC_ROOT", self.data_root.path())
             .stdin(Stdio::null());
         in_own_group_with_umask(&mut process);
         process
@@ -480,19 +505,58 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(20);
 
 /// Puts the runtime in a process group of its own, so that a test can end it and every
 /// process it started at once, and gives it the usual umask (022), so that a mode the
-/// runtime forgets to set shows up the same way on every machine.
+/// runtime forgets to set shows up the same way on every machine. A runtime that root
+/// starts in the machine's own network namespace is moved to a new, empty one: from
+/// chapter 6 on it makes a bridge, links and NAT rules, and those must never touch the
+/// machine's network. (A test that means it to share one with others starts it in a
+/// [`NetHost`].)
 pub fn in_own_group_with_umask(command: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and makes two system calls
-    // that are safe there: setpgid and umask.
+    let machine_network = machine_network_namespace();
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // that are safe there: setpgid, umask, geteuid, stat and unshare.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(command, || {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
             libc::umask(0o022);
             if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let in_machine_network = network_namespace_of_self() == Some(machine_network);
+            if libc::geteuid() == 0 && in_machine_network && libc::unshare(libc::CLONE_NEWNET) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         })
     };
+}
+
+/// The machine's own network namespace: the one this test process started in.
+fn machine_network_namespace() -> u64 {
+    static MACHINE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MACHINE.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net")
+            .expect("/proc/self/ns/net is readable")
+            .ino()
+    })
+}
+
+/// The network namespace of the calling thread, by `stat` alone (safe after `fork`).
+fn network_namespace_of_self() -> Option<u64> {
+    // SAFETY: stat writes only into the zeroed struct it is given.
+    unsafe {
+        let mut status: libc::stat = std::mem::zeroed();
+        let path = c"/proc/thread-self/ns/net";
+        (libc::stat(path.as_ptr(), &mut status) == 0).then_some(status.st_ino)
+    }
+}
+
+/// A fresh data root for a runtime run by root in a test.
+fn new_data_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("byoc-data-")
+        .tempdir()
+        .expect("a temp dir for the data root")
 }
 
 /// Runs a prepared container command to its end (for at most [`RUN_LIMIT`]) and checks
@@ -645,8 +709,9 @@ impl Waiting {
     }
 
     /// Reads the runtime's stderr until a line contains `text`: with `--trace`, the line
-    /// that says a call has been made. A handshake, where a sleep would only guess.
-    pub fn wait_for_stderr_line(&mut self, text: &str) {
+    /// that says a call has been made. A handshake, where a sleep would only guess. Returns
+    /// all of stderr read so far.
+    pub fn wait_for_stderr_line(&mut self, text: &str) -> String {
         loop {
             let mut line = String::new();
             let stderr = self
@@ -662,7 +727,7 @@ impl Waiting {
                 self.stderr_seen
             );
             if line.contains(text) {
-                return;
+                return self.stderr_seen.clone();
             }
         }
     }
@@ -863,6 +928,8 @@ pub struct Staged {
     _dir: tempfile::TempDir,
     pub binary: PathBuf,
     pub rootfs: PathBuf,
+    /// The data root of its runs (chapter 6 on), inside the staged directory.
+    pub data_root: PathBuf,
 }
 
 /// Copies `runtime`'s binary and the root filesystem into a fresh directory under the
@@ -885,10 +952,12 @@ pub fn stage_for_unprivileged(runtime: &Runtime) -> Staged {
         .status()
         .expect("cp runs");
     assert!(copied.success(), "cannot copy the root filesystem");
+    let data_root = dir.path().join("data");
     Staged {
         _dir: dir,
         binary,
         rootfs,
+        data_root,
     }
 }
 
@@ -1059,6 +1128,7 @@ impl Staged {
             .env_clear()
             .env("TERM", "xterm")
             .env("RUST_BACKTRACE", "0")
+            .env("BYOC_ROOT", &self.data_root)
             .current_dir("/")
             .stdin(Stdio::null());
         if let Some(user) = user {

@@ -15,6 +15,9 @@ const SCRIPT: &str = "echo \"hostname: $(hostname)\"; \
                       cd /proc; echo \"processes I can see:\" [0-9]*; \
                       echo 'mount table:'; cat /proc/self/mounts";
 
+/// The chapter that gives containers a network of their own.
+const FIRST_NETWORK_CHAPTER: u32 = 6;
+
 pub fn run() -> Result<()> {
     let newest = gen::chapters()?
         .pop()
@@ -27,16 +30,19 @@ pub fn run() -> Result<()> {
     workspace::run(cargo().args(["build", "-p", &binary]))?;
     let program = workspace::target_dir().join("debug").join(&binary);
     let mut container = Command::new(&program);
-    container.arg("run").arg("--rootfs").arg(&rootfs).args([
-        "--hostname",
-        "byoc-demo",
-        "--",
-        "sh",
-        "-c",
-        SCRIPT,
-    ]);
+    container.arg("run").arg("--rootfs").arg(&rootfs);
+    // From chapter 6 a container as root is plugged into a bridge on the host's network by
+    // default. The demo leaves the machine's network alone: the container gets its own
+    // network namespace with only loopback (chapter 6 shows the bridge).
+    let network = if newest.number >= FIRST_NETWORK_CHAPTER {
+        "--net none "
+    } else {
+        ""
+    };
+    container.args(network.split_whitespace());
+    container.args(["--hostname", "byoc-demo", "--", "sh", "-c", SCRIPT]);
     println!(
-        "$ {binary} run --rootfs {} --hostname byoc-demo -- sh -c '...'",
+        "$ {binary} run --rootfs {} {network}--hostname byoc-demo -- sh -c '...'",
         rootfs.display()
     );
     println!("(add --trace after {binary} to watch every system call)\n");

@@ -92,7 +92,7 @@ fn child(spec: &Spec, stdio: &Stdio, channel: &ChildEnd) -> Result<Infallible> {
     })?;
     // Now /dev/ptmx is the container's own (root::setup mounted a devpts).
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
-    process::default_sigpipe()?;
+    process::default_signals()?;
     process::close_other_fds(channel)?;
     command::exec(&spec.process)
 }

@@ -148,6 +148,7 @@ pub fn remove_masquerade() -> Result<()> {
     let changes = vec![(delete_table(), 0)];
     let says = format_args!("nft delete table ip {TABLE}");
     match send_batch(changes, says)? {
+        // Already gone, or never made: either way the host is as it should be.
         Err(error) if error.errno == Errno::ENOENT => Ok(()),
         Err(error) => Err(anyhow!("cannot remove table ip {TABLE}: {error}")),
         Ok(()) => Ok(()),

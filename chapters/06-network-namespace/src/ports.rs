@@ -163,16 +163,17 @@ pub fn start_proxy(published: Vec<Published>, dialer: Dialer) {
 /// and then `shutdown(SHUT_WR)` still gets its whole answer.
 pub fn relay(client: TcpStream, server: TcpStream) {
     // TODO: EXERCISE 6.3 (book 6.5): copy both ways at once, passing on each side's end
-    // HINT: one direction in a new thread (thread::spawn), the other in this one; each is
-    // HINT: io::copy(&mut from, &mut to) on try_clone()s of the streams.
-    // HINT: when a copy ends, from has stopped sending: to.shutdown(Shutdown::Write) tells
-    // HINT: the other side. Join the thread before returning, so both copies finish.
+    // HINT: copy_then_close(from, to) does one direction and then passes on its end.
+    // HINT: run one direction in a new thread (thread::spawn) and the other in this one,
+    // HINT: on try_clone()s of the streams; join the thread before returning, so both
+    // HINT: copies finish before the streams close.
     todo!("exercise 6.3: copy both ways at once, passing on each side's end (book section 6.5)")
 }
 // ANCHOR_END: relay
 
-/// Copies until `from` stops sending, then tells `to` that no more is coming.
-fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+/// Copies until `from` stops sending, then tells `to` that no more is coming (a half
+/// close: `shutdown(SHUT_WR)`).
+pub fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
     let _ = io::copy(&mut from, &mut to);
     let _ = to.shutdown(Shutdown::Write);
 }

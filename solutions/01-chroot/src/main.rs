@@ -81,7 +81,7 @@ fn child(spec: &Spec, stdio: &Stdio, channel: &ChildEnd) -> Result<Infallible> {
     // The host's /dev/ptmx: the root filesystem has no devices yet (chapter 2 adds them).
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     rootfs::enter(&spec.root.path)?;
-    process::default_sigpipe()?;
+    process::default_signals()?;
     process::close_other_fds(channel)?;
     command::exec(&spec.process)
 }

@@ -170,13 +170,17 @@ extern "C" fn pass_on(signal: libc::c_int) {
     unsafe { libc::kill(CONTAINER.load(Ordering::SeqCst), signal) };
 }
 
-/// Gives the command the default action for SIGPIPE. The Rust runtime ignores it, and an
-/// ignored signal stays ignored across `execve`: `yes | head -n 1` would never end.
-pub fn default_sigpipe() -> Result<()> {
+/// Gives the command the default action for SIGPIPE and for each signal in [`PASSED_ON`].
+/// An ignored signal stays ignored across `execve`, and the runtime may have been started
+/// with some ignored: the Rust runtime ignores SIGPIPE (`yes | head -n 1` would never end),
+/// and a shell ignores SIGINT and SIGQUIT for a job it starts in the background with `&`.
+pub fn default_signals() -> Result<()> {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the default action runs no code of ours, so no handler can be unsound.
-    let result = unsafe { sigaction(Signal::SIGPIPE, &default) }.map(drop);
-    trace::syscall(format_args!("sigaction(SIGPIPE, SIG_DFL)"), result)?;
+    for signal in PASSED_ON.into_iter().chain([Signal::SIGPIPE]) {
+        // SAFETY: the default action runs no code of ours, so no handler can be unsound.
+        let result = unsafe { sigaction(signal, &default) }.map(drop);
+        trace::syscall(format_args!("sigaction({signal}, SIG_DFL)"), result)?;
+    }
     Ok(())
 }
 // ANCHOR_END: terminal_signals

@@ -11,9 +11,7 @@ use std::convert::Infallible;
 
 use anyhow::Result;
 use nix::errno::Errno;
-use nix::sys::signal::{
-    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
-};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
@@ -53,15 +51,10 @@ pub fn block_signals() -> Result<SigSet> {
 /// keeps both, so the command would otherwise start with whatever the runtime was started
 /// with (a shell ignores SIGINT for its background jobs, for example).
 pub fn restore_signals(previous: &SigSet) -> Result<()> {
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in FORWARDED {
-        // SAFETY: the default action runs no code of ours, so no handler can be unsound.
-        let result = unsafe { sigaction(signal, &default) }.map(drop);
-        trace::syscall(format_args!("sigaction({signal}, SIG_DFL)"), result)?;
-    }
     let call = format_args!("sigprocmask(SIG_SETMASK, the mask before)");
     trace::syscall(call, previous.thread_set_mask())?;
-    process::default_sigpipe()
+    // The forwarded signals are chapter 1's: the same list, put back to their defaults.
+    process::default_signals()
 }
 
 // ANCHOR: supervise

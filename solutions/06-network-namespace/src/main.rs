@@ -152,7 +152,7 @@ fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespac
 
 /// The network asked for, checked: what cannot work is refused before anything is made.
 fn network_of(args: &RunArgs) -> Result<Network> {
-    let root = Uid::effective().is_root();
+    let root = network::is_host_root();
     let net = args
         .net
         .unwrap_or(if root { NetArg::Bridge } else { NetArg::None });
@@ -170,9 +170,9 @@ fn network_of(args: &RunArgs) -> Result<Network> {
              the container's ports are the host's already"
         ),
         NetworkMode::Bridge { .. } if !root => bail!(
-            "--net bridge needs root: an ordinary user may not add a bridge or a veth to \
-             the host's network (rootless containers get --net none, and -p works there; \
-             see book 6.6)"
+            "--net bridge needs the machine's root: an ordinary user (or root of a user \
+             namespace) may not add a bridge or a veth to the host's network (rootless \
+             containers get --net none, and -p works there; see book 6.6)"
         ),
         NetworkMode::Host | NetworkMode::None if subnet_given => {
             bail!("--subnet is the bridge's: it needs --net bridge")

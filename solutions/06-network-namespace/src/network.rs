@@ -36,6 +36,15 @@ pub const BRIDGE: &str = "byoc0";
 /// filesystem's (which is never written).
 pub const CONTAINER_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
 
+/// Whether this process is the machine's root, not only root of a user namespace (as in a
+/// rootless container, or a CI job inside one): only the machine's root may add a bridge
+/// and links to the host's network. The first user namespace maps all ids to themselves.
+pub fn is_host_root() -> bool {
+    let whole_map = fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    nix::unistd::Uid::effective().is_root() && whole_map
+}
+
 /// What the container's side of the network looks like, for the child to set up.
 #[derive(Debug, Clone)]
 pub struct Inside {
@@ -69,6 +78,7 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
     let mut locked = leases.lock()?;
     for dead in locked.reclaim_dead()? {
         remove_container_files(&container_dir(data_root, &dead.id));
+        delete_host_end(&host_end_name(&dead.id))?;
     }
     let mut netlink = Netlink::route()?;
     ensure_bridge(&mut netlink, subnet)?;
@@ -213,25 +223,29 @@ impl Drop for Attached {
     fn drop(&mut self) {
         // The host's end is usually gone already: a veth pair goes with the network
         // namespace of its other end, and that went with the container's last process.
-        let deleted = Netlink::route().and_then(|mut netlink| {
-            match link::find(&mut netlink, &self.host_end)? {
-                Some(host_end) => link::delete(&mut netlink, &host_end),
-                None => Ok(()),
-            }
-        });
-        // ENODEV: the kernel took it away between the look and the delete.
-        let gone_meanwhile = |error: &anyhow::Error| {
-            error
-                .downcast_ref::<SyscallError>()
-                .is_some_and(|failed| failed.errno == Errno::ENODEV)
-        };
-        if let Err(error) = deleted.or_else(|error| match gone_meanwhile(&error) {
-            true => Ok(()),
-            false => Err(error),
-        }) {
+        if let Err(error) = delete_host_end(&self.host_end) {
             eprintln!("byoc: cannot delete {}: {error:#}", self.host_end);
         }
     }
+}
+
+/// Deletes a veth's host end if it is still there.
+fn delete_host_end(name: &str) -> Result<()> {
+    let mut netlink = Netlink::route()?;
+    let Some(host_end) = link::find(&mut netlink, name)? else {
+        return Ok(());
+    };
+    match link::delete(&mut netlink, &host_end) {
+        // ENODEV: the kernel took it away between the look and the delete.
+        Err(error) if is_errno(&error, Errno::ENODEV) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_errno(error: &anyhow::Error, errno: Errno) -> bool {
+    error
+        .downcast_ref::<SyscallError>()
+        .is_some_and(|failed| failed.errno == errno)
 }
 
 // ANCHOR: configure_inside

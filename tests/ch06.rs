@@ -1,0 +1,478 @@
+//! Chapter 6: the network namespace, the bridge, NAT and published ports.
+//!
+//! Every test here runs the runtime inside a network namespace it made (a `NetHost`), and
+//! the world outside in another one: nothing touches the machine's own network.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use byoc_tests::netns::{NetHost, World, HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
+use byoc_tests::*;
+
+/// A container that prints its network on stderr, says `ready`, and waits for a line.
+const SHOW_NETWORK_AND_WAIT: [&str; 3] = ["sh", "-c", "probe net >&2; echo ready; read line"];
+
+/// The runtimes a network test runs as root, with the tools it needs to look at the host.
+fn root_runtimes() -> Vec<Runtime> {
+    if !meets(&[Need::NetworkTools]) {
+        return Vec::new();
+    }
+    from_chapter_as_root(6)
+}
+
+/// Root's runtimes and the rootless ones, for what works both ways (`--net none`, `-p`).
+fn all_runtimes() -> Vec<Runtime> {
+    if !meets(&[Need::NetworkTools]) {
+        return Vec::new();
+    }
+    from_chapter(6)
+}
+
+/// The value of `interface: NAME ...` in a `probe net` report: state and addresses.
+fn interface<'a>(report: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("interface: {name} ");
+    report.lines().find_map(|line| line.strip_prefix(&prefix))
+}
+
+/// The IPv4 address of `eth0` in a `probe net` report, without its prefix length.
+fn eth0_address(report: &str) -> String {
+    let eth0 = interface(report, "eth0").unwrap_or_else(|| panic!("no eth0 in:\n{report}"));
+    let address = eth0.split_whitespace().nth(1).expect("eth0 has an address");
+    address.split('/').next().unwrap_or(address).to_string()
+}
+
+#[test]
+fn with_net_none_only_loopback_is_there_and_it_is_up() {
+    for runtime in all_runtimes() {
+        let host = NetHost::new();
+        let run = host.run(&runtime, &["--net", "none"], &["probe", "net"]);
+        run.expect_success();
+        let names: Vec<&str> = run
+            .values("interface")
+            .iter()
+            .map(|line| line.split_whitespace().next().unwrap_or(""))
+            .map(|name| if name == "lo" { "lo" } else { "other" })
+            .collect();
+        assert_eq!(names, ["lo"], "{}: {}", runtime.name, run.report());
+        assert!(
+            interface(&run.stdout, "lo").is_some_and(|lo| lo.starts_with("up 127.0.0.1/8")),
+            "{}: loopback should be up with 127.0.0.1: {}",
+            runtime.name,
+            run.report()
+        );
+        assert!(
+            run.values("route").is_empty(),
+            "{}: a route out: {}",
+            runtime.name,
+            run.report()
+        );
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn an_ordinary_users_container_gets_net_none_by_default() {
+    let rootless = all_runtimes()
+        .into_iter()
+        .filter(|runtime| runtime.rootless.is_some());
+    for runtime in rootless {
+        let host = NetHost::new();
+        let run = host.run(&runtime, &[], &["probe", "net"]);
+        run.expect_success();
+        assert!(interface(&run.stdout, "eth0").is_none(), "{}", run.report());
+        assert!(interface(&run.stdout, "lo").is_some(), "{}", run.report());
+    }
+}
+
+#[test]
+fn containers_started_at_once_get_their_own_addresses_and_reach_each_other() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        // Started together, so that they ask for leases at the same moment.
+        let containers: Vec<Waiting> = std::thread::scope(|scope| {
+            let starting: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .collect()
+        });
+        let mut reports = Vec::new();
+        for mut container in containers {
+            let report = container.wait_for_stderr_line("route: default");
+            reports.push((container, report));
+        }
+        let addresses: Vec<String> = reports
+            .iter()
+            .map(|(_, report)| eth0_address(report))
+            .collect();
+        let macs: Vec<&str> = reports
+            .iter()
+            .map(|(_, report)| {
+                interface(report, "eth0")
+                    .and_then(|eth0| eth0.split("mac ").nth(1))
+                    .unwrap_or("")
+            })
+            .collect();
+        let distinct = |items: &[&str]| {
+            items
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
+        let address_refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        assert_eq!(
+            distinct(&address_refs),
+            4,
+            "{}: addresses {addresses:?}",
+            runtime.name
+        );
+        assert_eq!(
+            distinct(&macs),
+            4,
+            "{}: MAC addresses {macs:?}",
+            runtime.name
+        );
+        for (_, report) in &reports {
+            assert!(
+                report.contains("route: default via 10.88.0.1 dev eth0"),
+                "{}: no default route through the bridge:\n{report}",
+                runtime.name
+            );
+        }
+        assert_eq!(
+            host.bridge_ports("byoc0").len(),
+            4,
+            "{}: one bridge port each",
+            runtime.name
+        );
+        // Another container reaches each of them, across the bridge.
+        for address in &addresses {
+            let ping = host.run(&runtime, &[], &["ping", "-c", "1", "-W", "2", address]);
+            assert_eq!(
+                ping.code,
+                0,
+                "{}: cannot reach {address}: {}",
+                runtime.name,
+                ping.report()
+            );
+        }
+        for (container, _) in reports {
+            container.release().expect_success();
+        }
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_container_has_its_own_hosts_hostname_and_resolv_conf() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let rootfs_hosts = std::fs::read_to_string(runtime.rootfs().join("etc/hosts")).unwrap();
+        let run = host.run(
+            &runtime,
+            &["--hostname", "web"],
+            &[
+                "sh",
+                "-c",
+                "cat /etc/hostname /etc/hosts; echo extra >> /etc/hosts; probe net",
+            ],
+        );
+        run.expect_success();
+        let address = eth0_address(&run.stdout);
+        assert!(run.stdout.starts_with("web\n"), "{}", run.report());
+        assert!(
+            run.stdout.contains(&format!("{address}\tweb")),
+            "{}",
+            run.report()
+        );
+        let after = std::fs::read_to_string(runtime.rootfs().join("etc/hosts")).unwrap();
+        assert_eq!(
+            after, rootfs_hosts,
+            "{}: the rootfs's /etc/hosts was written",
+            runtime.name
+        );
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_container_reaches_the_world_with_the_hosts_address() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let world = World::joined_to(&host);
+        let listener =
+            world.within(|| TcpListener::bind((WORLD_ADDRESS, 7000)).expect("the world listens"));
+        let server = std::thread::spawn(move || answer_with_peer_address(listener));
+        let address = format!("{WORLD_ADDRESS}:7000");
+        let run = host.run(&runtime, &[], &["probe", "connect", &address]);
+        run.expect_success();
+        let seen = server.join().expect("the world's server ends");
+        assert_eq!(
+            seen.as_deref(),
+            Some(HOST_UPLINK_ADDRESS),
+            "{}: the world should see the host's address (NAT), not the container's: {}",
+            runtime.name,
+            run.report()
+        );
+        assert_eq!(
+            run.stdout.trim(),
+            format!("seen from {HOST_UPLINK_ADDRESS}"),
+            "{}",
+            run.report()
+        );
+        host.assert_clean(&runtime);
+    }
+}
+
+/// The world's server: accepts one connection (for a few seconds at most), tells the client
+/// which address it came from, and returns that address.
+fn answer_with_peer_address(listener: TcpListener) -> Option<String> {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match listener.accept() {
+            Ok((mut connection, peer)) => {
+                connection.set_nonblocking(false).expect("blocking");
+                let peer = peer.ip().to_string();
+                let _ = connection.write_all(format!("seen from {peer}\n").as_bytes());
+                return Some(peer);
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn a_published_port_reaches_the_container_both_ways_many_at_once() {
+    for runtime in all_runtimes() {
+        let host = NetHost::new();
+        let container = host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
+        let host_ref = &host;
+        let echoed: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..5u8)
+                .map(|n| scope.spawn(move || host_ref.within(|| echo_through(8080, n))))
+                .collect();
+            clients
+                .into_iter()
+                .map(|client| client.join().unwrap())
+                .collect()
+        });
+        for (sent, received) in &echoed {
+            assert!(
+                sent == received,
+                "{}: sent {} bytes through the published port, {} came back",
+                runtime.name,
+                sent.len(),
+                received.len()
+            );
+        }
+        container.release().expect_success();
+        host.assert_clean(&runtime);
+    }
+}
+
+/// Sends 200 KB (different for each `n`) to the echo server behind host port `port`, stops
+/// sending, and reads everything that comes back.
+fn echo_through(port: u16, n: u8) -> (Vec<u8>, Vec<u8>) {
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ n).collect();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the published port accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    let receiving = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        let _ = reader.read_to_end(&mut received);
+        received
+    });
+    stream.write_all(&sent).expect("the proxy takes the data");
+    stream.shutdown(Shutdown::Write).unwrap();
+    (sent, receiving.join().unwrap())
+}
+
+#[test]
+fn bad_network_options_are_refused_with_one_line_and_nothing_left() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let taken = host.within(|| TcpListener::bind(("0.0.0.0", 8081)).expect("the test listens"));
+        let cases: [(&[&str], &str); 5] = [
+            (&["-p", "8081:80"], "cannot publish host port 0.0.0.0:8081: something on the host listens there already"),
+            (&["-p", "70000:80"], "port 70000 is out of range (1-65535)"),
+            (&["-p", "8080:80/udp"], "only tcp ports can be published"),
+            (&["--net", "host", "-p", "8080:80"], "--net host has none"),
+            (&["--net", "none", "--subnet", "10.99.0.0/24"], "--subnet is the bridge's"),
+        ];
+        for (options, expected) in cases {
+            let run = host.run(&runtime, options, &["true"]);
+            assert_one_line_error(&runtime, &run, expected);
+        }
+        drop(taken);
+        host.assert_clean(&runtime);
+    }
+}
+
+/// The run failed before the container started, with one line that says `expected`.
+fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
+    assert!(
+        [2, 125].contains(&run.code) && run.stderr.contains(expected),
+        "{}: expected an error with {expected:?}: {}",
+        runtime.name,
+        run.report()
+    );
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}: one line, not:\n{}",
+        runtime.name,
+        run.stderr
+    );
+}
+
+#[test]
+fn a_subnet_that_overlaps_a_host_route_is_refused() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        // A network the host is on already (a bridge: every kernel that runs chapter 6 has them).
+        host.ip(&["link", "add", "other0", "type", "bridge"]);
+        host.ip(&["addr", "add", "10.88.5.1/24", "dev", "other0"]);
+        host.ip(&["link", "set", "other0", "up"]);
+        let run = host.run(&runtime, &[], &["true"]);
+        assert_one_line_error(
+            &runtime,
+            &run,
+            "subnet 10.88.0.0/16 overlaps the host's route to 10.88.5.0/24 on other0",
+        );
+        let elsewhere = host.run(&runtime, &["--subnet", "10.99.0.0/24"], &["true"]);
+        elsewhere.expect_success();
+        host.ip(&["link", "delete", "other0"]);
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_full_subnet_is_refused_and_the_running_container_keeps_its_address() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let subnet = ["--subnet", "10.99.0.0/30"];
+        let mut first = host.start_waiting(&runtime, &subnet, &SHOW_NETWORK_AND_WAIT);
+        let report = first.wait_for_stderr_line("route: default");
+        assert_eq!(eth0_address(&report), "10.99.0.2", "{}", runtime.name);
+        let second = host.run(&runtime, &subnet, &["true"]);
+        assert_one_line_error(&runtime, &second, "no free address in 10.99.0.0/30");
+        assert_eq!(
+            host.bridge_ports("byoc0").len(),
+            1,
+            "{}: the second left a port",
+            runtime.name
+        );
+        first.release().expect_success();
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let mut killed = host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT);
+        let report = killed.wait_for_stderr_line("route: default");
+        assert_eq!(eth0_address(&report), "10.88.0.2", "{}", runtime.name);
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(killed.runtime_pid(), libc::SIGKILL) };
+        let _ = killed.child.wait();
+        let leases = runtime.data_root.path().join("networks/byoc0.leases");
+        let left = std::fs::read_to_string(&leases).unwrap_or_default();
+        assert_eq!(
+            left.lines().count(),
+            1,
+            "{}: the killed runtime's lease: {left:?}",
+            runtime.name
+        );
+        // The next container gets the same address back, and its runtime removes the rest.
+        let next = host.run(&runtime, &[], &["probe", "net"]);
+        next.expect_success();
+        assert_eq!(
+            eth0_address(&next.stdout),
+            "10.88.0.2",
+            "{}: {}",
+            runtime.name,
+            next.report()
+        );
+        drop(killed);
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let prepared = runtime.trace_command(&["--hostname", "traced"], &["true"]);
+        let run = host.within(|| run_command(&runtime.name, prepared));
+        run.expect_success();
+        let story = [
+            "ip link add byoc0 type bridge",
+            "ip addr add 10.88.0.1/16 dev byoc0",
+            "nft add table ip byoc",
+            "clone(",
+            "ip link add veth",
+            "ip link set lo up",
+            "ip addr add 10.88.0.2/16 dev eth0",
+            "ip route add default via 10.88.0.1",
+            "pivot_root",
+            "execve",
+            "ip link delete veth",
+            "nft delete table ip byoc",
+        ];
+        assert_narrated_in_order(&run, &story);
+        if testing_solutions() {
+            let settings = network_trace_filters();
+            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&run.stderr)));
+        }
+        host.assert_clean(&runtime);
+    }
+}
+
+/// Asserts that the narration has lines starting with each of `expected`, in this order.
+fn assert_narrated_in_order(run: &Run, expected: &[&str]) {
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|line| line.split_once("] ").map(|(_, call)| call))
+        .collect();
+    let mut position = 0;
+    for step in expected {
+        match said[position..]
+            .iter()
+            .position(|call| call.starts_with(step))
+        {
+            Some(offset) => position += offset + 1,
+            None => panic!(
+                "{}: --trace does not say {step:?} where it should; expected, in order: \
+                 {expected:?}\n{}",
+                run.runtime,
+                run.report()
+            ),
+        }
+    }
+}
+
+/// The trace filters, and the container's id and the names made from it.
+fn network_trace_filters() -> insta::Settings {
+    let mut settings = trace_filters();
+    settings.add_filter(r"veth[0-9a-f]{8}", "veth[ID]");
+    settings.add_filter(r"netns \d+", "netns [PID]");
+    settings.add_filter(r"/containers/[0-9a-f]{12}", "/containers/[ID]");
+    settings.add_filter(r"/tmp/byoc-data-[^/]+", "[DATA ROOT]");
+    settings.add_filter(r#"nameserver [^"\n]*"#, "nameserver [HOST'S]");
+    settings
+}
