@@ -520,7 +520,9 @@ fn net() {
         let node = unsafe { &*entry };
         entry = node.ifa_next;
         // SAFETY: every node has a NUL-terminated name.
-        let name = unsafe { CStr::from_ptr(node.ifa_name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(node.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         let position = match interfaces.iter().position(|i| i.0 == name) {
             Some(position) => position,
             None => {
@@ -571,13 +573,16 @@ fn routes() {
         println!("route: unknown (no /proc)");
         return;
     };
-    let hex = |text: &str| u32::from_str_radix(text, 16).map(|n| std::net::Ipv4Addr::from(u32::from_be(n)));
+    let hex = |text: &str| {
+        u32::from_str_radix(text, 16).map(|n| std::net::Ipv4Addr::from(u32::from_be(n)))
+    };
     for line in table.lines().skip(1) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [device, destination, gateway, _, _, _, _, mask, ..] = fields[..] else {
             continue;
         };
-        let (Ok(destination), Ok(gateway), Ok(mask)) = (hex(destination), hex(gateway), hex(mask)) else {
+        let (Ok(destination), Ok(gateway), Ok(mask)) = (hex(destination), hex(gateway), hex(mask))
+        else {
             continue;
         };
         let prefix = u32::from(mask).count_ones();
