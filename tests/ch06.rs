@@ -289,8 +289,9 @@ fn echo_through(port: u16, n: u8) -> (Vec<u8>, Vec<u8>) {
         let _ = reader.read_to_end(&mut received);
         received
     });
-    stream.write_all(&sent).expect("the proxy takes the data");
-    stream.shutdown(Shutdown::Write).unwrap();
+    // A proxy that does not relay shows as a short answer below, not as a panic here.
+    let _ = stream.write_all(&sent);
+    let _ = stream.shutdown(Shutdown::Write);
     (sent, receiving.join().unwrap())
 }
 

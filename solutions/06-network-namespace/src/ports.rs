@@ -11,9 +11,10 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::str::FromStr;
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Error, Result};
 
@@ -117,6 +118,10 @@ fn explain_bind(error: io::Error, mapping: &PortMapping) -> Error {
     )
 }
 
+/// How long the proxy waits for the container to answer a connection: a container that
+/// is not listening answers at once (a reset); one that says nothing is not coming.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the runtime reaches a port in the container.
 pub enum Dialer {
     /// On the bridge: the container's address, from the host.
@@ -128,7 +133,10 @@ pub enum Dialer {
 impl Dialer {
     fn dial(&self, port: u16) -> io::Result<TcpStream> {
         match self {
-            Dialer::Address(address) => TcpStream::connect((*address, port)),
+            Dialer::Address(address) => {
+                let container = SocketAddr::from((*address, port));
+                TcpStream::connect_timeout(&container, CONNECT_TIMEOUT)
+            }
             Dialer::Inside(inside) => inside.dial(port),
         }
     }
