@@ -431,13 +431,21 @@ fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
             "ip route add default via 10.88.0.1",
             "pivot_root",
             "execve",
-            "ip link delete veth",
             "nft delete table ip byoc",
         ];
         assert_narrated_in_order(&run, &story);
         if testing_solutions() {
             let settings = network_trace_filters();
-            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&run.stderr)));
+            // The kernel removes a veth pair when the container's network namespace goes,
+            // which happens a moment after its last process ends: the runtime's own delete
+            // finds it there, or not. Its line is left out of the snapshot.
+            let steady: String = run
+                .stderr
+                .lines()
+                .filter(|line| !line.starts_with("[parent] ip link delete veth"))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&steady)));
         }
         host.assert_clean(&runtime);
     }

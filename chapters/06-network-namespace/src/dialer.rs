@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
@@ -77,6 +78,7 @@ pub fn start(container: Pid, join_user: bool) -> Result<InsideDialer> {
 /// runtime closes the channel (or dies: the kernel then ends the helper too).
 fn serve(container: Pid, join_user: bool, channel: &OwnedFd) -> Result<Infallible> {
     trace::set_actor("helper");
+    close_all_but(channel)?;
     let request = prctl::set_pdeathsig(Signal::SIGKILL);
     trace::syscall(format_args!("prctl(PR_SET_PDEATHSIG, SIGKILL)"), request)?;
     if join_user {
@@ -106,6 +108,21 @@ fn serve(container: Pid, join_user: bool, channel: &OwnedFd) -> Result<Infallibl
             None,
         )?;
     }
+}
+
+/// The helper needs none of the runtime's descriptors (its listening sockets, the start-up
+/// channel): holding them would keep a port open, or hide the runtime's end, after it left.
+fn close_all_but(channel: &OwnedFd) -> Result<()> {
+    let keep = channel.as_raw_fd() as libc::c_uint;
+    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_uint::MAX)] {
+        if first <= last {
+            // SAFETY: close_range closes descriptors only; none of them is used again here.
+            let closed = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+            let result = Errno::result(closed).map(drop);
+            trace::syscall(format_args!("close_range({first}, {last}, 0)"), result)?;
+        }
+    }
+    Ok(())
 }
 
 fn join(container: Pid, kind: &str, flag: CloneFlags) -> Result<()> {

@@ -77,9 +77,9 @@ struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     net: Option<NetArg>,
 
-    /// The bridge's subnet.
-    #[arg(long, value_name = "ADDRESS/PREFIX", default_value = DEFAULT_SUBNET)]
-    subnet: Subnet,
+    /// The bridge's subnet (default: 10.88.0.0/16).
+    #[arg(long, value_name = "ADDRESS/PREFIX")]
+    subnet: Option<Subnet>,
 
     /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]
     /// (repeatable).
@@ -163,10 +163,13 @@ fn network_of(args: &RunArgs) -> Result<Network> {
         NetArg::Host => NetworkMode::Host,
         NetArg::None => NetworkMode::None,
         NetArg::Bridge => NetworkMode::Bridge {
-            subnet: args.subnet,
+            subnet: match args.subnet {
+                Some(subnet) => subnet,
+                None => DEFAULT_SUBNET.parse()?,
+            },
         },
     };
-    let subnet_given = args.subnet.to_string() != DEFAULT_SUBNET;
+    let subnet_given = args.subnet.is_some();
     match mode {
         NetworkMode::Host if !args.publish.is_empty() => bail!(
             "-p publishes a port of the container's own network, and --net host has none: \

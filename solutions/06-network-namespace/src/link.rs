@@ -86,10 +86,10 @@ pub fn add_bridge(netlink: &mut Netlink<RouteNetlinkMessage>, name: &str) -> Res
 }
 
 // ANCHOR: add_veth
-/// `ip link add HOST_END type veth peer name eth0 netns PID`, then `ip link set HOST_END
-/// master BRIDGE`: a veth pair is two interfaces joined by a cable. One end is made inside
-/// the container's network namespace already named `eth0`; the other stays on the host
-/// and becomes a port of the bridge.
+/// `ip link add HOST_END master BRIDGE type veth peer name eth0 netns PID`, then `ip link
+/// set HOST_END up`: a veth pair is two interfaces joined by a cable. One end is made
+/// inside the container's network namespace already named `eth0`; the other stays on the
+/// host as a port of the bridge.
 pub fn add_veth(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     host_end: &str,

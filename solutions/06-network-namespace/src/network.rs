@@ -206,11 +206,9 @@ pub fn attach(container: Pid, id: &str) -> Result<Attached> {
     let bridge = link::find(&mut netlink, BRIDGE)?
         .with_context(|| format!("the bridge {BRIDGE} has gone"))?;
     let host_end = host_end_name(id);
-    let attached = Attached {
-        host_end: host_end.clone(),
-    };
+    // Owned only once made: a failed request must not delete a link of the same name.
     link::add_veth(&mut netlink, &host_end, container, &bridge)?;
-    Ok(attached)
+    Ok(Attached { host_end })
 }
 // ANCHOR_END: attach
 
@@ -316,14 +314,14 @@ fn write_container_files(dir: &Path, hostname: &str, address: Ipv4Addr) -> Resul
 }
 
 /// The host's name servers, but those on the host's loopback (systemd-resolved's
-/// 127.0.0.53): the container's loopback is its own, and nothing answers there.
+/// 127.0.0.53, or ::1): the container's loopback is its own, and nothing answers there.
 fn resolv_conf() -> String {
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut text = String::from("# the host's name servers, as the container can reach them\n");
     for line in host.lines() {
         let on_loopback = line
             .strip_prefix("nameserver")
-            .is_some_and(|server| server.trim().starts_with("127."));
+            .is_some_and(|server| server.trim().starts_with("127.") || server.trim() == "::1");
         let useful = line.starts_with("nameserver") || line.starts_with("search");
         if useful && !on_loopback {
             text.push_str(line);
