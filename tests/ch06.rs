@@ -10,12 +10,24 @@ use std::time::{Duration, Instant};
 use byoc_tests::netns::{NetHost, World, HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
 use byoc_tests::*;
 
-/// A container that prints its network on stderr, says `ready`, and waits for a line.
-const SHOW_NETWORK_AND_WAIT: [&str; 3] = ["sh", "-c", "probe net >&2; echo ready; read line"];
+/// A container that prints its network on stderr, then [`SHOWN`], says `ready`, and waits
+/// for a line.
+const SHOW_NETWORK_AND_WAIT: [&str; 3] = [
+    "sh",
+    "-c",
+    "probe net >&2; echo network shown >&2; echo ready; read line",
+];
 
-/// The runtimes a network test runs as root, with the tools it needs to look at the host.
+/// The line after a container's network report: always there, whatever the report says.
+const SHOWN: &str = "network shown";
+
+/// What every test here needs: root, to make the network namespaces the runtime runs in
+/// (the rootless runs too: the test makes their namespace), and the tools it looks with.
+const NEEDS: [Need; 2] = [Need::Root, Need::NetworkTools];
+
+/// The runtimes a network test runs as root.
 fn root_runtimes() -> Vec<Runtime> {
-    if !meets(&[Need::NetworkTools]) {
+    if !meets(&NEEDS) {
         return Vec::new();
     }
     from_chapter_as_root(6)
@@ -23,7 +35,7 @@ fn root_runtimes() -> Vec<Runtime> {
 
 /// Root's runtimes and the rootless ones, for what works both ways (`--net none`, `-p`).
 fn all_runtimes() -> Vec<Runtime> {
-    if !meets(&[Need::NetworkTools]) {
+    if !meets(&NEEDS) {
         return Vec::new();
     }
     from_chapter(6)
@@ -101,7 +113,7 @@ fn containers_started_at_once_get_their_own_addresses_and_reach_each_other() {
         });
         let mut reports = Vec::new();
         for mut container in containers {
-            let report = container.wait_for_stderr_line("route: default");
+            let report = container.wait_for_stderr_line(SHOWN);
             reports.push((container, report));
         }
         let addresses: Vec<String> = reports
@@ -365,7 +377,7 @@ fn a_full_subnet_is_refused_and_the_running_container_keeps_its_address() {
         let host = NetHost::new();
         let subnet = ["--subnet", "10.99.0.0/30"];
         let mut first = host.start_waiting(&runtime, &subnet, &SHOW_NETWORK_AND_WAIT);
-        let report = first.wait_for_stderr_line("route: default");
+        let report = first.wait_for_stderr_line(SHOWN);
         assert_eq!(eth0_address(&report), "10.99.0.2", "{}", runtime.name);
         let second = host.run(&runtime, &subnet, &["true"]);
         assert_one_line_error(&runtime, &second, "no free address in 10.99.0.0/30");
@@ -385,7 +397,7 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
     for runtime in root_runtimes() {
         let host = NetHost::new();
         let mut killed = host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT);
-        let report = killed.wait_for_stderr_line("route: default");
+        let report = killed.wait_for_stderr_line(SHOWN);
         assert_eq!(eth0_address(&report), "10.88.0.2", "{}", runtime.name);
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(killed.runtime_pid(), libc::SIGKILL) };

@@ -256,3 +256,37 @@ impl World {
         in_namespace(&self.namespace, body)
     }
 }
+
+/// The machine's own network namespace, held open: the one this test process started in.
+fn machine_namespace() -> &'static File {
+    static MACHINE: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    // /proc/self is the process, not the thread: its namespace is the main thread's, which
+    // never leaves the machine's.
+    MACHINE.get_or_init(|| File::open("/proc/self/ns/net").expect("/proc/self/ns/net opens"))
+}
+
+/// The machine's own network as a container could change it: its interfaces (names), its
+/// IPv4 routes, and its nftables rules where `nft` can list them. A leak check: no test may
+/// change it.
+pub fn machine_network() -> String {
+    let devices = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let mut names: Vec<&str> = devices
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split(':').next().map(str::trim))
+        .collect();
+    names.sort_unstable();
+    let routes = std::fs::read_to_string("/proc/self/net/route").unwrap_or_default();
+    let rules = in_namespace(machine_namespace(), || {
+        Command::new("nft")
+            .args(["list", "ruleset"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map_or("(nft not run)".to_string(), |output| {
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            })
+    });
+    format!("links: {}\nroutes:\n{routes}nft:\n{rules}", names.join(" "))
+}

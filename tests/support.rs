@@ -477,9 +477,11 @@ impl Runtime {
         let stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut line = String::new();
+        let watchdog = end_group_unless_done(child.id() as i32);
         stdout
             .read_line(&mut line)
             .expect("the container's stdout is readable");
+        drop(watchdog);
         let waiting = Waiting {
             runtime: self.name.clone(),
             child,
@@ -562,6 +564,16 @@ fn new_data_root() -> tempfile::TempDir {
 /// Runs a prepared container command to its end (for at most [`RUN_LIMIT`]) and checks
 /// that it left nothing behind on the host.
 pub fn run_command(runtime: &str, mut command: Command) -> Run {
+    // A command a test put together itself gets the same guards as the harness's own: a
+    // network namespace of its own when root starts it, and a data root of its own.
+    in_own_group_with_umask(&mut command);
+    let own_data_root = command
+        .get_envs()
+        .all(|(name, _)| name != "BYOC_ROOT")
+        .then(new_data_root);
+    if let Some(dir) = &own_data_root {
+        command.env("BYOC_ROOT", dir.path());
+    }
     let before = host_state();
     let child = command
         .stdin(Stdio::null())
@@ -627,6 +639,20 @@ fn rest_of(runtime: &str, text: std::sync::mpsc::Receiver<String>) -> String {
                 "{runtime}: the runtime has ended, but a process it started still holds its output"
             )
         })
+}
+
+/// A read from a running container that never comes must fail the test, not hang it: unless
+/// the returned sender is dropped within [`RUN_LIMIT`], the runtime's process group is
+/// ended, and the read sees the end of its pipe.
+fn end_group_unless_done(group: i32) -> std::sync::mpsc::Sender<()> {
+    let (done, waiting) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = waiting.recv_timeout(RUN_LIMIT) {
+            // SAFETY: kill has no memory-safety preconditions; a negative PID names the group.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    });
+    done
 }
 
 /// Ends the runtime and every process in its group (its containers too, unless they made
@@ -712,6 +738,7 @@ impl Waiting {
     /// that says a call has been made. A handshake, where a sleep would only guess. Returns
     /// all of stderr read so far.
     pub fn wait_for_stderr_line(&mut self, text: &str) -> String {
+        let _watchdog = end_group_unless_done(self.runtime_pid());
         loop {
             let mut line = String::new();
             let stderr = self
@@ -755,8 +782,15 @@ pub fn mount_table() -> String {
 }
 
 /// What a container could leave behind on the host, one check each. Later chapters add
-/// theirs (cgroups, network links, files under the data root) to this list.
-pub const LEAK_CHECKS: &[LeakCheck] = &[("mount table", mount_table)];
+/// theirs (cgroups) to this list. (What a container leaves in the network namespace a test
+/// made for it, and under its data root, is checked by that test: see [`netns`].)
+pub const LEAK_CHECKS: &[LeakCheck] = &[
+    ("mount table", mount_table),
+    (
+        "own network (links, routes, nftables rules)",
+        netns::machine_network,
+    ),
+];
 
 /// A leak check: what it looks at, and how to take its picture of the host.
 pub type LeakCheck = (&'static str, fn() -> String);

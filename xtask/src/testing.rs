@@ -81,14 +81,27 @@ pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
     let workspace = Workspace::real();
     build_binaries(&workspace, implementation)?;
     let mount_table_before = workspace::mount_table()?;
+    let network_before = workspace::machine_network()?;
     let outcome = run_tests(&workspace, chapter, implementation, true)?;
     let mount_table_after = workspace::mount_table()?;
+    let network_after = workspace::machine_network()?;
     println!();
     println!("{}", outcome.summary());
     if mount_table_before != mount_table_after {
         bail!("the host's mount table changed during the tests: a mount leaked");
     }
     println!("the host's mount table is the same as before the tests");
+    if network_before != network_after {
+        bail!(
+            "the machine's own network or /var/lib/byoc changed during the tests (links, \
+             routes, nftables rules, data): a test touched it\nbefore:\n{network_before}\n\
+             after:\n{network_after}"
+        );
+    }
+    println!(
+        "the machine's own links, routes, nftables rules and /var/lib/byoc are the same as \
+         before the tests"
+    );
     if outcome.failed > 0 {
         bail!(
             "{} tests failed: {}",

@@ -119,3 +119,31 @@ pub fn is_root() -> bool {
 pub fn mount_table() -> Result<String> {
     std::fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")
 }
+
+/// The machine's own network, as far as a container could change it: its interfaces
+/// (`/proc/net/dev`, names only: the counters move), its IPv4 routes, and, where `nft` is
+/// installed and this is root, its nftables rules; and what is in root's default data root.
+pub fn machine_network() -> Result<String> {
+    let devices =
+        std::fs::read_to_string("/proc/self/net/dev").context("cannot read /proc/net/dev")?;
+    let mut names: Vec<&str> = devices
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split(':').next().map(str::trim))
+        .collect();
+    names.sort_unstable();
+    let routes =
+        std::fs::read_to_string("/proc/self/net/route").context("cannot read /proc/net/route")?;
+    let rules = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map_or("(nft not run)".to_string(), |output| {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        });
+    Ok(format!(
+        "links: {}\nroutes:\n{routes}nft:\n{rules}",
+        names.join(" ")
+    ))
+}

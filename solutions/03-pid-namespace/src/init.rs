@@ -51,10 +51,11 @@ pub fn block_signals() -> Result<SigSet> {
 /// keeps both, so the command would otherwise start with whatever the runtime was started
 /// with (a shell ignores SIGINT for its background jobs, for example).
 pub fn restore_signals(previous: &SigSet) -> Result<()> {
+    // The forwarded signals are chapter 1's: the same list, put back to their defaults.
+    process::default_signals()?;
     let call = format_args!("sigprocmask(SIG_SETMASK, the mask before)");
     trace::syscall(call, previous.thread_set_mask())?;
-    // The forwarded signals are chapter 1's: the same list, put back to their defaults.
-    process::default_signals()
+    Ok(())
 }
 
 // ANCHOR: supervise

@@ -82,12 +82,16 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
     }
     let mut netlink = Netlink::route()?;
     ensure_bridge(&mut netlink, subnet)?;
-    if locked.entries.is_empty() {
-        nat::enable_forwarding()?;
-        nat::remove_masquerade()?; // one a killed runtime may have left
-        nat::add_masquerade(subnet, BRIDGE)?;
-    }
+    let first = locked.entries.is_empty();
     let address = locked.take(subnet, id)?;
+    if first {
+        if let Err(error) = start_nat(subnet) {
+            // Nothing half-made is left: no lease, no table.
+            locked.release(id)?;
+            let _ = nat::remove_masquerade();
+            return Err(error);
+        }
+    }
     let ethernet = Ethernet {
         address,
         subnet: *subnet,
@@ -104,6 +108,13 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
     Ok(joined)
 }
 // ANCHOR_END: join_bridge
+
+/// The way out for the first container on the bridge: forwarding, and NAT for its subnet.
+fn start_nat(subnet: &Subnet) -> Result<()> {
+    nat::enable_forwarding()?;
+    nat::remove_masquerade()?; // one a killed runtime may have left
+    nat::add_masquerade(subnet, BRIDGE)
+}
 
 impl Drop for Joined {
     fn drop(&mut self) {
