@@ -273,16 +273,19 @@ fn a_published_port_reaches_the_container_both_ways_many_at_once() {
                 .map(|client| client.join().unwrap())
                 .collect()
         });
+        // Its stderr says why, when the relay failed (an unfinished exercise, say).
+        let run = container.release();
         for (sent, received) in &echoed {
             assert!(
                 sent == received,
-                "{}: sent {} bytes through the published port, {} came back",
+                "{}: sent {} bytes through the published port, {} came back: {}",
                 runtime.name,
                 sent.len(),
-                received.len()
+                received.len(),
+                run.report()
             );
         }
-        container.release().expect_success();
+        run.expect_success();
         host.assert_clean(&runtime);
     }
 }
