@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 
 use crate::{Run, Runtime, Waiting};
@@ -277,7 +278,7 @@ pub fn machine_network() -> String {
         .collect();
     names.sort_unstable();
     let routes = std::fs::read_to_string("/proc/self/net/route").unwrap_or_default();
-    let rules = in_namespace(machine_namespace(), || {
+    let list_rules = || {
         Command::new("nft")
             .args(["list", "ruleset"])
             .stdin(Stdio::null())
@@ -287,6 +288,17 @@ pub fn machine_network() -> String {
             .map_or("(nft not run)".to_string(), |output| {
                 String::from_utf8_lossy(&output.stdout).into_owned()
             })
-    });
+    };
+    // nft lists the namespace it runs in: the machine's, entered if this thread is in a
+    // test's own (only root makes those, and only root may enter one).
+    let here = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|meta| meta.ino())
+        .ok();
+    let machine = machine_namespace().metadata().map(|meta| meta.ino()).ok();
+    let rules = if here == machine {
+        list_rules()
+    } else {
+        in_namespace(machine_namespace(), list_rules)
+    };
     format!("links: {}\nroutes:\n{routes}nft:\n{rules}", names.join(" "))
 }
