@@ -23,7 +23,7 @@ const SHOWN: &str = "network shown";
 
 /// What every test here needs: root, to make the network namespaces the runtime runs in
 /// (the rootless runs too: the test makes their namespace), and the tools it looks with.
-const NEEDS: [Need; 2] = [Need::Root, Need::NetworkTools];
+const NEEDS: [Need; 2] = [Need::NetworkNamespaces, Need::NetworkTools];
 
 /// The runtimes a network test runs as root.
 fn root_runtimes() -> Vec<Runtime> {
@@ -79,6 +79,29 @@ fn with_net_none_only_loopback_is_there_and_it_is_up() {
             runtime.name,
             run.report()
         );
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn with_net_host_the_container_sees_the_hosts_network_and_nothing_is_made() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        host.ip(&["link", "add", "other0", "type", "bridge"]);
+        let run = host.run(&runtime, &["--net", "host"], &["probe", "net"]);
+        run.expect_success();
+        assert!(
+            interface(&run.stdout, "other0").is_some(),
+            "{}",
+            run.report()
+        );
+        assert!(interface(&run.stdout, "eth0").is_none(), "{}", run.report());
+        assert!(
+            !host.links().iter().any(|link| link == "byoc0"),
+            "{}: --net host made a bridge",
+            runtime.name
+        );
+        host.ip(&["link", "delete", "other0"]);
         host.assert_clean(&runtime);
     }
 }

@@ -174,6 +174,9 @@ pub enum Need {
     /// `ip` and `nft`, which network tests use to look at the namespaces they make,
     /// independently of the kit's own code.
     NetworkTools,
+    /// Root, to make the network namespaces a network test runs the runtime in (its
+    /// rootless runs too).
+    NetworkNamespaces,
 }
 
 impl Need {
@@ -228,6 +231,11 @@ impl Need {
                     )
                 })
             }
+            Need::NetworkNamespaces if !root => Some(
+                "needs root to make the network namespaces the test runs the runtime in \
+                 (the test never uses your machine's own network)"
+                    .to_string(),
+            ),
             Need::NetworkTools => {
                 let tools = ["ip", "nft"];
                 let on_path = |tool: &str| {
