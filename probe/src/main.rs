@@ -35,10 +35,15 @@ fn main() -> ExitCode {
         ["net"] => net(),
         ["serve", port] => serve(port),
         ["connect", address] => connect(address),
+        ["cgroup"] => cgroup(),
+        ["hog", mebibytes] => hog(mebibytes),
+        ["forks", count] => forks(count),
+        ["spin", seconds] => spin(seconds),
         _ => {
             eprintln!(
                 "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|user|privileged|orphans|segfault|\
-                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT"
+                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT|\
+                 cgroup|hog MIB|forks N|spin SECONDS"
             );
             return ExitCode::from(2);
         }
@@ -638,4 +643,153 @@ fn connect(address: &str) {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     print!("{answer}");
+}
+
+/// The cgroup this process is in, as its cgroup namespace shows it, and the limits it can
+/// read under `/sys/fs/cgroup`, in the same words on v1 and v2.
+fn cgroup() {
+    let membership = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let own = membership.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let wanted = if v2 {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == "memory")
+        };
+        wanted.then(|| path.to_string())
+    });
+    println!("cgroup: {}", own.as_deref().unwrap_or("unknown"));
+    if !Path::new("/sys/fs/cgroup")
+        .read_dir()
+        .is_ok_and(|mut dir| dir.next().is_some())
+    {
+        println!("cgroup fs: not mounted");
+        return;
+    }
+    println!("cgroup fs: {}", if v2 { "v2" } else { "v1" });
+    let read = |path: &str| {
+        fs::read_to_string(path)
+            .map(|text| text.trim().to_string())
+            .ok()
+    };
+    let (memory, cpu, pids) = if v2 {
+        let cpu = read("/sys/fs/cgroup/cpu.max").map(|max| max.replace(' ', "/"));
+        (
+            read("/sys/fs/cgroup/memory.max"),
+            cpu,
+            read("/sys/fs/cgroup/pids.max"),
+        )
+    } else {
+        let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+        let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+        let cpu = quota
+            .zip(period)
+            .map(|(quota, period)| format!("{quota}/{period}"));
+        let memory = read("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+        (memory, cpu, read("/sys/fs/cgroup/pids/pids.max"))
+    };
+    println!("memory limit: {}", no_limit_as_max(memory));
+    println!(
+        "cpu limit: {}",
+        no_limit_as_max(cpu.map(|cpu| cpu.replace("-1/", "max/")))
+    );
+    println!("pids limit: {}", no_limit_as_max(pids));
+}
+
+/// v2 says `max` where there is no limit; v1 says -1 for CPU and a huge number for memory.
+fn no_limit_as_max(value: Option<String>) -> String {
+    match value {
+        None => "unknown".to_string(),
+        Some(value) if value.starts_with("max") => "max".to_string(),
+        Some(value) if value.parse::<u64>().is_ok_and(|n| n >= 1 << 62) => "max".to_string(),
+        Some(value) => value,
+    }
+}
+
+/// Takes `mebibytes` of memory, 1 MiB at a time, touching every page so the kernel must
+/// really give it, then says how much it got. A memory limit below that kills it on the way.
+fn hog(mebibytes: &str) {
+    let wanted: usize = mebibytes.parse().expect("hog takes a number of MiB");
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..wanted {
+        held.push(vec![1u8; 1 << 20]); // vec! of a non-zero value writes every byte
+    }
+    println!("hog: holding {} MiB", held.len());
+}
+
+/// Starts `count` children that wait, and says how many the kernel let it start and why it
+/// stopped; then ends them all, and exits 0, so a process limit is seen from inside.
+fn forks(count: &str) {
+    let wanted: usize = count.parse().expect("forks takes a number");
+    let mut children = Vec::new();
+    let mut stopped_by = None;
+    for _ in 0..wanted {
+        // SAFETY: the child only calls pause and _exit, both async-signal-safe.
+        match unsafe { libc::fork() } {
+            -1 => {
+                stopped_by = Some(std::io::Error::last_os_error());
+                break;
+            }
+            0 => unsafe {
+                libc::pause();
+                libc::_exit(0);
+            },
+            pid => children.push(pid),
+        }
+    }
+    println!("forks: {} of {wanted}", children.len());
+    if let Some(error) = stopped_by {
+        println!("fork failed: {error}");
+    }
+    for pid in children {
+        // SAFETY: each pid is a child of this process.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Runs a busy loop for `seconds` of wall-clock time, then says how much CPU time its
+/// cgroup was given meanwhile, read from the cgroup's own counter (`cpu.stat` on v2,
+/// `cpuacct.usage` on v1).
+fn spin(seconds: &str) {
+    let seconds: f64 = seconds.parse().expect("spin takes a number of seconds");
+    let before = cgroup_cpu_seconds();
+    let start = std::time::Instant::now();
+    let mut counter: u64 = 0;
+    while start.elapsed().as_secs_f64() < seconds {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    match (before, cgroup_cpu_seconds()) {
+        (Some(before), Some(after)) => {
+            println!("cpu: {:.2} s in {wall:.2} s", after - before);
+            println!("cpu share: {:.2}", (after - before) / wall);
+        }
+        _ => println!("cpu: unknown (no cgroup CPU counter under /sys/fs/cgroup)"),
+    }
+}
+
+/// The CPU time the cgroup has used, in seconds.
+fn cgroup_cpu_seconds() -> Option<f64> {
+    if let Ok(stat) = fs::read_to_string("/sys/fs/cgroup/cpu.stat") {
+        let usec: f64 = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()?;
+        return Some(usec / 1e6);
+    }
+    [
+        "/sys/fs/cgroup/cpuacct/cpuacct.usage",
+        "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage",
+    ]
+    .iter()
+    .find_map(|path| fs::read_to_string(path).ok())
+    .and_then(|text| text.trim().parse::<f64>().ok())
+    .map(|nanoseconds| nanoseconds / 1e9)
 }

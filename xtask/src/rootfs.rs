@@ -29,6 +29,7 @@ pub fn ensure() -> Result<PathBuf> {
         build_tree(&target)?;
     }
     write_network_files(&target)?;
+    make_cgroup_mount_point(&target)?;
     install_probe(&target)?;
     Ok(target)
 }
@@ -228,6 +229,14 @@ fn write_network_files(root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `/sys/fs/cgroup`: chapter 7 mounts the container's part of the cgroup tree there, and
+/// never writes the root filesystem to make the directory. Made when missing, so a tree
+/// built before chapter 7 gets it too.
+fn make_cgroup_mount_point(root: &Path) -> Result<()> {
+    let path = root.join("sys/fs/cgroup");
+    fs::create_dir_all(&path).with_context(|| format!("cannot make {path:?}"))
 }
 
 /// Builds the probe as a static program and installs it as `/bin/probe`.
