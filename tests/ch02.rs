@@ -46,10 +46,21 @@ fn the_container_sees_only_its_own_mounts() {
             // On the bridge (root's default from chapter 6), the container's own files.
             allowed.extend(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
         }
+        if runtime.chapter >= 7 {
+            // Its part of the cgroup tree (chapter 7): one cgroup2 mount, or on v1 a tmpfs
+            // with a mount for each controller's tree.
+            allowed.insert("/sys/fs/cgroup");
+            allowed.extend(points.iter().filter(|point| {
+                point
+                    .strip_prefix("/sys/fs/cgroup/")
+                    .is_some_and(|tree| !tree.contains('/'))
+            }));
+        }
         assert!(
             points.is_superset(&required) && points.is_subset(&allowed),
             "{}: the container's mount points should be / /dev /dev/pts /tmp (and /proc from chapter 3, \
-             /etc/hosts, /etc/hostname and /etc/resolv.conf from chapter 6), not {points:?}",
+             /etc/hosts, /etc/hostname and /etc/resolv.conf from chapter 6, /sys/fs/cgroup from chapter 7), \
+             not {points:?}",
             runtime.name
         );
     }

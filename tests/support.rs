@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cgroups;
 pub mod netns;
 
 /// The newest chapter in the kit: the highest number in `solutions/`, the one list of
@@ -177,6 +178,9 @@ pub enum Need {
     /// Root, to make the network namespaces a network test runs the runtime in (its
     /// rootless runs too).
     NetworkNamespaces,
+    /// Pure cgroup v2, the kind most learners' machines have: for what only v2 can do
+    /// (hand a subtree to an ordinary user).
+    CgroupV2,
 }
 
 impl Need {
@@ -251,6 +255,11 @@ impl Need {
                     )
                 })
             }
+            Need::CgroupV2 if cgroups::version() != "v2" => Some(
+                "needs pure cgroup v2, and this machine's memory, cpu and pids controllers are \
+                 v1: `cargo xtask test --cgroup-vm` runs it on pure v2, in a VM"
+                    .to_string(),
+            ),
             Need::LoadableModules if !Path::new("/proc/modules").exists() => {
                 Some("needs a kernel that loads modules; this one was built without".to_string())
             }
@@ -474,6 +483,7 @@ impl Runtime {
 
     /// The same, for a command line prepared with [`Runtime::command`].
     pub fn start_waiting_command(&self, mut command: Command) -> Waiting {
+        let cgroup_parent = cgroups::parent_of(&command);
         let before = host_state();
         let mut child = command
             .stdin(Stdio::piped())
@@ -498,6 +508,7 @@ impl Runtime {
             stderr: Some(stderr),
             stderr_seen: String::new(),
             before,
+            cgroup_parent,
         };
         assert_eq!(
             line.trim(),
@@ -519,8 +530,10 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// starts in the machine's own network namespace is moved to a new, empty one: from
 /// chapter 6 on it makes a bridge, links and NAT rules, and those must never touch the
 /// machine's network. (A test that means it to share one with others starts it in a
-/// [`NetHost`].)
+/// [`NetHost`].) From chapter 7 each run also gets a cgroup parent of its own (see
+/// [`cgroups`]).
 pub fn in_own_group_with_umask(command: &mut Command) {
+    cgroups::give_own_parent(command);
     let machine_network = machine_network_namespace();
     // SAFETY: the closure runs in the forked child before exec and makes only system calls
     // that are safe there: setpgid, umask, geteuid, stat and unshare.
@@ -582,6 +595,7 @@ pub fn run_command(runtime: &str, mut command: Command) -> Run {
     if let Some(dir) = &own_data_root {
         command.env("BYOC_ROOT", dir.path());
     }
+    let cgroup_parent = cgroups::parent_of(&command);
     let before = host_state();
     let child = command
         .stdin(Stdio::null())
@@ -591,6 +605,9 @@ pub fn run_command(runtime: &str, mut command: Command) -> Run {
         .unwrap_or_else(|error| panic!("cannot start {runtime}: {error}"));
     let run = finish_within(runtime, child, RUN_LIMIT);
     assert_nothing_left(&before, &run);
+    if let Some(parent) = cgroup_parent {
+        cgroups::assert_none_left(&parent, &[], runtime, &run.report());
+    }
     run
 }
 
@@ -681,6 +698,8 @@ pub struct Waiting {
     /// What [`Waiting::wait_for_stderr_line`] has read so far.
     stderr_seen: String,
     before: HostState,
+    /// The cgroup parent the run was given, checked when it ends.
+    cgroup_parent: Option<String>,
 }
 
 impl Waiting {
@@ -699,6 +718,11 @@ impl Waiting {
             .next()
             .expect("the runtime has a child");
         first.parse().expect("a PID is a number")
+    }
+
+    /// The cgroup parent this run was given (chapter 7 on puts its container's cgroup there).
+    pub fn cgroup_parent(&self) -> Option<&str> {
+        self.cgroup_parent.as_deref()
     }
 
     /// Lets the container go on (sends it a line) and waits for the runtime to end.
@@ -739,6 +763,9 @@ impl Waiting {
             stderr,
         };
         assert_nothing_left(&self.before, &run);
+        if let Some(parent) = &self.cgroup_parent {
+            cgroups::assert_none_left(parent, &[], &self.runtime, &run.report());
+        }
         run
     }
 
@@ -1233,11 +1260,13 @@ pub fn shell_on_a_terminal(runtime: &Runtime) -> (Pty, Started) {
 /// group, so no runtime or container outlives the test.
 pub struct Started {
     child: Child,
+    cgroup_parent: Option<String>,
 }
 
 /// Starts a prepared runtime command; see [`Started`].
 pub fn start(mut command: Command) -> Started {
     Started {
+        cgroup_parent: cgroups::parent_of(&command),
         child: command.spawn().expect("the runtime starts"),
     }
 }
@@ -1253,6 +1282,9 @@ impl Started {
         let deadline = Instant::now() + RUN_LIMIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting works") {
+                if let Some(parent) = &self.cgroup_parent {
+                    cgroups::assert_none_left(parent, &[], "the runtime", "");
+                }
                 return status;
             }
             assert!(

@@ -82,10 +82,16 @@ pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
     build_binaries(&workspace, implementation)?;
     let mount_table_before = workspace::mount_table()?;
     let network_before = workspace::machine_network()?;
+    let cgroups_before = workspace::machine_cgroups()?;
     let outcome = run_tests(&workspace, chapter, implementation, true)?;
     let mount_table_after = workspace::mount_table()?;
     let network_after = workspace::machine_network()?;
+    let cgroups_after = workspace::machine_cgroups()?;
     println!();
+    println!(
+        "the cgroup tests ran on this machine's cgroup {}",
+        workspace::cgroup_version()?
+    );
     println!("{}", outcome.summary());
     if mount_table_before != mount_table_after {
         bail!("the host's mount table changed during the tests: a mount leaked");
@@ -102,6 +108,13 @@ pub fn test(chapter: Option<u32>, implementation: Impl) -> Result<()> {
         "the machine's own links, routes, nftables rules and /var/lib/byoc are the same as \
          before the tests"
     );
+    if cgroups_before != cgroups_after {
+        bail!(
+            "the kit's cgroups on this machine changed during the tests: a cgroup leaked\n\
+             before:\n{cgroups_before}\nafter:\n{cgroups_after}"
+        );
+    }
+    println!("the machine's cgroups are the same as before the tests");
     if outcome.failed > 0 {
         bail!(
             "{} tests failed: {}",

@@ -147,3 +147,53 @@ pub fn machine_network() -> Result<String> {
         names.join(" ")
     ))
 }
+
+/// The kit's cgroups at the top of each of the machine's cgroup trees (`byoc`, and the
+/// tests' `byoc-test-...`): a test run must leave them as it found them.
+pub fn machine_cgroups() -> Result<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    let mut found = Vec::new();
+    for (point, _) in cgroup_mounts(&mountinfo) {
+        let Ok(entries) = std::fs::read_dir(&point) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("byoc") && entry.path().is_dir() {
+                found.push(format!("{point}/{name}"));
+            }
+        }
+    }
+    found.sort();
+    Ok(found.join("\n"))
+}
+
+/// `v1` or `v2`, and why: the cgroup hierarchy the kit uses here, decided as the kit
+/// decides it (any of memory, cpu, pids mounted as v1 makes it v1).
+pub fn cgroup_version() -> Result<&'static str> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    let v1 = cgroup_mounts(&mountinfo).iter().any(|(_, options)| {
+        options
+            .split(',')
+            .any(|option| ["memory", "cpu", "pids"].contains(&option))
+    });
+    Ok(if v1 { "v1" } else { "v2" })
+}
+
+/// Each cgroup mount (v1 or v2): its mount point and its super options.
+fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let mut after = after.split(' ');
+            let fstype = after.next()?;
+            let options = after.nth(1).unwrap_or_default();
+            let point = before.split(' ').nth(4)?;
+            let is_cgroup = fstype == "cgroup" || fstype == "cgroup2";
+            is_cgroup.then(|| (point.to_string(), options.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,294 @@
+//! Chapter 7: cgroups. A container cannot take more than its share: memory, CPU time and
+//! processes are limited by its cgroup, an OOM kill is reported, and no cgroup is left.
+//!
+//! These tests run on whichever hierarchy the machine has: v1 on hybrid machines such as
+//! this kit's CI machines, v2 on most laptops and in the VM that `cargo xtask test
+//! --cgroup-vm` boots. Each run gets a cgroup parent of its own (see `cgroups.rs`), and the
+//! harness fails the test if anything is left under it.
+
+use byoc_tests::cgroups::{self, Delegated};
+use byoc_tests::*;
+
+/// Chapter 7's tests want a network they do not need to look at: `--net none` keeps them
+/// about cgroups (and works for root and for an ordinary user alike).
+const NO_NETWORK: [&str; 2] = ["--net", "none"];
+
+/// Options: no network, then `extra`.
+fn options<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    NO_NETWORK
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+fn root_runtimes() -> Vec<Runtime> {
+    from_chapter_as_root(7)
+}
+
+#[test]
+fn a_memory_hog_is_killed_at_the_limit_and_reported_as_out_of_memory() {
+    for runtime in root_runtimes() {
+        let killed = runtime.run(&options(&["--memory", "64m"]), &["probe", "hog", "256"]);
+        killed.expect_code(137);
+        let lines: Vec<&str> = killed.stderr.lines().collect();
+        assert_eq!(
+            lines,
+            ["byoc: killed: out of memory (limit 64 MiB)"],
+            "{}: one line saying why, on cgroup {}\n{}",
+            runtime.name,
+            cgroups::version(),
+            killed.report()
+        );
+        let under = runtime.run(&options(&["--memory", "64m"]), &["probe", "hog", "16"]);
+        under.expect_success();
+        assert_eq!(under.value("hog"), "holding 16 MiB", "{}", under.report());
+        assert!(under.stderr.is_empty(), "{}", under.report());
+    }
+}
+
+#[test]
+fn a_fork_loop_stops_at_the_process_limit_and_the_container_goes_on() {
+    for runtime in root_runtimes() {
+        let run = runtime.run(&options(&["--pids-limit", "10"]), &["probe", "forks", "50"]);
+        run.expect_success();
+        // The probe itself is one of the ten.
+        assert_eq!(run.value("forks"), "9 of 50", "{}", run.report());
+        assert!(
+            run.value("fork failed")
+                .starts_with("Resource temporarily unavailable"),
+            "{}",
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn a_busy_loop_under_half_a_cpu_gets_about_half_of_one() {
+    for runtime in root_runtimes() {
+        let run = runtime.run(&options(&["--cpus", "0.5"]), &["probe", "spin", "1"]);
+        run.expect_success();
+        let share: f64 = run.value("cpu share").parse().expect("a number");
+        // The cgroup's own CPU time over a second of wall-clock time: the figure is shown,
+        // and only a share far from one half fails (a loaded machine gives less).
+        eprintln!(
+            "{}: --cpus 0.5 gave a share of {share:.2} on cgroup {}",
+            runtime.name,
+            cgroups::version()
+        );
+        assert!(
+            (0.2..=0.65).contains(&share),
+            "{}: a share of {share} under --cpus 0.5\n{}",
+            runtime.name,
+            run.report()
+        );
+    }
+}
+
+#[test]
+fn the_container_sees_its_own_cgroup_as_the_root_and_its_own_limits() {
+    for runtime in root_runtimes() {
+        let limits = ["--memory", "64m", "--cpus", "0.5", "--pids-limit", "20"];
+        let run = runtime.run(&options(&limits), &["probe", "cgroup"]);
+        run.expect_success();
+        assert_eq!(run.value("cgroup"), "/", "{}", run.report());
+        assert_eq!(
+            run.value("cgroup fs"),
+            cgroups::version(),
+            "{}",
+            run.report()
+        );
+        assert_eq!(run.value("memory limit"), "67108864", "{}", run.report());
+        assert_eq!(run.value("cpu limit"), "50000/100000", "{}", run.report());
+        assert_eq!(run.value("pids limit"), "20", "{}", run.report());
+        let unlimited = runtime.run(&options(&[]), &["probe", "cgroup"]);
+        unlimited.expect_success();
+        assert_eq!(unlimited.value("cgroup"), "/", "{}", unlimited.report());
+        for limit in ["memory limit", "cpu limit", "pids limit"] {
+            let value = unlimited.value(limit);
+            assert!(
+                value.starts_with("max"),
+                "{}: {limit} {value}",
+                runtime.name
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_limits_are_refused_in_one_line_and_nothing_is_made() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["--memory", "0"], "too little memory"),
+        (&["--memory", "3x"], "is not a size"),
+        (&["--cpus", "-1"], "must be more than 0"),
+        (
+            &["--cpus", "0.001"],
+            "a CPU quota of 1 ms per 100 ms period at the least",
+        ),
+        (&["--pids-limit", "0"], "give 1 or more"),
+        (&["--memory-swap", "1g"], "it needs --memory as well"),
+        (
+            &["--memory", "1g", "--memory-swap", "512m"],
+            "must be at least as large",
+        ),
+        (&["--cgroup-parent", "../escape"], "is not a cgroup parent"),
+    ];
+    for runtime in root_runtimes() {
+        for (limit, expected) in cases {
+            let run = runtime.run(&options(limit), &["true"]);
+            assert_one_line_error(&runtime, &run, expected);
+        }
+        let records = runtime.data_root.path().join("cgroups");
+        let left: Vec<_> = std::fs::read_dir(&records)
+            .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{}: records left: {left:?}", runtime.name);
+    }
+}
+
+#[test]
+fn an_ordinary_user_without_a_delegated_cgroup_is_told_why_a_limit_cannot_be_kept() {
+    for runtime in rootless_from_chapter(7) {
+        let user = test_user().expect("checked by rootless_from_chapter");
+        let refused = runtime.run_as(&user, &options(&["--memory", "64m"]), &["true"]);
+        assert_one_line_error(
+            &runtime,
+            &refused,
+            "a limit needs a cgroup of the container's own",
+        );
+        assert!(refused.stderr.contains("book 7.6"), "{}", refused.report());
+        // Without a limit asked, it runs, in no cgroup of its own.
+        let run = runtime.run_as(&user, &options(&[]), &["probe", "cgroup"]);
+        run.expect_success();
+        assert_eq!(run.value("cgroup fs"), "not mounted", "{}", run.report());
+    }
+}
+
+#[test]
+fn an_ordinary_user_with_a_delegated_subtree_gets_limits() {
+    if !meets(&[
+        Need::Root,
+        Need::CgroupV2,
+        Need::UnprivilegedUser,
+        Need::UserNamespaces,
+    ]) {
+        return;
+    }
+    for runtime in rootless_from_chapter(7) {
+        let user = test_user().expect("checked by the needs");
+        let staged = stage_for_unprivileged(&runtime);
+        let delegated = Delegated::to(&user);
+        let command = |extra: &[&str], command: &[&str]| {
+            let inner = staged.command(&options(extra), command);
+            delegated.run_inside_as(&user, inner)
+        };
+        let parent = cgroups::fresh_parent();
+        let mut hog = command(&["--memory", "64m"], &["probe", "hog", "256"]);
+        hog.env(cgroups::PARENT_VARIABLE, &parent);
+        let killed = run_command(&runtime.name, hog);
+        killed.expect_code(137);
+        assert!(
+            killed
+                .stderr
+                .contains("byoc: killed: out of memory (limit 64 MiB)"),
+            "{}",
+            killed.report()
+        );
+        let mut look = command(
+            &["--memory", "64m", "--pids-limit", "20"],
+            &["probe", "cgroup"],
+        );
+        look.env(cgroups::PARENT_VARIABLE, &parent);
+        let seen = run_command(&runtime.name, look);
+        seen.expect_success();
+        assert_eq!(seen.value("cgroup"), "/", "{}", seen.report());
+        assert_eq!(seen.value("memory limit"), "67108864", "{}", seen.report());
+        assert_eq!(seen.value("pids limit"), "20", "{}", seen.report());
+        let top = [delegated.top.clone()];
+        cgroups::assert_none_left(&parent, &top, &runtime.name, &seen.report());
+    }
+}
+
+#[test]
+fn a_cgroup_left_by_a_runtime_killed_with_sigkill_is_removed_by_the_next_start() {
+    for runtime in root_runtimes() {
+        let waiting_then_reading = ["sh", "-c", "echo ready; read line"];
+        let mut killed =
+            runtime.start_waiting(&options(&["--memory", "64m"]), &waiting_then_reading);
+        let parent = killed.cgroup_parent().expect("a cgroup parent").to_string();
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(killed.runtime_pid(), libc::SIGKILL) };
+        let _ = killed.child.wait();
+        let left = cgroups::left_under(&parent, &[]);
+        assert!(
+            !left.is_empty(),
+            "{}: the killed runtime left no cgroup to find",
+            runtime.name
+        );
+        let next = runtime.run(&options(&[]), &["true"]);
+        next.expect_success();
+        cgroups::assert_none_left(&parent, &[], &runtime.name, &next.report());
+        drop(killed);
+    }
+}
+
+#[test]
+fn the_trace_shows_the_cgroup_made_filled_and_removed() {
+    for runtime in root_runtimes() {
+        let limits = ["--memory", "64m", "--cpus", "0.5", "--pids-limit", "20"];
+        let run = runtime.trace(&options(&limits), &["true"]);
+        run.expect_success();
+        let cgroup_lines: String = run
+            .stderr
+            .lines()
+            .filter(|line| line.contains("cgroup") || line.contains("CLONE_NEWCGROUP"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let version = cgroups::version();
+        let made_at = match version {
+            "v2" => "memory.max",
+            _ => "memory.limit_in_bytes",
+        };
+        assert!(
+            cgroup_lines.contains(made_at),
+            "{}: {}",
+            runtime.name,
+            run.report()
+        );
+        assert!(
+            cgroup_lines.contains("rmdir"),
+            "{}: {}",
+            runtime.name,
+            run.report()
+        );
+        if testing_solutions() && runtime.chapter == 7 {
+            let mut settings = trace_filters();
+            settings.add_filter(r"byoc-test-\d+-\d+", "[PARENT]");
+            settings.add_filter(r"echo \d+ > (\S*/cgroup\.procs)", "echo [PID] > $1");
+            let name = format!("ch07_trace_{version}");
+            settings.bind(|| insta::assert_snapshot!(name, trace_by_actor(&cgroup_lines)));
+        }
+    }
+}
+
+/// Asserts that the run failed with one line of error that says `expected`.
+fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
+    assert!(
+        run.code == 125 && run.stderr.contains(expected),
+        "{}: expected an error with {expected:?}: {}",
+        runtime.name,
+        run.report()
+    );
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}: one line, not:\n{}",
+        runtime.name,
+        run.stderr
+    );
+}
