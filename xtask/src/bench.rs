@@ -1,0 +1,490 @@
+//! `cargo xtask bench`: how long a container takes to start and end. Book: "How this kit is
+//! built".
+//!
+//! The lesson: most of a container's start-up is the kernel's work (namespaces, mounts, a
+//! veth pair, a cgroup), which a teaching runtime pays for like any other. Each variant runs
+//! `/bin/true` in the busybox root filesystem, timed from starting the runtime to its exit.
+//! The variants take turns, round after round, so a change in the machine's load hits all
+//! of them alike. It is a benchmark, not a test: the figures belong to the machine they were
+//! taken on, and nothing fails because of them.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::gen::{self, Chapter};
+use crate::rootfs;
+use crate::workspace::{self, cargo};
+
+/// What every container runs: it does nothing, so what is timed is the runtime alone.
+const COMMAND: &str = "/bin/true";
+
+/// The chapter that puts containers in a cgroup with limits (`--memory`, `--cpus`,
+/// `--pids-limit`, `--cgroup-parent`). Older binaries refuse those options.
+const FIRST_CGROUP_CHAPTER: u32 = 7;
+
+/// The limits of the kit's full variant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limits {
+    memory_mib: u64,
+    cpus: u64,
+    pids: u64,
+}
+
+const LIMITS: Limits = Limits {
+    memory_mib: 256,
+    cpus: 1,
+    pids: 256,
+};
+
+/// The options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Timed runs of each variant (at least 2, for a standard deviation).
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(2..))]
+    runs: u32,
+    /// Untimed runs of each variant first, so that caches are warm when the timing starts.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    warmup: u32,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if !workspace::is_root() {
+        bail!(
+            "cargo xtask bench needs root: the runtimes it times make namespaces, mounts and \
+             a bridge as root, and the bench keeps them off your network in a network \
+             namespace of its own, which only root may make (see the README's \"Not root?\" \
+             for running cargo with sudo)"
+        );
+    }
+    let chapter = gen::chapters()?
+        .pop()
+        .context("there is no chapter in solutions/")?;
+    let rootfs = rootfs::ensure()?;
+    let binary = build_release(&chapter)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("byoc-bench-")
+        .tempdir()
+        .context("cannot make a temp dir for the bench")?;
+    // After the build, which may fetch crates: from here on nothing needs the network.
+    enter_own_network_namespace()?;
+    print_machine()?;
+    println!(
+        "byoc: {} (chapter {}), a release build: crun and runc are optimised builds too",
+        shown(&binary),
+        chapter.number
+    );
+    let data_root = scratch.path().join("byoc-data");
+    let variants = kit_variants(&chapter, &binary, &rootfs, &data_root);
+    for variant in &variants {
+        variant.check()?;
+    }
+    print_commands(&variants);
+    println!(
+        "\n{COMMAND} in {}, {} warm-up and {} timed runs of each variant, in turns...",
+        shown(&rootfs),
+        args.warmup,
+        args.runs
+    );
+    let times = measure(&variants, args)?;
+    print_table(&variants, &times);
+    Ok(())
+}
+
+/// A release build of the newest chapter's runtime, in the normal target directory. crun
+/// (C) and runc (Go) are optimised builds; a debug build would not be a fair match.
+fn build_release(chapter: &Chapter) -> Result<PathBuf> {
+    let name = chapter.solution_name();
+    println!("building {name} with --release...");
+    workspace::run(cargo().args(["build", "--quiet", "--release", "-p", &name]))?;
+    Ok(workspace::target_dir().join("release").join(name))
+}
+
+/// Moves the bench into a new network namespace, before any runtime starts. Every runtime
+/// it starts runs there: the kit's bridge, veth pairs and NAT rules are made there, and go
+/// with it when the bench ends. The machine's own network is never touched.
+///
+/// One namespace for the whole bench, not one per run: making and destroying a namespace
+/// takes time that would be added to every run. And the kit's bridge stays between runs,
+/// as `docker0` does on a real host, so each run pays what a run on a host pays. Its
+/// loopback stays down: nothing uses it, as every container has a loopback of its own.
+fn enter_own_network_namespace() -> Result<()> {
+    // SAFETY: unshare has no memory-safety preconditions. It moves the calling thread, the
+    // main thread, which starts every runtime; a child starts in its parent's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        let error = std::io::Error::last_os_error();
+        bail!("unshare(CLONE_NEWNET) failed: {error}; the bench runs no runtime on the machine's own network");
+    }
+    Ok(())
+}
+
+/// A way of running the container: a name for the table, and the command line.
+struct Variant {
+    name: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl Variant {
+    /// The command for one run, its output captured to show when it fails.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
+
+    /// One untimed run first: a variant that fails would time its own failure.
+    fn check(&self) -> Result<()> {
+        self.run_once().map(|_| ())
+    }
+
+    /// Runs the container once; returns how long it took, in milliseconds.
+    fn run_once(&self) -> Result<f64> {
+        let mut command = self.command();
+        let started = Instant::now();
+        let output = command
+            .output()
+            .with_context(|| format!("cannot start {}", self.program.display()))?;
+        let took = started.elapsed();
+        if !output.status.success() {
+            bail!(
+                "{} failed ({}): {}",
+                self.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(took.as_secs_f64() * 1000.0)
+    }
+}
+
+/// Which of the kit's two variants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kit {
+    /// Everything the kit does by this chapter: the bridge, and from chapter 7 limits.
+    Full,
+    /// The least it can do: a network namespace with only loopback, and no limits.
+    Bare,
+}
+
+/// The limits a chapter's full variant sets: none before chapter 7.
+fn limits_of(chapter: u32) -> Option<Limits> {
+    (chapter >= FIRST_CGROUP_CHAPTER).then_some(LIMITS)
+}
+
+/// The kit's options for a variant, after `--rootfs` and `--root`. From chapter 7 each
+/// container's cgroup goes below a parent of the bench's own, easy to find and remove.
+fn kit_options(chapter: u32, kit: Kit, cgroup_parent: &str) -> Vec<String> {
+    let mut options: Vec<String> = match kit {
+        Kit::Full => vec!["--net".into(), "bridge".into()],
+        Kit::Bare => vec!["--net".into(), "none".into()],
+    };
+    if let (Kit::Full, Some(limits)) = (kit, limits_of(chapter)) {
+        options.extend([
+            "--memory".into(),
+            format!("{}m", limits.memory_mib),
+            "--cpus".into(),
+            limits.cpus.to_string(),
+            "--pids-limit".into(),
+            limits.pids.to_string(),
+        ]);
+    }
+    if chapter >= FIRST_CGROUP_CHAPTER {
+        options.extend(["--cgroup-parent".into(), cgroup_parent.into()]);
+    }
+    options
+}
+
+/// The name the bench gives what it makes on the host: unique to this run of the bench.
+fn bench_name() -> String {
+    format!("byoc-bench-{}", std::process::id())
+}
+
+/// The kit's two variants, with a data root of the bench's own.
+fn kit_variants(chapter: &Chapter, binary: &Path, rootfs: &Path, data_root: &Path) -> Vec<Variant> {
+    let kit_variant = |name: &str, kit: Kit| {
+        let mut args: Vec<OsString> = vec!["run".into(), "--rootfs".into(), rootfs.into()];
+        args.extend(["--root".into(), data_root.into()]);
+        args.extend(
+            kit_options(chapter.number, kit, &bench_name())
+                .into_iter()
+                .map(OsString::from),
+        );
+        args.extend(["--".into(), COMMAND.into()]);
+        Variant {
+            name: name.to_string(),
+            program: binary.to_path_buf(),
+            args,
+        }
+    };
+    vec![
+        kit_variant("byoc (full)", Kit::Full),
+        kit_variant("byoc (--net none, no limits)", Kit::Bare),
+    ]
+}
+
+/// Each variant's command line, so that a reader sees exactly what was timed.
+fn print_commands(variants: &[Variant]) {
+    println!("\nwhat runs, in a network namespace made for the bench:");
+    for variant in variants {
+        let args: Vec<String> = variant
+            .args
+            .iter()
+            .map(|arg| shown(Path::new(arg)))
+            .collect();
+        println!(
+            "  {}: {} {}",
+            variant.name,
+            shown(&variant.program),
+            args.join(" ")
+        );
+    }
+}
+
+/// A path as the reader knows it: relative to the workspace when it is inside it.
+fn shown(path: &Path) -> String {
+    let root = workspace::root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The order of the variants in round `round`. Each round starts one further along, so that
+/// no variant always runs right after the same other one, whose clean-up may still be going
+/// on in the kernel.
+fn round_order(round: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |index| (round + index) % count)
+}
+
+/// Runs every variant, in turns: the warm-up rounds first, then the timed ones. Returns
+/// each variant's times, in milliseconds.
+fn measure(variants: &[Variant], args: &BenchArgs) -> Result<Vec<Vec<f64>>> {
+    let warmup = args.warmup as usize;
+    let rounds = warmup + args.runs as usize;
+    let mut times = vec![Vec::new(); variants.len()];
+    for round in 0..rounds {
+        for index in round_order(round, variants.len()) {
+            let took = variants[index].run_once()?;
+            if round >= warmup {
+                times[index].push(took);
+            }
+        }
+    }
+    Ok(times)
+}
+
+/// What a variant's times come to, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Summary {
+    runs: usize,
+    mean: f64,
+    std_dev: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Summary {
+    /// The runs are a sample of what the machine can do, so the standard deviation divides
+    /// by `n - 1` (the sample's), not by `n`.
+    fn of(times: &[f64]) -> Summary {
+        let runs = times.len();
+        let mean = times.iter().sum::<f64>() / runs as f64;
+        let squares: f64 = times.iter().map(|time| (time - mean).powi(2)).sum();
+        let std_dev = if runs > 1 {
+            (squares / (runs - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Summary {
+            runs,
+            mean,
+            std_dev,
+            min: times.iter().copied().fold(f64::INFINITY, f64::min),
+            max: times.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+fn print_table(variants: &[Variant], times: &[Vec<f64>]) {
+    let width = variants
+        .iter()
+        .map(|variant| variant.name.len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "\n{:width$}  {:>4}  {:>9}  {:>8}  {:>8}  {:>8}",
+        "variant", "runs", "mean (ms)", "std dev", "min", "max"
+    );
+    for (variant, times) in variants.iter().zip(times) {
+        let summary = Summary::of(times);
+        println!(
+            "{:width$}  {:>4}  {:>9.2}  {:>8.2}  {:>8.2}  {:>8.2}",
+            variant.name, summary.runs, summary.mean, summary.std_dev, summary.min, summary.max
+        );
+    }
+}
+
+/// What about the machine changes the figures: its kernel, its CPUs, and its cgroups.
+fn print_machine() -> Result<()> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .context("cannot read /proc/sys/kernel/osrelease")?;
+    let cpus = std::thread::available_parallelism().map_or(0, |count| count.get());
+    let mountinfo = workspace::mount_table()?;
+    println!(
+        "machine: Linux {}, {cpus} CPUs, {}",
+        kernel.trim(),
+        describe(&cgroup_layout(&mountinfo))
+    );
+    Ok(())
+}
+
+/// How the cgroup hierarchies are mounted.
+#[derive(Debug, PartialEq)]
+enum Cgroups {
+    /// One v2 hierarchy at `/sys/fs/cgroup`: most machines today.
+    V2,
+    /// v1 hierarchies, one per controller, and a v2 one beside them (systemd's "hybrid").
+    Hybrid { unified: PathBuf },
+    /// v1 hierarchies only.
+    V1,
+    /// No cgroup file system mounted at all.
+    None,
+}
+
+/// The cgroup layout, from a mount table in `/proc/self/mountinfo`'s format, where the file
+/// system's type follows the ` - ` on each line and the mount point is the fifth field.
+fn cgroup_layout(mountinfo: &str) -> Cgroups {
+    let mut v1 = false;
+    let mut v2 = None;
+    for line in mountinfo.lines() {
+        let Some((mount, filesystem)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount_point = mount.split(' ').nth(4).unwrap_or_default();
+        match filesystem.split(' ').next() {
+            Some("cgroup") => v1 = true,
+            Some("cgroup2") => v2 = Some(PathBuf::from(mount_point)),
+            _ => {}
+        }
+    }
+    match (v1, v2) {
+        (false, Some(_)) => Cgroups::V2,
+        (true, Some(unified)) => Cgroups::Hybrid { unified },
+        (true, None) => Cgroups::V1,
+        (false, None) => Cgroups::None,
+    }
+}
+
+/// The layout in words, with the controllers a hybrid machine's v2 hierarchy holds: crun
+/// refuses to run when there are any.
+fn describe(cgroups: &Cgroups) -> String {
+    match cgroups {
+        Cgroups::V2 => "cgroup v2".to_string(),
+        Cgroups::V1 => "cgroup v1".to_string(),
+        Cgroups::None => "no cgroups mounted".to_string(),
+        Cgroups::Hybrid { unified } => {
+            let controllers =
+                std::fs::read_to_string(unified.join("cgroup.controllers")).unwrap_or_default();
+            let holding = match controllers.trim() {
+                "" => "no controllers".to_string(),
+                names => format!("controllers: {names}"),
+            };
+            format!(
+                "cgroup v1, hybrid (v2 at {} with {holding})",
+                unified.display()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(left: f64, right: f64) -> bool {
+        (left - right).abs() < 1e-9
+    }
+
+    #[test]
+    fn summary_of_a_sample() {
+        let summary = Summary::of(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(summary.runs, 4);
+        assert!(close(summary.mean, 2.5));
+        // Squares from the mean: 2.25 + 0.25 + 0.25 + 2.25 = 5, over n - 1 = 3.
+        assert!(close(summary.std_dev, (5.0_f64 / 3.0).sqrt()));
+        assert!(close(summary.min, 1.0));
+        assert!(close(summary.max, 4.0));
+    }
+
+    #[test]
+    fn equal_times_deviate_by_nothing() {
+        let summary = Summary::of(&[7.5, 7.5, 7.5]);
+        assert!(close(summary.mean, 7.5));
+        assert!(close(summary.std_dev, 0.0));
+    }
+
+    #[test]
+    fn each_round_starts_one_further_along() {
+        let order = |round| round_order(round, 3).collect::<Vec<_>>();
+        assert_eq!(order(0), [0, 1, 2]);
+        assert_eq!(order(1), [1, 2, 0]);
+        assert_eq!(order(2), [2, 0, 1]);
+        assert_eq!(order(3), [0, 1, 2]);
+    }
+
+    #[test]
+    fn chapter_6_gets_the_network_options_only() {
+        assert_eq!(kit_options(6, Kit::Full, "parent"), ["--net", "bridge"]);
+        assert_eq!(kit_options(6, Kit::Bare, "parent"), ["--net", "none"]);
+        assert_eq!(limits_of(6), None);
+    }
+
+    #[test]
+    fn chapter_7_adds_limits_to_the_full_variant_and_a_parent_to_both() {
+        assert_eq!(
+            kit_options(7, Kit::Full, "parent"),
+            [
+                "--net",
+                "bridge",
+                "--memory",
+                "256m",
+                "--cpus",
+                "1",
+                "--pids-limit",
+                "256",
+                "--cgroup-parent",
+                "parent"
+            ]
+        );
+        assert_eq!(
+            kit_options(7, Kit::Bare, "parent"),
+            ["--net", "none", "--cgroup-parent", "parent"]
+        );
+    }
+
+    /// Lines as they appear in `/proc/self/mountinfo`.
+    const ROOT: &str = "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw";
+    const V2: &str = "31 23 0:28 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw";
+    const TMPFS: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755";
+    const MEMORY: &str = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory";
+    const UNIFIED: &str = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
+
+    #[test]
+    fn cgroup_layouts_from_the_mount_table() {
+        let table = |lines: &[&str]| lines.join("\n");
+        assert_eq!(cgroup_layout(&table(&[ROOT, V2])), Cgroups::V2);
+        assert_eq!(
+            cgroup_layout(&table(&[ROOT, TMPFS, MEMORY, UNIFIED])),
+            Cgroups::Hybrid {
+                unified: PathBuf::from("/sys/fs/cgroup/unified")
+            }
+        );
+        assert_eq!(cgroup_layout(&table(&[ROOT, TMPFS, MEMORY])), Cgroups::V1);
+        assert_eq!(cgroup_layout(ROOT), Cgroups::None);
+    }
+}
