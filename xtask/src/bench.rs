@@ -1,9 +1,10 @@
-//! `cargo xtask bench`: how long a container takes to start and end. Book: "How this kit is
-//! built".
+//! `cargo xtask bench`: how long a container takes to start and end, beside the real
+//! runtimes crun and runc. Book: "How this kit is built".
 //!
 //! The lesson: most of a container's start-up is the kernel's work (namespaces, mounts, a
 //! veth pair, a cgroup), which a teaching runtime pays for like any other. Each variant runs
-//! `/bin/true` in the busybox root filesystem, timed from starting the runtime to its exit.
+//! `/bin/true` in the busybox root filesystem, timed from starting the runtime to its exit;
+//! crun and runc run the same container from an OCI bundle that the bench writes.
 //! The variants take turns, round after round, so a change in the machine's load hits all
 //! of them alike. It is a benchmark, not a test: the figures belong to the machine they were
 //! taken on, and nothing fails because of them.
@@ -14,6 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
 
 use crate::gen::{self, Chapter};
 use crate::rootfs;
@@ -39,6 +41,13 @@ const LIMITS: Limits = Limits {
     cpus: 1,
     pids: 256,
 };
+
+/// The period that the OCI spec's CPU quota is a share of, in microseconds: 100 ms, the
+/// kernel's default. A quota of one period per period is one whole CPU.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The real runtimes the kit is compared with: crun (C) and runc (Go).
+const PEERS: [&str; 2] = ["crun", "runc"];
 
 /// The options of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -78,10 +87,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         shown(&binary),
         chapter.number
     );
+    print_limits(chapter.number);
     let data_root = scratch.path().join("byoc-data");
-    let variants = kit_variants(&chapter, &binary, &rootfs, &data_root);
+    let mut variants = kit_variants(&chapter, &binary, &rootfs, &data_root);
     for variant in &variants {
-        variant.check()?;
+        variant
+            .check()
+            .with_context(|| format!("{} did not run", variant.name))?;
+    }
+    let bundle = write_bundle(scratch.path(), &rootfs, limits_of(chapter.number))?;
+    for peer in PEERS {
+        match find_peer(peer, &bundle, scratch.path()) {
+            Ok(variant) => variants.push(variant),
+            Err(reason) => println!("{peer}: skipped: {reason}; no ratio to {peer} can be given"),
+        }
     }
     print_commands(&variants);
     println!(
@@ -91,7 +110,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.runs
     );
     let times = measure(&variants, args)?;
-    print_table(&variants, &times);
+    let summaries: Vec<Summary> = times.iter().map(|times| Summary::of(times)).collect();
+    print_table(&variants, &summaries);
+    print_headline(&variants, &summaries);
     Ok(())
 }
 
@@ -127,24 +148,31 @@ struct Variant {
     name: String,
     program: PathBuf,
     args: Vec<OsString>,
+    /// crun and runc need a new container id for every run: this, a dash and the run's
+    /// name, added last. The kit makes its own.
+    id_prefix: Option<String>,
 }
 
 impl Variant {
-    /// The command for one run, its output captured to show when it fails.
-    fn command(&self) -> Command {
+    /// The command for the run named `run`.
+    fn command(&self, run: &str) -> Command {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
+        if let Some(prefix) = &self.id_prefix {
+            command.arg(format!("{prefix}-{run}"));
+        }
         command
     }
 
     /// One untimed run first: a variant that fails would time its own failure.
     fn check(&self) -> Result<()> {
-        self.run_once().map(|_| ())
+        self.run_once("check").map(|_| ())
     }
 
-    /// Runs the container once; returns how long it took, in milliseconds.
-    fn run_once(&self) -> Result<f64> {
-        let mut command = self.command();
+    /// Runs the container once; returns how long it took, in milliseconds. The output is
+    /// captured, to show when the run fails.
+    fn run_once(&self, run: &str) -> Result<f64> {
+        let mut command = self.command(run);
         let started = Instant::now();
         let output = command
             .output()
@@ -152,8 +180,7 @@ impl Variant {
         let took = started.elapsed();
         if !output.status.success() {
             bail!(
-                "{} failed ({}): {}",
-                self.name,
+                "{}: {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             );
@@ -219,6 +246,7 @@ fn kit_variants(chapter: &Chapter, binary: &Path, rootfs: &Path, data_root: &Pat
             name: name.to_string(),
             program: binary.to_path_buf(),
             args,
+            id_prefix: None,
         }
     };
     vec![
@@ -227,15 +255,158 @@ fn kit_variants(chapter: &Chapter, binary: &Path, rootfs: &Path, data_root: &Pat
     ]
 }
 
+/// The limits in force, for every variant that has them.
+fn print_limits(chapter: u32) {
+    match limits_of(chapter) {
+        Some(limits) => println!(
+            "limits: --memory {}m --cpus {} --pids-limit {} for byoc (full), and the same in \
+             crun's and runc's config.json",
+            limits.memory_mib, limits.cpus, limits.pids
+        ),
+        None => println!(
+            "limits: none: chapter {chapter} puts no container in a cgroup, so crun's and \
+             runc's config.json sets none either"
+        ),
+    }
+}
+
+/// A peer ready to time: installed, and able to run the bench's container on this machine.
+/// If not, why not.
+fn find_peer(peer: &str, bundle: &Path, scratch: &Path) -> Result<Variant, String> {
+    let version = match Command::new(peer).arg("--version").output() {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or(peer)
+            .to_string(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{peer} is not installed (`apt-get install crun runc`)"
+            ))
+        }
+        Err(error) => return Err(format!("cannot run {peer}: {error}")),
+    };
+    let variant = peer_variant(peer, bundle, scratch);
+    variant
+        .check()
+        .map_err(|error| format!("{version} did not run here ({error:#})"))?;
+    println!("{peer}: {version}");
+    Ok(variant)
+}
+
+/// `PEER --root STATE run --bundle BUNDLE ID`: a container run to its end. Its state goes
+/// under the bench's temp dir, not the machine's `/run`.
+fn peer_variant(peer: &str, bundle: &Path, scratch: &Path) -> Variant {
+    let state = scratch.join(format!("{peer}-state"));
+    Variant {
+        name: peer.to_string(),
+        program: PathBuf::from(peer),
+        args: vec![
+            "--root".into(),
+            state.into(),
+            "run".into(),
+            "--bundle".into(),
+            bundle.into(),
+        ],
+        id_prefix: Some(format!("{}-{peer}", bench_name())),
+    }
+}
+
+/// Writes the OCI bundle for crun and runc, `DIR/bundle/config.json`, and returns the
+/// bundle's directory. Its root filesystem is the kit's own, not a copy.
+fn write_bundle(dir: &Path, rootfs: &Path, limits: Option<Limits>) -> Result<PathBuf> {
+    let rootfs = rootfs
+        .to_str()
+        .with_context(|| format!("{rootfs:?} is not UTF-8, which config.json needs"))?;
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).with_context(|| format!("cannot make {bundle:?}"))?;
+    let config = serde_json::to_string_pretty(&oci_config(rootfs, limits))?;
+    let path = bundle.join("config.json");
+    std::fs::write(&path, config).with_context(|| format!("cannot write {path:?}"))?;
+    Ok(bundle)
+}
+
+/// The OCI runtime spec (1.0) config for crun and runc: the kit's container, as far as the
+/// spec can say it. The same namespaces, a root filesystem left writable (the kit does not
+/// make it read-only), the mounts a container needs, and the limits of the kit's full
+/// variant, so that every runtime does the same work.
+fn oci_config(rootfs: &str, limits: Option<Limits>) -> Value {
+    let namespaces = ["pid", "mount", "uts", "ipc", "network"].map(|kind| json!({ "type": kind }));
+    let mut config = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": [COMMAND],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/"
+        },
+        "root": { "path": rootfs, "readonly": false },
+        "hostname": "byoc-bench",
+        "mounts": oci_mounts(),
+        "linux": { "namespaces": namespaces }
+    });
+    if let Some(limits) = limits {
+        config["linux"]["resources"] = oci_resources(limits);
+    }
+    config
+}
+
+/// The usual mounts, as `runc spec` writes them, and a `/tmp`, which the kit mounts too.
+fn oci_mounts() -> Value {
+    let mount = |destination: &str, kind: &str, source: &str, options: &[&str]| json!({ "destination": destination, "type": kind, "source": source, "options": options });
+    json!([
+        mount("/proc", "proc", "proc", &[]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"]
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620"
+            ]
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
+        ),
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+    ])
+}
+
+/// The kit's `--memory 256m --cpus 1 --pids-limit 256` in the spec's words: bytes, a CPU
+/// quota per period, and a number of tasks.
+fn oci_resources(limits: Limits) -> Value {
+    json!({
+        "memory": { "limit": limits.memory_mib * 1024 * 1024 },
+        "cpu": { "quota": limits.cpus * CPU_PERIOD_US, "period": CPU_PERIOD_US },
+        "pids": { "limit": limits.pids }
+    })
+}
+
 /// Each variant's command line, so that a reader sees exactly what was timed.
 fn print_commands(variants: &[Variant]) {
     println!("\nwhat runs, in a network namespace made for the bench:");
     for variant in variants {
-        let args: Vec<String> = variant
+        let mut args: Vec<String> = variant
             .args
             .iter()
             .map(|arg| shown(Path::new(arg)))
             .collect();
+        if let Some(prefix) = &variant.id_prefix {
+            args.push(format!("{prefix}-N"));
+        }
         println!(
             "  {}: {} {}",
             variant.name,
@@ -269,7 +440,10 @@ fn measure(variants: &[Variant], args: &BenchArgs) -> Result<Vec<Vec<f64>>> {
     let mut times = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
         for index in round_order(round, variants.len()) {
-            let took = variants[index].run_once()?;
+            let variant = &variants[index];
+            let took = variant
+                .run_once(&round.to_string())
+                .with_context(|| format!("{} failed in round {round}", variant.name))?;
             if round >= warmup {
                 times[index].push(took);
             }
@@ -310,22 +484,52 @@ impl Summary {
     }
 }
 
-fn print_table(variants: &[Variant], times: &[Vec<f64>]) {
+/// The mean time of the variant named `name`, if it ran.
+fn mean_of(name: &str, variants: &[Variant], summaries: &[Summary]) -> Option<f64> {
+    let index = variants.iter().position(|variant| variant.name == name)?;
+    Some(summaries[index].mean)
+}
+
+/// `mean / peer's mean`, or `n/a` when the peer did not run: never a made-up number.
+fn ratio(mean: f64, peer_mean: Option<f64>) -> String {
+    match peer_mean {
+        Some(peer_mean) => format!("{:.2}x", mean / peer_mean),
+        None => "n/a".to_string(),
+    }
+}
+
+fn print_table(variants: &[Variant], summaries: &[Summary]) {
     let width = variants
         .iter()
         .map(|variant| variant.name.len())
         .max()
         .unwrap_or(0);
     println!(
-        "\n{:width$}  {:>4}  {:>9}  {:>8}  {:>8}  {:>8}",
-        "variant", "runs", "mean (ms)", "std dev", "min", "max"
+        "\n{:width$}  {:>4}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}  {:>7}",
+        "variant", "runs", "mean (ms)", "std dev", "min", "max", "/ crun", "/ runc"
     );
-    for (variant, times) in variants.iter().zip(times) {
-        let summary = Summary::of(times);
+    let peer_means = PEERS.map(|peer| mean_of(peer, variants, summaries));
+    for (variant, summary) in variants.iter().zip(summaries) {
         println!(
-            "{:width$}  {:>4}  {:>9.2}  {:>8.2}  {:>8.2}  {:>8.2}",
-            variant.name, summary.runs, summary.mean, summary.std_dev, summary.min, summary.max
+            "{:width$}  {:>4}  {:>9.2}  {:>8.2}  {:>8.2}  {:>8.2}  {:>7}  {:>7}",
+            variant.name,
+            summary.runs,
+            summary.mean,
+            summary.std_dev,
+            summary.min,
+            summary.max,
+            ratio(summary.mean, peer_means[0]),
+            ratio(summary.mean, peer_means[1]),
         );
+    }
+}
+
+/// The one figure to remember: the kit's full variant against crun.
+fn print_headline(variants: &[Variant], summaries: &[Summary]) {
+    let kit = mean_of("byoc (full)", variants, summaries);
+    match (kit, mean_of("crun", variants, summaries)) {
+        (Some(kit), Some(crun)) => println!("\nbyoc (full) / crun: {:.2}x", kit / crun),
+        _ => println!("\nbyoc (full) / crun: cannot be given: crun did not run (see above)"),
     }
 }
 
@@ -486,5 +690,72 @@ mod tests {
         );
         assert_eq!(cgroup_layout(&table(&[ROOT, TMPFS, MEMORY])), Cgroups::V1);
         assert_eq!(cgroup_layout(ROOT), Cgroups::None);
+    }
+
+    /// The bundle as crun and runc read it: written to a directory, and parsed back.
+    fn written_config(limits: Option<Limits>) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = write_bundle(dir.path(), Path::new("/kit/rootfs/busybox"), limits).unwrap();
+        let text = std::fs::read_to_string(bundle.join("config.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_bundle_runs_true_in_the_kits_rootfs_in_five_namespaces() {
+        let config = written_config(None);
+        assert!(config["ociVersion"].as_str().unwrap().starts_with("1.0."));
+        assert_eq!(config["process"]["args"], json!(["/bin/true"]));
+        assert_eq!(config["process"]["terminal"], json!(false));
+        assert_eq!(config["process"]["cwd"], json!("/"));
+        assert_eq!(config["root"]["path"], json!("/kit/rootfs/busybox"));
+        assert_eq!(config["root"]["readonly"], json!(false));
+        let mut namespaces: Vec<&str> = config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|namespace| namespace["type"].as_str().unwrap())
+            .collect();
+        namespaces.sort_unstable();
+        assert_eq!(namespaces, ["ipc", "mount", "network", "pid", "uts"]);
+        let mounts: Vec<(&str, &str)> = config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|mount| {
+                let destination = mount["destination"].as_str().unwrap();
+                (destination, mount["type"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/proc", "proc"),
+                ("/dev", "tmpfs"),
+                ("/dev/pts", "devpts"),
+                ("/dev/shm", "tmpfs"),
+                ("/tmp", "tmpfs")
+            ]
+        );
+    }
+
+    #[test]
+    fn without_limits_the_bundle_sets_no_resources() {
+        let config = written_config(None);
+        assert_eq!(config["linux"].get("resources"), None);
+    }
+
+    #[test]
+    fn the_bundles_limits_are_the_kits() {
+        let resources = written_config(Some(LIMITS))["linux"]["resources"].clone();
+        assert_eq!(resources["memory"]["limit"], json!(256 * 1024 * 1024));
+        assert_eq!(resources["cpu"]["quota"], json!(100_000));
+        assert_eq!(resources["cpu"]["period"], json!(100_000));
+        assert_eq!(resources["pids"]["limit"], json!(256));
+    }
+
+    #[test]
+    fn a_ratio_to_a_peer_that_did_not_run_is_not_given() {
+        assert_eq!(ratio(50.0, Some(40.0)), "1.25x");
+        assert_eq!(ratio(50.0, None), "n/a");
     }
 }
