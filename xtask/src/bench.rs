@@ -81,31 +81,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .context("cannot make a temp dir for the bench")?;
     // After the build, which may fetch crates: from here on nothing needs the network.
     enter_own_network_namespace()?;
+    let result = compare(&chapter, &binary, &rootfs, scratch.path(), args);
+    // Even after a failure: a run that stopped half way is what leaves things behind.
+    let cleaned = clean_up(scratch.path());
+    result.and(cleaned)
+}
+
+/// The bench itself: what it runs on, every variant checked, timed, and compared.
+fn compare(
+    chapter: &Chapter,
+    binary: &Path,
+    rootfs: &Path,
+    scratch: &Path,
+    args: &BenchArgs,
+) -> Result<()> {
     print_machine()?;
     println!(
         "byoc: {} (chapter {}), a release build: crun and runc are optimised builds too",
-        shown(&binary),
+        shown(binary),
         chapter.number
     );
     print_limits(chapter.number);
-    let data_root = scratch.path().join("byoc-data");
-    let mut variants = kit_variants(&chapter, &binary, &rootfs, &data_root);
-    for variant in &variants {
-        variant
-            .check()
-            .with_context(|| format!("{} did not run", variant.name))?;
-    }
-    let bundle = write_bundle(scratch.path(), &rootfs, limits_of(chapter.number))?;
-    for peer in PEERS {
-        match find_peer(peer, &bundle, scratch.path()) {
-            Ok(variant) => variants.push(variant),
-            Err(reason) => println!("{peer}: skipped: {reason}; no ratio to {peer} can be given"),
-        }
-    }
+    let variants = ready_variants(chapter, binary, rootfs, scratch)?;
     print_commands(&variants);
     println!(
         "\n{COMMAND} in {}, {} warm-up and {} timed runs of each variant, in turns...",
-        shown(&rootfs),
+        shown(rootfs),
         args.warmup,
         args.runs
     );
@@ -114,6 +115,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     print_table(&variants, &summaries);
     print_headline(&variants, &summaries);
     Ok(())
+}
+
+/// The variants that ran once, untimed: the kit's two must, and a peer that cannot is left
+/// out, with the reason.
+fn ready_variants(
+    chapter: &Chapter,
+    binary: &Path,
+    rootfs: &Path,
+    scratch: &Path,
+) -> Result<Vec<Variant>> {
+    let mut variants = kit_variants(chapter, binary, rootfs, &scratch.join("byoc-data"));
+    for variant in &variants {
+        variant
+            .check()
+            .with_context(|| format!("{} did not run", variant.name))?;
+    }
+    let bundle = write_bundle(scratch, rootfs, limits_of(chapter.number))?;
+    for peer in PEERS {
+        match find_peer(peer, &bundle, scratch) {
+            Ok(variant) => variants.push(variant),
+            Err(reason) => println!("{peer}: skipped: {reason}; no ratio to {peer} can be given"),
+        }
+    }
+    Ok(variants)
 }
 
 /// A release build of the newest chapter's runtime, in the normal target directory. crun
@@ -533,6 +558,119 @@ fn print_headline(variants: &[Variant], summaries: &[Summary]) {
     }
 }
 
+/// Removes what the runtimes left, and names it: after a clean run there is nothing.
+///
+/// What each leaves, as seen on v1 and hybrid machines (runc 1.1, crun 1.8, both with
+/// their cgroupfs driver): runc puts each container in a cgroup named after its id, below
+/// runc's own cgroup in every hierarchy; crun does the same below each hierarchy's root.
+/// Each keeps the container's state in `STATE/ID` while it runs. `run` removes both when the
+/// container ends, so only `STATE` itself stays, in the bench's temp dir. The kit removes
+/// its container's files under its data root, also in the temp dir; from chapter 7 its
+/// cgroups go below the bench's parent, which the bench removes here.
+fn clean_up(scratch: &Path) -> Result<()> {
+    let mut left = Vec::new();
+    for peer in PEERS {
+        left.extend(delete_containers(
+            peer,
+            &scratch.join(format!("{peer}-state")),
+        ));
+    }
+    left.extend(leftover_dirs(&scratch.join("byoc-data/containers")));
+    left.extend(remove_cgroups(Path::new(CGROUP_ROOT), &bench_name())?);
+    if !left.is_empty() {
+        println!(
+            "left behind by the runtimes, and removed: {}",
+            left.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `PEER --root STATE delete --force ID` for each container whose state is still there.
+fn delete_containers(peer: &str, state: &Path) -> Vec<String> {
+    let ids = leftover_dirs(state);
+    for id in &ids {
+        let _ = Command::new(peer)
+            .arg("--root")
+            .arg(state)
+            .args(["delete", "--force", id])
+            .output();
+    }
+    ids.into_iter()
+        .map(|id| format!("{peer} container {id}"))
+        .collect()
+}
+
+/// The names of the directories in `dir`; none when it does not exist.
+fn leftover_dirs(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Removes every cgroup below `root` named after the bench, with what is below it. Returns
+/// the ones a runtime should have removed: all but the kit's parent itself.
+fn remove_cgroups(root: &Path, bench: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    find_cgroups(root, bench, &mut found);
+    let mut removed = Vec::new();
+    for cgroup in found {
+        remove_cgroup(&cgroup, &mut removed)?;
+    }
+    let parent = std::ffi::OsStr::new(bench);
+    Ok(removed
+        .into_iter()
+        .filter(|path| path.file_name() != Some(parent))
+        .map(|path| format!("cgroup {}", path.display()))
+        .collect())
+}
+
+/// Where the cgroup file systems are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Whether a cgroup is this bench's: the kit's parent, `byoc-bench-PID`, or a peer's
+/// container, `byoc-bench-PID-PEER-RUN`; not another bench's, `byoc-bench-PID2...`.
+fn is_the_benchs(name: &str, bench: &str) -> bool {
+    name.strip_prefix(bench)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+/// Every cgroup below `dir` that is the bench's, without looking inside those. Symbolic
+/// links (`cpu -> cpu,cpuacct`) are not followed: their target is walked anyway.
+fn find_cgroups(dir: &Path, bench: &str, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        if is_the_benchs(&entry.file_name().to_string_lossy(), bench) {
+            found.push(entry.path());
+        } else {
+            find_cgroups(&entry.path(), bench, found);
+        }
+    }
+}
+
+/// Removes a cgroup, deepest first: `rmdir` removes a cgroup with its files, but not one
+/// that still has cgroups below it.
+fn remove_cgroup(cgroup: &Path, removed: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(cgroup)?.flatten() {
+        if entry.file_type()?.is_dir() {
+            remove_cgroup(&entry.path(), removed)?;
+        }
+    }
+    std::fs::remove_dir(cgroup).with_context(|| format!("cannot remove the cgroup {cgroup:?}"))?;
+    removed.push(cgroup.to_path_buf());
+    Ok(())
+}
+
 /// What about the machine changes the figures: its kernel, its CPUs, and its cgroups.
 fn print_machine() -> Result<()> {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -757,5 +895,30 @@ mod tests {
     fn a_ratio_to_a_peer_that_did_not_run_is_not_given() {
         assert_eq!(ratio(50.0, Some(40.0)), "1.25x");
         assert_eq!(ratio(50.0, None), "n/a");
+    }
+
+    #[test]
+    fn only_the_benchs_own_cgroups_are_removed_and_named() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |path: &str| std::fs::create_dir_all(root.path().join(path)).unwrap();
+        make("memory/machine/byoc-bench-7-runc-1");
+        make("pids/byoc-bench-7/container");
+        make("pids/byoc-bench-77-runc-1");
+        make("pids/byoc-bench-7x");
+        std::os::unix::fs::symlink("pids", root.path().join("pids,alias")).unwrap();
+        let mut left = remove_cgroups(root.path(), "byoc-bench-7").unwrap();
+        left.sort_unstable();
+        let named = |path: &str| format!("cgroup {}", root.path().join(path).display());
+        assert_eq!(
+            left,
+            [
+                named("memory/machine/byoc-bench-7-runc-1"),
+                named("pids/byoc-bench-7/container")
+            ]
+        );
+        assert!(!root.path().join("pids/byoc-bench-7").exists());
+        assert!(root.path().join("pids/byoc-bench-77-runc-1").exists());
+        assert!(root.path().join("pids/byoc-bench-7x").exists());
+        assert!(root.path().join("memory/machine").exists());
     }
 }
