@@ -5,6 +5,7 @@
 //! veth pair, a cgroup), which a teaching runtime pays for like any other. Each variant runs
 //! `/bin/true` in the busybox root filesystem, timed from starting the runtime to its exit;
 //! crun and runc run the same container from an OCI bundle that the bench writes.
+//!
 //! The variants take turns, round after round, so a change in the machine's load hits all
 //! of them alike. It is a benchmark, not a test: the figures belong to the machine they were
 //! taken on, and nothing fails because of them.
@@ -49,6 +50,9 @@ const CPU_PERIOD_US: u64 = 100_000;
 /// The real runtimes the kit is compared with: crun (C) and runc (Go).
 const PEERS: [&str; 2] = ["crun", "runc"];
 
+/// Where the cgroup file systems are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
 /// The options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -64,7 +68,7 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     if !workspace::is_root() {
         bail!(
-            "cargo xtask bench needs root: the runtimes it times make namespaces, mounts and \
+            "the bench needs root: the runtimes it times make namespaces, mounts and \
              a bridge as root, and the bench keeps them off your network in a network \
              namespace of its own, which only root may make (see the README's \"Not root?\" \
              for running cargo with sudo)"
@@ -163,7 +167,10 @@ fn enter_own_network_namespace() -> Result<()> {
     // main thread, which starts every runtime; a child starts in its parent's namespace.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         let error = std::io::Error::last_os_error();
-        bail!("unshare(CLONE_NEWNET) failed: {error}; the bench runs no runtime on the machine's own network");
+        bail!(
+            "unshare(CLONE_NEWNET) failed: {error}; the bench runs no runtime in the \
+             machine's own network namespace"
+        );
     }
     Ok(())
 }
@@ -379,35 +386,28 @@ fn oci_config(rootfs: &str, limits: Option<Limits>) -> Value {
 
 /// The usual mounts, as `runc spec` writes them, and a `/tmp`, which the kit mounts too.
 fn oci_mounts() -> Value {
-    let mount = |destination: &str, kind: &str, source: &str, options: &[&str]| json!({ "destination": destination, "type": kind, "source": source, "options": options });
-    json!([
-        mount("/proc", "proc", "proc", &[]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"]
-        ),
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620"
-            ]
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
-        ),
-        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+    let dev = ["nosuid", "strictatime", "mode=755", "size=65536k"];
+    let pts = [
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
+    let shm = ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"];
+    let tmp = ["nosuid", "nodev", "mode=1777"];
+    Value::Array(vec![
+        oci_mount("/proc", "proc", "proc", &[]),
+        oci_mount("/dev", "tmpfs", "tmpfs", &dev),
+        oci_mount("/dev/pts", "devpts", "devpts", &pts),
+        oci_mount("/dev/shm", "tmpfs", "shm", &shm),
+        oci_mount("/tmp", "tmpfs", "tmpfs", &tmp),
     ])
+}
+
+/// One mount in the spec's words: where, which file system, from what, with what options.
+fn oci_mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Value {
+    json!({ "destination": destination, "type": kind, "source": source, "options": options })
 }
 
 /// The kit's `--memory 256m --cpus 1 --pids-limit 256` in the spec's words: bytes, a CPU
@@ -575,7 +575,12 @@ fn clean_up(scratch: &Path) -> Result<()> {
             &scratch.join(format!("{peer}-state")),
         ));
     }
-    left.extend(leftover_dirs(&scratch.join("byoc-data/containers")));
+    let kit_containers = leftover_dirs(&scratch.join("byoc-data/containers"));
+    left.extend(
+        kit_containers
+            .iter()
+            .map(|id| format!("byoc container files {id}")),
+    );
     left.extend(remove_cgroups(Path::new(CGROUP_ROOT), &bench_name())?);
     if !left.is_empty() {
         println!(
@@ -629,9 +634,6 @@ fn remove_cgroups(root: &Path, bench: &str) -> Result<Vec<String>> {
         .map(|path| format!("cgroup {}", path.display()))
         .collect())
 }
-
-/// Where the cgroup file systems are mounted.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Whether a cgroup is this bench's: the kit's parent, `byoc-bench-PID`, or a peer's
 /// container, `byoc-bench-PID-PEER-RUN`; not another bench's, `byoc-bench-PID2...`.
