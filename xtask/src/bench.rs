@@ -564,9 +564,10 @@ fn print_headline(variants: &[Variant], summaries: &[Summary]) {
 /// their cgroupfs driver): runc puts each container in a cgroup named after its id, below
 /// runc's own cgroup in every hierarchy; crun does the same below each hierarchy's root.
 /// Each keeps the container's state in `STATE/ID` while it runs. `run` removes both when the
-/// container ends, so only `STATE` itself stays, in the bench's temp dir. The kit removes
-/// its container's files under its data root, also in the temp dir; from chapter 7 its
-/// cgroups go below the bench's parent, which the bench removes here.
+/// container ends, so only `STATE` itself stays, in the bench's temp dir. A run that fails
+/// half way may not: crun 1.8, failing to make its cgroup in one hierarchy, left the ones it
+/// had made in the others. The kit removes its container's files under its data root, also
+/// in the temp dir; from chapter 7 its cgroups go below the bench's parent, removed here.
 fn clean_up(scratch: &Path) -> Result<()> {
     let mut left = Vec::new();
     for peer in PEERS {
