@@ -582,11 +582,18 @@ fn clean_up(scratch: &Path) -> Result<()> {
             .iter()
             .map(|id| format!("byoc container files {id}")),
     );
-    left.extend(remove_cgroups(Path::new(CGROUP_ROOT), &bench_name())?);
+    let cgroups = remove_cgroups(Path::new(CGROUP_ROOT), &bench_name());
+    left.extend(cgroups.removed);
     if !left.is_empty() {
         println!(
             "left behind by the runtimes, and removed: {}",
             left.join(", ")
+        );
+    }
+    if !cgroups.stuck.is_empty() {
+        bail!(
+            "cannot remove what the runtimes left: {}",
+            cgroups.stuck.join("; ")
         );
     }
     Ok(())
@@ -619,21 +626,33 @@ fn leftover_dirs(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Removes every cgroup below `root` named after the bench, with what is below it. Returns
-/// the ones a runtime should have removed: all but the kit's parent itself.
-fn remove_cgroups(root: &Path, bench: &str) -> Result<Vec<String>> {
+/// The bench's cgroups that a runtime left: the ones removed, and why others could not be.
+#[derive(Debug, Default)]
+struct Leftovers {
+    removed: Vec<String>,
+    stuck: Vec<String>,
+}
+
+/// Removes every cgroup below `root` named after the bench, with what is below it. One that
+/// cannot be removed does not stop the others. Names the ones a runtime should have
+/// removed itself: all but the kit's parent.
+fn remove_cgroups(root: &Path, bench: &str) -> Leftovers {
     let mut found = Vec::new();
     find_cgroups(root, bench, &mut found);
     let mut removed = Vec::new();
+    let mut leftovers = Leftovers::default();
     for cgroup in found {
-        remove_cgroup(&cgroup, &mut removed)?;
+        if let Err(error) = remove_cgroup(&cgroup, &mut removed) {
+            leftovers.stuck.push(format!("{error:#}"));
+        }
     }
     let parent = std::ffi::OsStr::new(bench);
-    Ok(removed
+    leftovers.removed = removed
         .into_iter()
         .filter(|path| path.file_name() != Some(parent))
         .map(|path| format!("cgroup {}", path.display()))
-        .collect())
+        .collect();
+    leftovers
 }
 
 /// Whether a cgroup is this bench's: the kit's parent, `byoc-bench-PID`, or a peer's
@@ -909,7 +928,9 @@ mod tests {
         make("pids/byoc-bench-77-runc-1");
         make("pids/byoc-bench-7x");
         std::os::unix::fs::symlink("pids", root.path().join("pids,alias")).unwrap();
-        let mut left = remove_cgroups(root.path(), "byoc-bench-7").unwrap();
+        let leftovers = remove_cgroups(root.path(), "byoc-bench-7");
+        assert!(leftovers.stuck.is_empty(), "{leftovers:?}");
+        let mut left = leftovers.removed;
         left.sort_unstable();
         let named = |path: &str| format!("cgroup {}", root.path().join(path).display());
         assert_eq!(
@@ -923,5 +944,19 @@ mod tests {
         assert!(root.path().join("pids/byoc-bench-77-runc-1").exists());
         assert!(root.path().join("pids/byoc-bench-7x").exists());
         assert!(root.path().join("memory/machine").exists());
+    }
+
+    #[test]
+    fn a_cgroup_that_cannot_go_is_named_and_the_others_still_go() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |path: &str| std::fs::create_dir_all(root.path().join(path)).unwrap();
+        make("memory/byoc-bench-7-crun-1");
+        make("pids/byoc-bench-7-crun-1");
+        // A directory that holds a file is not a cgroup, and rmdir refuses it.
+        std::fs::write(root.path().join("memory/byoc-bench-7-crun-1/file"), "").unwrap();
+        let leftovers = remove_cgroups(root.path(), "byoc-bench-7");
+        assert_eq!(leftovers.stuck.len(), 1, "{leftovers:?}");
+        assert!(leftovers.stuck[0].contains("memory/byoc-bench-7-crun-1"));
+        assert!(!root.path().join("pids/byoc-bench-7-crun-1").exists());
     }
 }
