@@ -8,7 +8,9 @@
 //! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
 //! - `demo`: run a container from the newest chapter
 //! - `book [--serve]`: build the book and check its includes and links; serve it over HTTP
+//! - `bench [--runs N] [--warmup N]`: time a container's start-up, beside crun and runc
 
+mod bench;
 mod book;
 mod check;
 mod demo;
@@ -73,6 +75,8 @@ enum Task {
     Demo,
     /// Build the book into book/build and check its includes and internal links.
     Book(book::BookArgs),
+    /// Time a container's start-up from the newest chapter, beside crun and runc (as root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Task::Invariant => invariant::invariant(),
         Task::Demo => demo::run(),
         Task::Book(args) => book::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
