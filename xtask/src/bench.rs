@@ -85,10 +85,91 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .context("cannot make a temp dir for the bench")?;
     // After the build, which may fetch crates: from here on nothing needs the network.
     enter_own_network_namespace()?;
+    let hidden = hide_hybrid_cgroup2()?;
     let result = compare(&chapter, &binary, &rootfs, scratch.path(), args);
+    if let Some(unified) = hidden {
+        show_again(&unified)?;
+    }
     // Even after a failure: a run that stopped half way is what leaves things behind.
     let cleaned = clean_up(scratch.path());
     result.and(cleaned)
+}
+
+/// On a hybrid machine (v1 controllers, and a cgroup2 tree beside them that holds a
+/// controller), crun refuses to run at all. So the bench moves into a mount namespace of
+/// its own and covers that cgroup2 tree with an empty tmpfs there: every variant, the
+/// kit's too, then sees a pure v1 machine, which the kit used already. Nothing outside the
+/// bench's namespace changes. Returns the covered mount point.
+fn hide_hybrid_cgroup2() -> Result<Option<PathBuf>> {
+    let Cgroups::Hybrid { unified } = cgroup_layout(&workspace::mount_table()?) else {
+        return Ok(None);
+    };
+    // SAFETY: unshare has no memory-safety preconditions; the bench has one thread here.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        bail!(
+            "unshare(CLONE_NEWNS) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // Private first, so the tmpfs stays in this namespace.
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
+    mount(
+        Some("tmpfs"),
+        &unified,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+    )?;
+    println!(
+        "hybrid machine: crun refuses it, so the bench covers {} in a mount namespace of its \
+         own; every variant sees pure cgroup v1",
+        unified.display()
+    );
+    Ok(Some(unified))
+}
+
+/// Uncovers the cgroup2 tree again, before the clean-up looks for leftovers.
+fn show_again(unified: &Path) -> Result<()> {
+    let target = std::ffi::CString::new(unified.as_os_str().as_encoded_bytes())?;
+    // SAFETY: umount2 reads the NUL-terminated path it is given.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+        bail!(
+            "umount {unified:?} failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// `mount(2)`, for the two mounts the bench makes.
+fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+) -> Result<()> {
+    let c = |text: &str| std::ffi::CString::new(text);
+    let source = source.map(c).transpose()?;
+    let fstype = fstype.map(c).transpose()?;
+    let target_c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    let pointer =
+        |text: &Option<std::ffi::CString>| text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+    // SAFETY: every pointer is a NUL-terminated string that lives across the call, or null.
+    let made = unsafe {
+        libc::mount(
+            pointer(&source),
+            target_c.as_ptr(),
+            pointer(&fstype),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if made != 0 {
+        bail!(
+            "mount {target:?} failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// The bench itself: what it runs on, every variant checked, timed, and compared.
