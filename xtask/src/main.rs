@@ -3,7 +3,8 @@
 //! - `rootfs`: build the busybox root filesystem (and the probe) into `rootfs/busybox/`
 //! - `gen [--check] [--force]`: make `chapters/` from `solutions/`, or check that it is up
 //!   to date; it never overwrites a learner's edits unless forced
-//! - `test [--chapter N] [--impl solutions|chapters]`: build what is needed and run the tests
+//! - `test [--chapter N] [--impl solutions|chapters] [--cgroup-vm]`: build what is needed and
+//!   run the tests; `--cgroup-vm` runs the cgroup tests again in a pure cgroup v2 VM
 //! - `check N`: a learner's command: test chapter N and say which exercise is not done
 //! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
 //! - `demo`: run a container from the newest chapter
@@ -22,6 +23,7 @@ mod rename;
 mod rootfs;
 mod testing;
 mod todos;
+mod vm;
 mod workspace;
 
 use std::process::ExitCode;
@@ -63,6 +65,10 @@ enum Task {
         /// Which binaries to test: the reference solutions or the learner's chapters.
         #[arg(long = "impl", value_enum, default_value = "solutions")]
         implementation: Impl,
+        /// Also run the cgroup tests in a small qemu VM whose kernel has cgroup v2 alone
+        /// (most learners' machines), and count them in the summary.
+        #[arg(long)]
+        cgroup_vm: bool,
     },
     /// Check your work on chapter N: run its tests against your chapterN binary.
     Check {
@@ -89,7 +95,8 @@ fn main() -> ExitCode {
         Task::Test {
             chapter,
             implementation,
-        } => testing::test(chapter, implementation),
+            cgroup_vm,
+        } => testing::test(chapter, implementation, cgroup_vm),
         Task::Check { chapter } => check::check(chapter),
         Task::Invariant => invariant::invariant(),
         Task::Demo => demo::run(),

@@ -53,7 +53,7 @@ fn build_tree(target: &Path) -> Result<()> {
 
 /// The busybox binary: a cached one, a static one on the host, or one from Debian's
 /// `busybox-static` package, downloaded and unpacked without installing it.
-fn find_busybox() -> Result<PathBuf> {
+pub fn find_busybox() -> Result<PathBuf> {
     let cached = workspace::root().join("rootfs/cache/busybox");
     if cached.exists() {
         return Ok(cached);
@@ -87,22 +87,7 @@ fn download_busybox_static() -> Result<PathBuf> {
     let work = workspace::root().join("rootfs/cache/deb");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
-    workspace::run(
-        // apt downloads as its `_apt` user, which cannot write into the kit's cache; it
-        // would fall back to root with a warning a newcomer should not have to read.
-        Command::new("apt-get")
-            .args([
-                "-o",
-                "APT::Sandbox::User=root",
-                "download",
-                "busybox-static",
-            ])
-            .current_dir(&work),
-    )?;
-    let deb = fs::read_dir(&work)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
-        .context("apt-get download left no .deb file")?;
+    let deb = apt_download("busybox-static", &work)?;
     let unpacked = work.join("unpacked");
     workspace::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
     let busybox = unpacked.join("bin/busybox");
@@ -110,6 +95,23 @@ fn download_busybox_static() -> Result<PathBuf> {
         bail!("{busybox:?} is not a static ELF program");
     }
     Ok(busybox)
+}
+
+/// Downloads Debian's `package` into the empty directory `dir` with `apt-get download`,
+/// without installing it (so without root), and returns the `.deb` file.
+pub fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
+    workspace::run(
+        // apt downloads as its `_apt` user, which cannot write into the kit's cache; it
+        // would fall back to root with a warning a newcomer should not have to read.
+        Command::new("apt-get")
+            .args(["-o", "APT::Sandbox::User=root", "download", package])
+            .current_dir(dir),
+    )?;
+    let deb = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb file"))?;
+    Ok(deb)
 }
 
 /// A static ELF program names no program interpreter (no `PT_INTERP` header), so it runs in
