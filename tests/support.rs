@@ -1021,7 +1021,14 @@ pub fn stage_for_unprivileged(runtime: &Runtime) -> Staged {
         .status()
         .expect("cp runs");
     assert!(copied.success(), "cannot copy the root filesystem");
+    // The test user's data root (chapter 6 on), theirs as ~/.local/share/byoc would be:
+    // from chapter 7 a rootless runtime with a cgroup records it there.
     let data_root = dir.path().join("data");
+    std::fs::create_dir(&data_root).expect("the staged data root is made");
+    if let Some(user) = test_user() {
+        std::os::unix::fs::chown(&data_root, Some(user.uid), Some(user.gid))
+            .expect("the staged data root is given to the test user");
+    }
     Staged {
         _dir: dir,
         binary,
