@@ -71,11 +71,11 @@ fn a_busy_loop_under_half_a_cpu_gets_about_half_of_one() {
         let share: f64 = run.value("cpu share").parse().expect("a number");
         // The cgroup's own CPU time over a second of wall-clock time: the figure is shown,
         // and only a share far from one half fails (a loaded machine gives less).
-        eprintln!(
-            "{}: --cpus 0.5 gave a share of {share:.2} on cgroup {}",
+        report_figure(&format!(
+            "{}: --cpus 0.5 gave {share:.2} of a CPU, by the cgroup's own counter, on cgroup {}",
             runtime.name,
             cgroups::version()
-        );
+        ));
         assert!(
             (0.2..=0.65).contains(&share),
             "{}: a share of {share} under --cpus 0.5\n{}",

@@ -312,10 +312,22 @@ pub fn meets(needs: &[Need]) -> bool {
     }
 }
 
+/// Records a figure the current test measured (a CPU share, say), which `cargo xtask test`
+/// prints after the tests: a figure is shown, and asserted only within a wide band.
+pub fn report_figure(text: &str) {
+    write_line_for_this_test("BYOC_FIGURES_DIR", "figure", text);
+}
+
 /// Records that the current test did not run, and why. `cargo xtask test` sets
 /// `BYOC_NOT_RUN_DIR`, reads one line from each file there, and counts those tests as
 /// "not run" instead of "passed". Run without it (plain `cargo test`), the reason is printed.
 pub fn not_run(reason: &str) {
+    write_line_for_this_test("BYOC_NOT_RUN_DIR", "not run", reason);
+}
+
+/// Writes `<test binary>::<test name>: <text>` into a file of its own in the directory that
+/// `variable` names, or prints it after `label` where there is none (plain `cargo test`).
+fn write_line_for_this_test(variable: &str, label: &str, text: &str) {
     let binary = std::env::current_exe()
         .ok()
         .and_then(|path| Some(path.file_stem()?.to_str()?.to_string()))
@@ -325,14 +337,14 @@ pub fn not_run(reason: &str) {
         .name()
         .unwrap_or("unnamed")
         .to_string();
-    let line = format!("{binary}::{test}: {reason}");
-    match std::env::var_os("BYOC_NOT_RUN_DIR") {
+    let line = format!("{binary}::{test}: {text}");
+    match std::env::var_os(variable) {
         Some(dir) => {
             let file = PathBuf::from(dir).join(format!("{binary}-{test}").replace("::", "-"));
             std::fs::write(&file, format!("{line}\n"))
                 .unwrap_or_else(|error| panic!("cannot record {line:?} in {file:?}: {error}"));
         }
-        None => eprintln!("not run: {line}"),
+        None => eprintln!("{label}: {line}"),
     }
 }
 

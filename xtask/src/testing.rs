@@ -233,15 +233,31 @@ pub fn run_tests(
         .tempdir()
         .context("cannot make a temporary directory for BYOC_NOT_RUN_DIR")?;
     black_box.env("BYOC_NOT_RUN_DIR", not_run_dir.path());
+    let figures_dir = tempfile::Builder::new()
+        .prefix("byoc-figures-")
+        .tempdir()
+        .context("cannot make a temporary directory for BYOC_FIGURES_DIR")?;
+    black_box.env("BYOC_FIGURES_DIR", figures_dir.path());
     run_counting(&mut black_box, &mut outcome, echo)?;
     let not_run = read_not_run(not_run_dir.path())?;
     if echo {
         for line in &not_run {
             println!("not run: {line}");
         }
+        print_figures(figures_dir.path(), "figure")?;
     }
     outcome.add_not_run(not_run);
     Ok(outcome)
+}
+
+/// Prints what the tests measured: a figure is shown, never compared with a clock (a
+/// test's assertion is on a wide band). The tests write one line per file into
+/// `BYOC_FIGURES_DIR`, as they write the reasons they did not run.
+pub fn print_figures(dir: &Path, label: &str) -> Result<()> {
+    for line in read_not_run(dir)? {
+        println!("{label}: {line}");
+    }
+    Ok(())
 }
 
 /// The lines the tests that could not run wrote into `dir`, one file each, sorted.

@@ -176,7 +176,9 @@ impl CgroupVm {
             .context("cannot make a temporary directory to share with the VM")?;
         let not_run_dir = share.path().join("not-run");
         fs::create_dir(&not_run_dir)?;
-        let env = self.guest_env(&not_run_dir);
+        let figures_dir = share.path().join("figures");
+        fs::create_dir(&figures_dir)?;
+        let env = self.guest_env(&not_run_dir, &figures_dir);
         let workdir = self.workspace.root.join("tests");
         let script = guest_script(share.path(), &workdir, &env, &self.tests);
         fs::write(share.path().join("run.sh"), script)?;
@@ -203,12 +205,13 @@ impl CgroupVm {
             println!("not run in the VM: {line}");
         }
         outcome.add_not_run(not_run);
+        testing::print_figures(&figures_dir, "figure in the VM")?;
         Ok(outcome)
     }
 
     /// What `cargo xtask test` gives the host's tests (see testing.rs), and what `cargo test`
     /// would: nothing else of the host's environment reaches the guest.
-    fn guest_env(&self, not_run_dir: &Path) -> Vec<(&'static str, String)> {
+    fn guest_env(&self, not_run_dir: &Path, figures_dir: &Path) -> Vec<(&'static str, String)> {
         let path = |path: &Path| path.display().to_string();
         let mut env = vec![
             ("PATH", GUEST_PATH.to_string()),
@@ -218,6 +221,7 @@ impl CgroupVm {
             ("BYOC_ROOTFS", path(&rootfs::path())),
             ("BYOC_BIN_DIR", path(&self.workspace.bin_dir())),
             ("BYOC_NOT_RUN_DIR", path(not_run_dir)),
+            ("BYOC_FIGURES_DIR", path(figures_dir)),
             // The host's files are read-only in the guest: a snapshot can be compared, never
             // written. insta would otherwise ask cargo where the workspace is.
             ("INSTA_UPDATE", "no".to_string()),
