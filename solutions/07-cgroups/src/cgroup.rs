@@ -221,8 +221,9 @@ fn wait_until_empty(cgroup: &dyn Cgroup) -> Result<()> {
     }
 }
 
-/// Kills each process in the cgroup, until none is left (a process may fork while the
-/// others are being killed): for v2 before `cgroup.kill`, and on v1 once frozen.
+/// Sends SIGKILL to each process listed in the cgroup, once: on v1 once frozen, so none can
+/// fork meanwhile; on v2 before Linux 5.14 (no `cgroup.kill`), where a process that forks
+/// between the reading and the killing would survive, and [`remove`] would say so.
 pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
     for pid in cgroup.processes()? {
         let pid = Pid::from_raw(pid);

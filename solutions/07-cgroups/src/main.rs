@@ -272,7 +272,8 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// take an address on the bridge, make the cgroup with its limits, clone the child, write
 /// its id maps, plug it in and put it in its cgroup while it waits, let it go, relay its
 /// ports and supervise it, and say if it was killed for memory. Leaving, the values made
-/// here undo themselves: the cgroup first, with whatever is still running in it.
+/// here undo themselves, the last made first: the cable, then the cgroup with whatever is
+/// still running in it, then the address.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let hierarchy = Hierarchy::of_this_machine()?;
