@@ -465,7 +465,7 @@ fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
         let story = [
             "ip link add byoc0 type bridge",
             "ip addr add 10.88.0.1/16 dev byoc0",
-            "nft add table ip byoc",
+            "nft create table ip byoc",
             "clone(",
             "ip link add veth",
             "ip link set lo up",
@@ -473,7 +473,6 @@ fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
             "ip route add default via 10.88.0.1",
             "pivot_root",
             "execve",
-            "nft delete table ip byoc",
         ];
         assert_narrated_in_order(&run, &story);
         // The snapshot is chapter 6's story; later chapters add their own steps to it.

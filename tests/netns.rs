@@ -180,10 +180,22 @@ impl NetHost {
             "{}: bridge ports left: {ports:?}",
             runtime.name
         );
+        // The NAT table stays with the bridge, as docker's rule stays with docker0.
         let rules = self.nft_rules();
+        let (nat, others) = split_table(&rules, "table ip byoc {");
         assert!(
-            rules.trim().is_empty(),
+            others.trim().is_empty(),
             "{}: nftables rules left:\n{rules}",
+            runtime.name
+        );
+        assert!(
+            nat.is_empty() || self.links().iter().any(|link| link == "byoc0"),
+            "{}: the NAT table is there without its bridge:\n{rules}",
+            runtime.name
+        );
+        assert!(
+            nat.matches("masquerade").count() <= 1,
+            "{}: the NAT rule was added more than once:\n{rules}",
             runtime.name
         );
         let listening = self.listening_ports();
@@ -194,6 +206,23 @@ impl NetHost {
         );
         assert_data_root_clean(runtime);
     }
+}
+
+/// `nft list ruleset`'s listing split in two: the table that starts with `header`, up to
+/// its closing brace, and everything else.
+fn split_table(listing: &str, header: &str) -> (String, String) {
+    let (mut table, mut others) = (String::new(), String::new());
+    let mut inside = false;
+    for line in listing.lines() {
+        inside |= line.starts_with(header);
+        let part = if inside { &mut table } else { &mut others };
+        part.push_str(line);
+        part.push('\n');
+        if inside && line == "}" {
+            inside = false;
+        }
+    }
+    (table, others)
 }
 
 /// No lease and no container's files are left under the runtime's data root.

@@ -61,8 +61,8 @@ pub struct Ethernet {
 }
 
 /// A container's place on the bridge: its lease and its own files under the data root.
-/// Dropping it gives the address back, removes the files, and removes NAT when it was the
-/// last container.
+/// Dropping it gives the address back and removes the files. The bridge and its NAT rule
+/// stay for the next container, as `docker0` and docker's rule do.
 pub struct Joined {
     pub ethernet: Ethernet,
     pub files: PathBuf,
@@ -72,8 +72,8 @@ pub struct Joined {
 
 // ANCHOR: join_bridge
 /// Takes an address on the bridge for container `id`, under the lease file's lock. The
-/// first container also makes the bridge, switches on forwarding and adds NAT; a lease left
-/// by a runtime that died is reclaimed first.
+/// first container also makes the bridge and adds NAT; a lease left by a runtime that died
+/// is reclaimed first.
 pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) -> Result<Joined> {
     let leases = LeaseFile::new(&data_root.join("networks"), BRIDGE)?;
     let mut locked = leases.lock()?;
@@ -83,15 +83,11 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
     }
     let mut netlink = Netlink::route()?;
     ensure_bridge(&mut netlink, subnet)?;
-    let first = locked.entries.is_empty();
     let address = locked.take(subnet, id)?;
-    if first {
-        if let Err(error) = start_nat(subnet) {
-            // Nothing half-made is left: no lease, no table.
-            locked.release(id)?;
-            let _ = nat::remove_masquerade();
-            return Err(error);
-        }
+    if let Err(error) = ensure_nat(subnet) {
+        // Nothing half-made is left: the batch that adds NAT is all or nothing.
+        locked.release(id)?;
+        return Err(error);
     }
     let ethernet = Ethernet {
         address,
@@ -110,23 +106,21 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
 }
 // ANCHOR_END: join_bridge
 
-/// The way out for the first container on the bridge: forwarding, and NAT for its subnet.
-fn start_nat(subnet: &Subnet) -> Result<()> {
+/// The way out: forwarding, and NAT for the bridge's subnet. The first container adds the
+/// rule, and it stays with the bridge: adding and removing it for every container would
+/// cost each start and end an nftables commit, the slowest step of a start.
+fn ensure_nat(subnet: &Subnet) -> Result<()> {
     nat::enable_forwarding()?;
-    nat::remove_masquerade()?; // one a killed runtime may have left
-    nat::add_masquerade(subnet, BRIDGE)
+    nat::add_masquerade_once(subnet, BRIDGE)
 }
 
 impl Drop for Joined {
     fn drop(&mut self) {
         remove_container_files(&self.files);
-        let released = self.leases.lock().and_then(|mut locked| {
-            locked.release(&self.id)?;
-            if locked.entries.is_empty() {
-                nat::remove_masquerade()?;
-            }
-            Ok(())
-        });
+        let released = self
+            .leases
+            .lock()
+            .and_then(|mut locked| locked.release(&self.id));
         if let Err(error) = released {
             eprintln!(
                 "byoc: cannot give back the address of container {}: {error:#}",

@@ -27,7 +27,7 @@ use std::fmt;
 use std::fs;
 
 use anyhow::{anyhow, bail, Result};
-use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_netfilter::nftables::{
     Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
     Hook, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator, Payload,
@@ -100,16 +100,24 @@ fn explain_forwarding_error(error: SyscallError) -> anyhow::Error {
 }
 
 /// Adds the masquerade rule for the containers of `subnet` on the bridge `bridge`, in one
-/// batch: a table, a chain on the postrouting hook, and the rule.
+/// batch: a table, a chain on the postrouting hook, and the rule; unless the table is there
+/// already. Only this batch makes the table, and the kernel applies a batch all together or
+/// not at all, so a table that is there holds its chain and rule.
 ///
 /// ```text
-/// nft add table ip byoc
+/// nft create table ip byoc
 /// nft add chain ip byoc postrouting '{ type nat hook postrouting priority srcnat; }'
 /// nft add rule ip byoc postrouting ip saddr 10.88.0.0/16 oifname != "byoc0" masquerade
 /// ```
-pub fn add_masquerade(subnet: &Subnet, bridge: &str) -> Result<()> {
+pub fn add_masquerade_once(subnet: &Subnet, bridge: &str) -> Result<()> {
+    // Asked first: a batch the kernel refuses costs as much as one it applies.
+    if table_exists()? {
+        return Ok(());
+    }
     let changes = vec![
-        (add_table(), NLM_F_CREATE),
+        // `create`, not `add`: with NLM_F_EXCL the kernel refuses a table that exists, and
+        // with it the whole batch, so the rule is never added twice.
+        (add_table(), NLM_F_CREATE | NLM_F_EXCL),
         (add_nat_chain(), NLM_F_CREATE),
         (
             add_rule(masquerade_rule(subnet, bridge)?),
@@ -117,11 +125,14 @@ pub fn add_masquerade(subnet: &Subnet, bridge: &str) -> Result<()> {
         ),
     ];
     let says = format_args!(
-        "nft add table ip {TABLE}; \
+        "nft create table ip {TABLE}; \
          nft add chain ip {TABLE} {CHAIN} '{{ type nat hook postrouting priority srcnat; }}'; \
          nft add rule ip {TABLE} {CHAIN} ip saddr {subnet} oifname != \"{bridge}\" masquerade"
     );
-    send_batch(changes, says)?.map_err(|error| explain_masquerade_error(error, subnet))
+    match send_batch(changes, says)? {
+        Err(error) if error.errno == Errno::EEXIST => Ok(()), // there from an earlier start
+        result => result.map_err(|error| explain_masquerade_error(error, subnet)),
+    }
 }
 
 fn explain_masquerade_error(error: SyscallError, subnet: &Subnet) -> anyhow::Error {
@@ -137,20 +148,20 @@ fn explain_masquerade_error(error: SyscallError, subnet: &Subnet) -> anyhow::Err
     anyhow!("cannot masquerade the containers of {subnet}: {error}{why}")
 }
 
-/// Removes the table and everything in it. A table that is not there is not an error:
-/// there is nothing to remove.
+/// Whether the table is there, by asking for it: a read, which changes nothing.
 ///
 /// ```text
-/// nft delete table ip byoc
+/// nft list table ip byoc
 /// ```
-pub fn remove_masquerade() -> Result<()> {
-    let changes = vec![(delete_table(), 0)];
-    let says = format_args!("nft delete table ip {TABLE}");
-    match send_batch(changes, says)? {
-        // Already gone, or never made: either way the host is as it should be.
-        Err(error) if error.errno == Errno::ENOENT => Ok(()),
-        Err(error) => Err(anyhow!("cannot remove table ip {TABLE}: {error}")),
-        Ok(()) => Ok(()),
+fn table_exists() -> Result<bool> {
+    let mut netlink = Netlink::<NetfilterMessage>::open(NETLINK_NETFILTER)?;
+    let get = NfTablesMessage::GetTable(TableMessage {
+        attributes: vec![TableAttribute::Name(TABLE.into())],
+    });
+    match netlink.request(for_ipv4(get), 0, format_args!("nft list table ip {TABLE}")) {
+        Ok(()) => Ok(true),
+        Err(error) if error.errno == Errno::ENOENT => Ok(false),
+        Err(error) => Err(anyhow!("cannot look for table ip {TABLE}: {error}")),
     }
 }
 
@@ -263,13 +274,6 @@ fn add_rule(expressions: Vec<Expression>) -> NfTablesMessage {
             RuleAttribute::Chain(CHAIN.into()),
             RuleAttribute::Expressions(expressions),
         ],
-    })
-}
-
-/// `nft delete table ip byoc`
-fn delete_table() -> NfTablesMessage {
-    NfTablesMessage::DeleteTable(TableMessage {
-        attributes: vec![TableAttribute::Name(TABLE.into())],
     })
 }
 
