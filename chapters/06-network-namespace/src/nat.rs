@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_framed_for_nftables_and_only_its_changes_are_acknowledged() {
-        let batch = in_one_batch(vec![(add_table(), NLM_F_CREATE), (delete_table(), 0)]);
+        let batch = in_one_batch(vec![(add_table(), NLM_F_CREATE), (add_nat_chain(), 0)]);
         let acknowledged: Vec<bool> = batch
             .iter()
             .map(|(_, flags)| flags & NLM_F_ACK != 0)
