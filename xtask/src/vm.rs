@@ -104,8 +104,18 @@ set -u
 mkdir -p /host
 # cache=loose: the host's files do not change during the run, so the guest may keep them.
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /host
+# A view of the host's root before fresh tmpfs cover its /tmp and /run: a workspace cloned
+# under one of them is put back in place from it.
+mkdir -p /uncovered
+mount --bind /host /uncovered
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=755 tmpfs /host/run
+case "$workspace" in
+/tmp/*|/run/*)
+    mkdir -p "/host$workspace"
+    mount --bind "/uncovered$workspace" "/host$workspace"
+    ;;
+esac
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
@@ -675,6 +685,11 @@ fn guest_script(
     script.push_str(&format!(
         "share={}\n",
         shell_quote(&share.display().to_string())
+    ));
+    let workspace = workdir.parent().unwrap_or(workdir);
+    script.push_str(&format!(
+        "workspace={}\n",
+        shell_quote(&workspace.display().to_string())
     ));
     script.push_str(GUEST_SETUP);
     let env: Vec<String> = env
