@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use byoc_tests::netns::{NetHost, World, HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
+use byoc_tests::netns::{leases_in, NetHost, World, HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
 use byoc_tests::*;
 
 /// A container that prints its network on stderr, then [`SHOWN`], says `ready`, and waits
@@ -428,20 +428,20 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(killed.runtime_pid(), libc::SIGKILL) };
         let _ = killed.child.wait();
-        let leases = runtime.data_root.path().join("networks/byoc0.leases");
-        let left = std::fs::read_to_string(&leases).unwrap_or_default();
+        let left = leases_in(runtime.data_root.path());
         assert_eq!(
-            left.lines().count(),
+            left.len(),
             1,
             "{}: the killed runtime's lease: {left:?}",
             runtime.name
         );
-        // The next container gets the same address back, and its runtime removes the rest.
+        // The next runtime reclaims the lease (its address waits its turn: the next one is
+        // given), and removes the killed one's files; the kernel removes its cable.
         let next = host.run(&runtime, &[], &["probe", "net"]);
         next.expect_success();
         assert_eq!(
             eth0_address(&next.stdout),
-            "10.88.0.2",
+            "10.88.0.3",
             "{}: {}",
             runtime.name,
             next.report()
@@ -478,16 +478,7 @@ fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
         // The snapshot is chapter 6's story; later chapters add their own steps to it.
         if testing_solutions() && runtime.chapter == 6 {
             let settings = network_trace_filters();
-            // The kernel removes a veth pair when the container's network namespace goes,
-            // which happens a moment after its last process ends: the runtime's own delete
-            // finds it there, or not. Its line is left out of the snapshot.
-            let steady: String = run
-                .stderr
-                .lines()
-                .filter(|line| !line.starts_with("[parent] ip link delete veth"))
-                .map(|line| format!("{line}\n"))
-                .collect();
-            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&steady)));
+            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&run.stderr)));
         }
         host.assert_clean(&runtime);
     }

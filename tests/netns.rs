@@ -163,12 +163,7 @@ impl NetHost {
     /// loopback, the bridge and the test's own uplink; a port on the bridge; an nftables
     /// rule; a listening socket; a lease or a container's files under the data root.
     pub fn assert_clean(&self, runtime: &Runtime) {
-        let allowed = ["lo", "byoc0", "uplink"];
-        let extra: Vec<String> = self
-            .links()
-            .into_iter()
-            .filter(|link| !allowed.contains(&link.as_str()))
-            .collect();
+        let extra = self.links_left();
         assert!(
             extra.is_empty(),
             "{}: links left on the host: {extra:?}",
@@ -208,6 +203,27 @@ impl NetHost {
     }
 }
 
+impl NetHost {
+    /// The links other than loopback, the bridge and the test's own uplink, once the kernel
+    /// has had its time: a container's veth pair goes with its network namespace, which
+    /// the kernel removes a moment after the container's last process (within 5 s here).
+    fn links_left(&self) -> Vec<String> {
+        let allowed = ["lo", "byoc0", "uplink"];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let extra: Vec<String> = self
+                .links()
+                .into_iter()
+                .filter(|link| !allowed.contains(&link.as_str()))
+                .collect();
+            if extra.is_empty() || std::time::Instant::now() > deadline {
+                return extra;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// `nft list ruleset`'s listing split in two: the table that starts with `header`, up to
 /// its closing brace, and everything else.
 fn split_table(listing: &str, header: &str) -> (String, String) {
@@ -225,13 +241,23 @@ fn split_table(listing: &str, header: &str) -> (String, String) {
     (table, others)
 }
 
+/// The lease lines of the bridge's lease file under `data_root` (not its `last` line, which
+/// remembers the address given out last).
+pub fn leases_in(data_root: &std::path::Path) -> Vec<String> {
+    let file = std::fs::read_to_string(data_root.join("networks/byoc0.leases")).unwrap_or_default();
+    file.lines()
+        .filter(|line| !line.starts_with("last "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// No lease and no container's files are left under the runtime's data root.
 pub fn assert_data_root_clean(runtime: &Runtime) {
     let root = runtime.data_root.path();
-    let leases = std::fs::read_to_string(root.join("networks/byoc0.leases")).unwrap_or_default();
+    let leases = leases_in(root);
     assert!(
-        leases.trim().is_empty(),
-        "{}: leases left in the data root:\n{leases}",
+        leases.is_empty(),
+        "{}: leases left in the data root: {leases:?}",
         runtime.name
     );
     let containers: Vec<_> = std::fs::read_dir(root.join("containers"))

@@ -275,8 +275,8 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// take an address on the bridge, make the cgroup with its limits, clone the child, write
 /// its id maps, plug it in and put it in its cgroup while it waits, let it go, relay its
 /// ports and supervise it, and say if it was killed for memory. Leaving, the values made
-/// here undo themselves, the last made first: the cable, then the cgroup with whatever is
-/// still running in it, then the address.
+/// here undo themselves, the last made first: the cgroup with whatever is still running in
+/// it, then the address (the cable goes with the container's network namespace).
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let hierarchy = Hierarchy::of_this_machine()?;
@@ -305,7 +305,7 @@ fn run(args: RunArgs) -> Result<u8> {
         )
     })
     .map_err(userns::explain_clone_failure)?;
-    let (_attached, dialer) = connect_child(&spec, child, &inside, cgroup.as_ref())
+    let dialer = connect_child(&spec, child, &inside, cgroup.as_ref())
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
@@ -366,7 +366,7 @@ fn connect_child(
     child: Pid,
     inside: &Inside,
     cgroup: Option<&Owned>,
-) -> Result<(Option<network::Attached>, Option<Dialer>)> {
+) -> Result<Option<Dialer>> {
     if let Some(user) = &spec.user_namespace {
         userns::write_maps(child, &user.uid_mappings, &user.gid_mappings)?;
     }
@@ -375,13 +375,13 @@ fn connect_child(
     }
     match &inside.ethernet {
         Some(ethernet) => {
-            let attached = network::attach(child, &spec.id)?;
-            Ok((Some(attached), Some(Dialer::Address(ethernet.address))))
+            network::attach(child, &spec.id)?;
+            Ok(Some(Dialer::Address(ethernet.address)))
         }
-        None if spec.network.ports.is_empty() => Ok((None, None)),
+        None if spec.network.ports.is_empty() => Ok(None),
         None => {
             let helper = dialer::start(child, spec.user_namespace.is_some())?;
-            Ok((None, Some(Dialer::Inside(helper))))
+            Ok(Some(Dialer::Inside(helper)))
         }
     }
 }

@@ -2,6 +2,11 @@
 //!
 //! A small text file under the data root, one line per container: its address, its id, and
 //! the runtime that holds it (PID and start time, so a reused PID is not mistaken for it).
+//! A first line, `last ADDRESS`, remembers the address given out last: addresses are given
+//! in turn, as docker's are, so one given back is not given again at once. A container's
+//! cable goes with its network namespace, which the kernel removes a moment after the
+//! container's last process, in its own time; until then that address still answers on
+//! the bridge.
 //! Every change happens under a lock, so two containers started at the same moment never
 //! get the same address; a line whose runtime has died (killed with SIGKILL, say) is
 //! reclaimed by the next start.
@@ -64,6 +69,8 @@ pub struct Locked<'a> {
     file: &'a LeaseFile,
     _lock: Flock<File>,
     pub entries: Vec<Entry>,
+    /// The address given out last, where the next search starts.
+    pub last: Option<Ipv4Addr>,
 }
 
 impl LeaseFile {
@@ -87,15 +94,17 @@ impl LeaseFile {
         let lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| errno)
             .with_context(|| format!("cannot lock {:?}", self.lock))?;
-        let entries = self.read()?;
+        let (last, entries) = self.read()?;
         Ok(Locked {
             file: self,
             _lock: lock,
             entries,
+            last,
         })
     }
 
-    fn read(&self) -> Result<Vec<Entry>> {
+    /// The `last` line, if there is one, and the leases.
+    fn read(&self) -> Result<(Option<Ipv4Addr>, Vec<Entry>)> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -103,13 +112,28 @@ impl LeaseFile {
                 return Err(error).with_context(|| format!("cannot read {:?}", self.path))
             }
         };
-        text.lines()
+        let mut lines = text.lines().peekable();
+        let last = match lines.peek().and_then(|line| line.strip_prefix("last ")) {
+            Some(address) => {
+                let address = address.parse().with_context(|| {
+                    format!(
+                        "{:?} has a line the kit did not write: last {address:?}",
+                        self.path
+                    )
+                })?;
+                lines.next();
+                Some(address)
+            }
+            None => None,
+        };
+        let entries = lines
             .map(|line| {
                 parse_entry(line).with_context(|| {
                     format!("{:?} has a line the kit did not write: {line:?}", self.path)
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((last, entries))
     }
 }
 
@@ -129,10 +153,21 @@ fn parse_entry(line: &str) -> Result<Entry> {
 }
 
 impl Locked<'_> {
-    /// Takes the lowest free address of `subnet` for container `id`.
+    // ANCHOR: take
+    /// Takes the next free address of `subnet` for container `id`: the first free one after
+    /// the address given out last, going round to the start of the subnet at its end.
     pub fn take(&mut self, subnet: &Subnet, id: &str) -> Result<Ipv4Addr> {
         let taken = |address: &Ipv4Addr| self.entries.iter().any(|entry| entry.address == *address);
-        let Some(address) = subnet.container_addresses().find(|address| !taken(address)) else {
+        let all: Vec<Ipv4Addr> = subnet.container_addresses().collect();
+        let after_last = match self.last {
+            Some(last) => all
+                .iter()
+                .position(|address| *address == last)
+                .map_or(0, |n| n + 1),
+            None => 0,
+        };
+        let in_turn = all[after_last..].iter().chain(&all[..after_last]);
+        let Some(&address) = in_turn.into_iter().find(|address| !taken(address)) else {
             bail!(
                 "no free address in {subnet}: {} containers hold them all (stop one, or choose a \
                  larger subnet with --subnet)",
@@ -144,9 +179,11 @@ impl Locked<'_> {
             id: id.to_string(),
             runtime: Runtime::this()?,
         });
+        self.last = Some(address);
         self.save()?;
         Ok(address)
     }
+    // ANCHOR_END: take
 
     /// Gives back container `id`'s address.
     pub fn release(&mut self, id: &str) -> Result<()> {
@@ -171,16 +208,16 @@ impl Locked<'_> {
     /// Writes the leases to a temporary file and renames it into place: a crash leaves the
     /// old file or the new one, never half of one.
     fn save(&self) -> Result<()> {
-        let text: String = self
-            .entries
-            .iter()
-            .map(|entry| {
-                format!(
-                    "{} {} {} {}\n",
-                    entry.address, entry.id, entry.runtime.pid, entry.runtime.started
-                )
-            })
-            .collect();
+        let mut text: String = self
+            .last
+            .map(|last| format!("last {last}\n"))
+            .unwrap_or_default();
+        for entry in &self.entries {
+            text.push_str(&format!(
+                "{} {} {} {}\n",
+                entry.address, entry.id, entry.runtime.pid, entry.runtime.started
+            ));
+        }
         let temporary = self.file.path.with_extension("leases.new");
         fs::write(&temporary, text).with_context(|| format!("cannot write {temporary:?}"))?;
         fs::rename(&temporary, &self.file.path)
@@ -193,7 +230,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leases_are_taken_in_order_and_given_back() {
+    fn leases_are_taken_in_turn_and_an_address_given_back_waits_its_turn() {
         let dir = tempfile::tempdir().unwrap();
         let file = LeaseFile::new(dir.path(), "byoc0").unwrap();
         let subnet: Subnet = "10.99.0.0/29".parse().unwrap();
@@ -207,18 +244,27 @@ mod tests {
             Ipv4Addr::new(10, 99, 0, 3)
         );
         locked.release("a").unwrap();
+        // .2 is free again, but its turn comes after the rest of the subnet's.
         assert_eq!(
             locked.take(&subnet, "c").unwrap(),
-            Ipv4Addr::new(10, 99, 0, 2)
+            Ipv4Addr::new(10, 99, 0, 4)
         );
         drop(locked);
-        let again = file.lock().unwrap();
+        let mut again = file.lock().unwrap();
         let ids: Vec<&str> = again
             .entries
             .iter()
             .map(|entry| entry.id.as_str())
             .collect();
         assert_eq!(ids, ["b", "c"]);
+        assert_eq!(again.last, Some(Ipv4Addr::new(10, 99, 0, 4)));
+        // A /29 has .2 to .6 for containers: after .6, round to .2.
+        again.take(&subnet, "d").unwrap();
+        again.take(&subnet, "e").unwrap();
+        assert_eq!(
+            again.take(&subnet, "f").unwrap(),
+            Ipv4Addr::new(10, 99, 0, 2)
+        );
     }
 
     #[test]

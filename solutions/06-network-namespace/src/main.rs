@@ -229,8 +229,7 @@ fn run(args: RunArgs) -> Result<u8> {
         child(&spec, &stdio, channel, host_uts, network, &previous_mask)
     })
     .map_err(userns::explain_clone_failure)?;
-    let (_attached, dialer) =
-        connect_child(&spec, child, &inside).inspect_err(|_| process::abandon(child))?;
+    let dialer = connect_child(&spec, child, &inside).inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
     if let Some(dialer) = dialer {
@@ -259,23 +258,19 @@ fn join_network(spec: &Spec) -> Result<Option<Joined>> {
 // ANCHOR: connect_child
 /// The host's side of the child's start, while it waits: its id maps, its cable to the
 /// bridge, and the way to its published ports.
-fn connect_child(
-    spec: &Spec,
-    child: Pid,
-    inside: &Inside,
-) -> Result<(Option<network::Attached>, Option<Dialer>)> {
+fn connect_child(spec: &Spec, child: Pid, inside: &Inside) -> Result<Option<Dialer>> {
     if let Some(user) = &spec.user_namespace {
         userns::write_maps(child, &user.uid_mappings, &user.gid_mappings)?;
     }
     match &inside.ethernet {
         Some(ethernet) => {
-            let attached = network::attach(child, &spec.id)?;
-            Ok((Some(attached), Some(Dialer::Address(ethernet.address))))
+            network::attach(child, &spec.id)?;
+            Ok(Some(Dialer::Address(ethernet.address)))
         }
-        None if spec.network.ports.is_empty() => Ok((None, None)),
+        None if spec.network.ports.is_empty() => Ok(None),
         None => {
             let helper = dialer::start(child, spec.user_namespace.is_some())?;
-            Ok((None, Some(Dialer::Inside(helper))))
+            Ok(Some(Dialer::Inside(helper)))
         }
     }
 }

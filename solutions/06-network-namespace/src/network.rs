@@ -198,22 +198,20 @@ fn check_no_overlap(netlink: &mut Netlink<RouteNetlinkMessage>, subnet: &Subnet)
     Ok(())
 }
 
-/// The container's end of the cable, plugged into the bridge. Dropping it deletes the
-/// host's end (and with it the container's, if the container is still there).
-pub struct Attached {
-    host_end: String,
-}
-
 // ANCHOR: attach
 /// Plugs the container into the bridge: a veth pair, `eth0` inside, `vethID` on the bridge.
-pub fn attach(container: Pid, id: &str) -> Result<Attached> {
+///
+/// Nothing on the host owns the pair: it goes with the container's network namespace. When
+/// the container's last process ends, the kernel removes the namespace, and every interface
+/// in it: `eth0`, and with it its peer on the bridge. It does so a moment later, in its own
+/// time; a runtime that deleted the pair itself would wait for that work (on this kit's CI
+/// machines, a third of a container's start-up). The address goes back to the leases at
+/// once, and waits its turn there ([`crate::lease`]).
+pub fn attach(container: Pid, id: &str) -> Result<()> {
     let mut netlink = Netlink::route()?;
     let bridge = link::find(&mut netlink, BRIDGE)?
         .with_context(|| format!("the bridge {BRIDGE} has gone"))?;
-    let host_end = host_end_name(id);
-    // Owned only once made: a failed request must not delete a link of the same name.
-    link::add_veth(&mut netlink, &host_end, container, &bridge)?;
-    Ok(Attached { host_end })
+    link::add_veth(&mut netlink, &host_end_name(id), container, &bridge)
 }
 // ANCHOR_END: attach
 
@@ -222,17 +220,8 @@ pub fn host_end_name(id: &str) -> String {
     format!("veth{}", &id[..id.len().min(8)])
 }
 
-impl Drop for Attached {
-    fn drop(&mut self) {
-        // The host's end is usually gone already: a veth pair goes with the network
-        // namespace of its other end, and that went with the container's last process.
-        if let Err(error) = delete_host_end(&self.host_end) {
-            eprintln!("byoc: cannot delete {}: {error:#}", self.host_end);
-        }
-    }
-}
-
-/// Deletes a veth's host end if it is still there.
+/// Deletes a veth's host end if it is still there: one whose runtime was killed, and whose
+/// namespace the kernel has not removed yet when the next runtime reclaims its lease.
 fn delete_host_end(name: &str) -> Result<()> {
     let mut netlink = Netlink::route()?;
     let Some(host_end) = link::find(&mut netlink, name)? else {

@@ -175,7 +175,7 @@ mod tests {
         root
     }
 
-    // Recorded on Debian 12 with systemd (pure v2).
+    // Pure v2, as Debian 12 with systemd mounts it (and the kit's test VM, without systemd).
     const V2_MOUNTINFO: &str = "\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 25 22 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -184,7 +184,8 @@ mod tests {
     const V2_CGROUP: &str =
         "0::/user.slice/user-1000.slice/user@1000.service/app.slice/run-u5.scope\n";
 
-    // Recorded on this kit's CI machines (hybrid: v1 controllers, an empty cgroup2).
+    // Recorded on this kit's CI machines (hybrid: v1 controllers, an empty cgroup2), cut
+    // to the controllers the kit reads.
     const HYBRID_MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -205,7 +206,7 @@ mod tests {
 0::/
 ";
 
-    // Recorded on Ubuntu 18.04 (pure v1, cpu and cpuacct mounted together).
+    // Pure v1 with cpu and cpuacct mounted together, as Ubuntu 18.04 and CentOS 7 mount it.
     const V1_MOUNTINFO: &str = "\
 25 24 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:4 - tmpfs tmpfs ro,mode=755
 29 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:10 - cgroup cgroup rw,cpu,cpuacct
