@@ -354,28 +354,6 @@ fn bad_network_options_are_refused_with_one_line_and_nothing_left() {
     }
 }
 
-/// The run failed before the container started, with one line that says `expected`.
-fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
-    assert!(
-        [2, 125].contains(&run.code) && run.stderr.contains(expected),
-        "{}: expected an error with {expected:?}: {}",
-        runtime.name,
-        run.report()
-    );
-    let lines: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{}: one line, not:\n{}",
-        runtime.name,
-        run.stderr
-    );
-}
-
 #[test]
 fn a_subnet_that_overlaps_a_host_route_is_refused() {
     for runtime in root_runtimes() {

@@ -284,25 +284,3 @@ fn the_trace_shows_the_cgroup_made_filled_and_removed() {
         }
     }
 }
-
-/// Asserts that the run failed with one line of error that says `expected`.
-fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
-    assert!(
-        run.code == 125 && run.stderr.contains(expected),
-        "{}: expected an error with {expected:?}: {}",
-        runtime.name,
-        run.report()
-    );
-    let lines: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{}: one line, not:\n{}",
-        runtime.name,
-        run.stderr
-    );
-}

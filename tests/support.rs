@@ -594,6 +594,30 @@ fn new_data_root() -> tempfile::TempDir {
         .expect("a temp dir for the data root")
 }
 
+/// The run failed before the container started (125, the runtime's failure; 2 would be a
+/// usage error), with one line that says `expected` (clap's "For more information" hint
+/// aside).
+pub fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
+    assert!(
+        [2, 125].contains(&run.code) && run.stderr.contains(expected),
+        "{}: expected an error with {expected:?}: {}",
+        runtime.name,
+        run.report()
+    );
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}: one line, not:\n{}",
+        runtime.name,
+        run.stderr
+    );
+}
+
 /// Runs a prepared container command to its end (for at most [`RUN_LIMIT`]) and checks
 /// that it left nothing behind on the host.
 pub fn run_command(runtime: &str, mut command: Command) -> Run {
