@@ -238,7 +238,20 @@ fn write_network_files(root: &Path) -> Result<()> {
 /// built before chapter 7 gets it too.
 fn make_cgroup_mount_point(root: &Path) -> Result<()> {
     let path = root.join("sys/fs/cgroup");
-    fs::create_dir_all(&path).with_context(|| format!("cannot make {path:?}"))
+    if path.is_dir() {
+        return Ok(());
+    }
+    // `sys` is read-only (0555, as on a real system), and an ordinary user who owns the tree
+    // cannot write into it until they lift that for a moment.
+    let sys = root.join("sys");
+    let read_only = fs::metadata(&sys)
+        .with_context(|| format!("cannot read {sys:?}"))?
+        .permissions();
+    fs::set_permissions(&sys, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {sys:?} writable for a moment"))?;
+    let made = fs::create_dir_all(&path).with_context(|| format!("cannot make {path:?}"));
+    fs::set_permissions(&sys, read_only).with_context(|| format!("cannot restore {sys:?}"))?;
+    made
 }
 
 /// Builds the probe as a static program and installs it as `/bin/probe`.
