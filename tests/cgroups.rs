@@ -100,26 +100,70 @@ pub fn left_under(parent: &str, tops: &[PathBuf]) -> Vec<PathBuf> {
     left
 }
 
-/// Fails if the run left a cgroup under its parent; then removes the parent, in every tree.
+/// Fails if the run left a cgroup under its parent. Whatever it left is removed first, with
+/// the parent, in every tree: a failing test must not leave the machine untidy.
 pub fn assert_none_left(parent: &str, tops: &[PathBuf], runtime: &str, report: &str) {
-    let left = left_under(parent, tops);
+    let Removed { left, stuck } = remove_all_under(parent, tops);
     assert!(
         left.is_empty(),
         "{runtime}: the container's cgroup was left behind: {left:?}\n{report}"
     );
-    for top in mounts().iter().chain(tops) {
-        remove_if_there(&top.join(parent));
+    assert!(
+        stuck.is_empty(),
+        "cannot remove the test's cgroups: {stuck:?}"
+    );
+}
+
+/// What [`remove_all_under`] found under a parent, and what it could not remove.
+pub struct Removed {
+    pub left: Vec<PathBuf>,
+    pub stuck: Vec<PathBuf>,
+}
+
+/// Removes the parent and every cgroup under it, in every tree (killing what runs there).
+/// It never panics: a test that is failing already calls it while it unwinds.
+pub fn remove_all_under(parent: &str, tops: &[PathBuf]) -> Removed {
+    let left = left_under(parent, tops);
+    let mut stuck = Vec::new();
+    for cgroup in &left {
+        kill_everything_in(cgroup);
+    }
+    let parents = mounts()
+        .iter()
+        .chain(tops)
+        .map(|top| top.join(parent))
+        .collect::<Vec<_>>();
+    for dir in left.iter().chain(&parents) {
+        if !removed_when_empty(dir) {
+            stuck.push(dir.clone());
+        }
+    }
+    Removed { left, stuck }
+}
+
+/// SIGKILL to every process listed in a cgroup.
+fn kill_everything_in(cgroup: &Path) {
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs
+        .lines()
+        .filter_map(|line| line.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 
-/// `rmdir`, for a cgroup that may never have been made.
-fn remove_if_there(dir: &Path) {
-    if let Err(error) = std::fs::remove_dir(dir) {
-        assert!(
-            error.kind() == std::io::ErrorKind::NotFound,
-            "cannot remove the test's cgroup parent {dir:?}: {error}"
-        );
+/// `rmdir`, retried for 5 s while the cgroup's last processes finish dying; one that was
+/// never made is no error. False if it is still there.
+fn removed_when_empty(dir: &Path) -> bool {
+    for _ in 0..250 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
     }
+    false
 }
 
 /// The cgroup2 tree's mount point.

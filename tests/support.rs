@@ -832,10 +832,13 @@ impl Waiting {
 }
 
 impl Drop for Waiting {
-    /// A test that fails half-way must not leave a container running.
+    /// A test that fails half-way must not leave a container running, nor its cgroup.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             kill_group(&mut self.child);
+        }
+        if let Some(parent) = &self.cgroup_parent {
+            cgroups::remove_all_under(parent, &[]);
         }
     }
 }
@@ -1343,6 +1346,9 @@ impl Drop for Started {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             kill_group(&mut self.child);
+        }
+        if let Some(parent) = &self.cgroup_parent {
+            cgroups::remove_all_under(parent, &[]);
         }
     }
 }
