@@ -154,7 +154,7 @@ fn populate(root: &Path, busybox: &Path) -> Result<()> {
     for (dir, mode) in [
         ("dev", 0o755),
         ("proc", 0o555),
-        ("sys", 0o555),
+        ("sys", 0o755),
         ("tmp", 0o1777),
         ("root", 0o700),
         (".oldroot", 0o700),
@@ -237,21 +237,14 @@ fn write_network_files(root: &Path) -> Result<()> {
 /// never writes the root filesystem to make the directory. Made when missing, so a tree
 /// built before chapter 7 gets it too.
 fn make_cgroup_mount_point(root: &Path) -> Result<()> {
-    let path = root.join("sys/fs/cgroup");
-    if path.is_dir() {
-        return Ok(());
-    }
-    // `sys` is read-only (0555, as on a real system), and an ordinary user who owns the tree
-    // cannot write into it until they lift that for a moment.
+    // `sys` must stay writable for its owner: with a directory in it, an ordinary user could
+    // not remove the tree (or a staged copy of it) otherwise. A tree built before chapter 7
+    // had it read-only.
     let sys = root.join("sys");
-    let read_only = fs::metadata(&sys)
-        .with_context(|| format!("cannot read {sys:?}"))?
-        .permissions();
     fs::set_permissions(&sys, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {sys:?} writable for a moment"))?;
-    let made = fs::create_dir_all(&path).with_context(|| format!("cannot make {path:?}"));
-    fs::set_permissions(&sys, read_only).with_context(|| format!("cannot restore {sys:?}"))?;
-    made
+        .with_context(|| format!("cannot make {sys:?} writable for its owner"))?;
+    let path = sys.join("fs/cgroup");
+    fs::create_dir_all(&path).with_context(|| format!("cannot make {path:?}"))
 }
 
 /// Builds the probe as a static program and installs it as `/bin/probe`.
