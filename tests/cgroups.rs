@@ -179,6 +179,26 @@ fn v2_mount() -> PathBuf {
         .expect("a cgroup2 mount")
 }
 
+/// Whether this process, run by an ordinary user, is in a cgroup delegated to that user (on a
+/// systemd desktop, a terminal's cgroup under `user@UID.service` is): the runtime then keeps
+/// limits for them, as `cgroup::locate` decides.
+pub fn running_in_own_delegated_cgroup() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 || version() != "v2" {
+        return false;
+    }
+    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(own) = membership
+        .lines()
+        .find_map(|line| line.strip_prefix("0::/"))
+    else {
+        return false;
+    };
+    std::fs::metadata(v2_mount().join(own)).is_ok_and(|meta| meta.uid() == me)
+}
+
 /// A subtree of the v2 tree handed to an ordinary user, as systemd hands `user@UID.service`
 /// to each user (`Delegate=yes`): the directory and the files that let its owner make
 /// cgroups under it, move processes between them and hand controllers down belong to the

@@ -185,7 +185,7 @@ pub enum Need {
 
 impl Need {
     /// Why the need is not met here, or `None` when it is.
-    fn unmet(self) -> Option<String> {
+    pub fn unmet(self) -> Option<String> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let setting = |path: &str| {
