@@ -55,9 +55,23 @@ fn enable_controllers(dir: &Path) -> Result<()> {
             && !enabled.split_whitespace().any(|c| c == **name)
     });
     for name in missing {
-        cgroupfs::write(dir, "cgroup.subtree_control", &format!("+{name}"))?;
+        let enabled = cgroupfs::write(dir, "cgroup.subtree_control", &format!("+{name}"));
+        enabled.map_err(|error| explain_handing_down(error, dir))?;
     }
     Ok(())
+}
+
+/// v2's one rule that bites here: a cgroup with processes of its own hands no controller
+/// down (the root excepted). The runtime's own cgroup can be such a top.
+fn explain_handing_down(error: SyscallError, dir: &Path) -> anyhow::Error {
+    match error.errno {
+        Errno::EBUSY => anyhow::anyhow!(
+            "{error}: {dir:?} has processes of its own (the runtime's, perhaps), and cgroup v2 \
+             hands controllers down only from a cgroup without any: run the runtime in a \
+             cgroup below it, as systemd-run --user --scope does (book 7.6)"
+        ),
+        _ => error.into(),
+    }
 }
 
 impl Cgroup for V2 {
