@@ -130,6 +130,31 @@ fn the_container_sees_its_own_cgroup_as_the_root_and_its_own_limits() {
 }
 
 #[test]
+fn memory_and_swap_together_are_limited_where_the_kernel_counts_swap() {
+    for runtime in root_runtimes() {
+        let limits = ["--memory", "64m", "--memory-swap", "128m"];
+        let run = runtime.run(&options(&limits), &["probe", "cgroup"]);
+        if run.code == 125 {
+            // A kernel that does not count swap: the limit is refused, never dropped.
+            assert_one_line_error(&runtime, &run, "this kernel does not count swap");
+            report_figure(&format!(
+                "{}: this kernel does not count swap",
+                runtime.name
+            ));
+            continue;
+        }
+        run.expect_success();
+        assert_eq!(run.value("memory limit"), "67108864", "{}", run.report());
+        assert_eq!(
+            run.value("memory+swap limit"),
+            "134217728",
+            "{}",
+            run.report()
+        );
+    }
+}
+
+#[test]
 fn bad_limits_are_refused_in_one_line_and_nothing_is_made() {
     let cases: [(&[&str], &str); 8] = [
         (&["--memory", "0"], "too little memory"),

@@ -696,6 +696,39 @@ fn cgroup() {
         no_limit_as_max(cpu.map(|cpu| cpu.replace("-1/", "max/")))
     );
     println!("pids limit: {}", no_limit_as_max(pids));
+    println!("memory+swap limit: {}", memory_and_swap_limit(v2));
+}
+
+/// Memory and swap together, as docker's `--memory-swap` counts them: v1 has that figure
+/// (`memory.memsw.limit_in_bytes`); v2 counts swap apart (`memory.swap.max`), so the two
+/// are added. `none` where the kernel does not count swap.
+fn memory_and_swap_limit(v2: bool) -> String {
+    let read = |path: &str| {
+        fs::read_to_string(path)
+            .map(|text| text.trim().to_string())
+            .ok()
+    };
+    let (memory, swap) = if v2 {
+        (
+            read("/sys/fs/cgroup/memory.max"),
+            read("/sys/fs/cgroup/memory.swap.max"),
+        )
+    } else {
+        (
+            Some("0".to_string()),
+            read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+        )
+    };
+    let Some(swap) = swap else {
+        return "none (swap is not counted)".to_string();
+    };
+    match (
+        memory.and_then(|m| m.parse::<u64>().ok()),
+        swap.parse::<u64>(),
+    ) {
+        (Some(memory), Ok(swap)) if swap < 1 << 62 => (memory + swap).to_string(),
+        _ => "max".to_string(),
+    }
 }
 
 /// v2 says `max` where there is no limit; v1 says -1 for CPU and a huge number for memory.
