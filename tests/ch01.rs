@@ -348,3 +348,32 @@ fn under_dash_t_a_resized_terminal_is_resized_inside() {
         assert!(shown.contains("33 77"), "{}: {shown}", runtime.name);
     }
 }
+
+#[test]
+fn a_root_filesystem_behind_a_closed_directory_says_so() {
+    if !byoc_tests::meets(&[byoc_tests::Need::Root, byoc_tests::Need::UnprivilegedUser]) {
+        return;
+    }
+    for runtime in from_chapter(1)
+        .into_iter()
+        .filter(|runtime| runtime.rootless.is_none())
+    {
+        let user = byoc_tests::test_user().expect("a test user");
+        let closed = byoc_tests::host_temp_dir();
+        let rootfs = closed.path().join("rootfs");
+        std::fs::create_dir(&rootfs).expect("make a root filesystem directory");
+        let mut command = std::process::Command::new(&runtime.path);
+        command
+            .args(["run", "--rootfs"])
+            .arg(&rootfs)
+            .args(["--", "true"]);
+        std::os::unix::process::CommandExt::uid(&mut command, user.uid);
+        std::os::unix::process::CommandExt::gid(&mut command, user.gid);
+        let run = run_command(&runtime.name, command);
+        run.expect_code(125);
+        assert_one_error_line(
+            &run,
+            "cannot be reached: a directory on its path is closed to you",
+        );
+    }
+}

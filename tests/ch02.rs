@@ -2,6 +2,10 @@
 //! Runs against chapter 2's binary and every later one, unless a test says otherwise.
 
 use std::collections::BTreeSet;
+use std::path::Path;
+
+use byoc_tests::hostile::HostileRoot;
+use byoc_tests::{assert_one_line_error, Runtime};
 
 use byoc_tests::mount_table;
 use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, from_chapter_as_root};
@@ -173,16 +177,79 @@ fn tmp_is_a_fresh_tmpfs_that_does_not_reach_the_root_filesystem() {
 }
 
 #[test]
-fn the_old_root_is_detached_and_empty() {
-    for runtime in from_chapter(2) {
-        let run = runtime.run(&[], &["sh", "-c", "ls -A /.oldroot | wc -l"]);
+fn the_root_filesystem_is_not_written() {
+    for runtime in from_chapter_as_root(2) {
+        let root = HostileRoot::new();
+        let before = root.top_names();
+        let run = root.run(&runtime, no_network(&runtime), &["true"]);
         run.expect_success();
         assert_eq!(
-            run.stdout.trim(),
-            "0",
-            "{}: /.oldroot must be empty",
+            root.top_names(),
+            before,
+            "{}: the runtime made something in the root filesystem (an old root's mount point?)",
             runtime.name
         );
+    }
+}
+
+/// `--net none` where the runtime has networks (chapter 6 on): these tests are about the root.
+fn no_network(runtime: &Runtime) -> &'static [&'static str] {
+    match runtime.chapter {
+        6.. => &["--net", "none"],
+        _ => &[],
+    }
+}
+
+/// The ways a runtime sets up `/dev`: with `mknod`, and from chapter 5 in a user namespace,
+/// by bind-mounting the host's devices.
+fn dev_variants(runtime: &Runtime) -> Vec<Vec<&'static str>> {
+    let plain = no_network(runtime).to_vec();
+    let mut variants = vec![plain.clone()];
+    if runtime.chapter >= 5 {
+        variants.push([plain, vec!["--userns"]].concat());
+    }
+    variants
+}
+
+#[test]
+fn a_symlink_at_a_mount_point_never_leads_out_of_the_root_filesystem() {
+    for runtime in from_chapter_as_root(2) {
+        for options in dev_variants(&runtime) {
+            for point in ["dev", "tmp"] {
+                let root = HostileRoot::new();
+                // Absolute, and relative with more `..` than the root has above it.
+                let climbing = Path::new("../../../../../../..")
+                    .join(root.victim.strip_prefix("/").expect("an absolute victim"));
+                for target in [root.victim.clone(), climbing] {
+                    root.symlink(point, &target);
+                    let run = root.run(&runtime, &options, &["true"]);
+                    root.assert_victim_unchanged(&runtime, &run);
+                    let named = format!("/{point} in the root filesystem");
+                    assert_one_line_error(&runtime, &run, &named);
+                    assert!(run.stderr.contains("is a symlink to"), "{}", run.report());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_symlink_to_slash_at_dev_makes_nothing_in_the_hosts_root() {
+    for runtime in from_chapter_as_root(2) {
+        for options in dev_variants(&runtime) {
+            let root = HostileRoot::new();
+            root.symlink("dev", Path::new("/"));
+            let (run, seen) = root.run_with_a_stand_in_host_root(&runtime, &options, &["true"]);
+            assert_eq!(
+                seen.after,
+                seen.before,
+                "{}: the runtime made files in the host's /\n{}",
+                runtime.name,
+                run.report()
+            );
+            assert_eq!(seen.options_after, seen.options_before, "{}", run.report());
+            assert_one_line_error(&runtime, &run, "leads back to the root itself");
+        }
     }
 }
 
@@ -225,17 +292,13 @@ fn the_trace_tells_the_story_of_a_run() {
 fn what_the_container_sees() {
     for runtime in runtimes(2..=2) {
         let devices = runtime.run(&[], &["probe", "dev"]);
-        let tmp = runtime.run(
-            &[],
-            &[
-                "sh",
-                "-c",
-                "echo note > /tmp/note; ls /tmp; ls -A /.oldroot",
-            ],
-        );
+        let tmp = runtime.run(&[], &["sh", "-c", "echo note > /tmp/note; ls /tmp"]);
         let text = transcript(&[
             ("--rootfs rootfs/busybox -- probe dev", &devices),
-            ("--rootfs rootfs/busybox -- sh -c 'echo note > /tmp/note; ls /tmp; ls -A /.oldroot'", &tmp),
+            (
+                "--rootfs rootfs/busybox -- sh -c 'echo note > /tmp/note; ls /tmp'",
+                &tmp,
+            ),
         ]);
         transcript_settings().bind(|| insta::assert_snapshot!("ch02_container_view", text));
     }

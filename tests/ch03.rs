@@ -241,3 +241,18 @@ fn a_root_filesystem_without_proc_is_refused_before_anything_starts() {
         assert!(run.stderr.contains("has no /proc"), "{}", run.report());
     }
 }
+
+#[test]
+fn a_symlink_at_proc_never_leads_the_procfs_out_of_the_root_filesystem() {
+    for runtime in byoc_tests::from_chapter_as_root(3) {
+        let root = byoc_tests::hostile::HostileRoot::new();
+        root.symlink("proc", &root.victim.join("inner"));
+        let options: &[&str] = match runtime.chapter {
+            6.. => &["--net", "none"],
+            _ => &[],
+        };
+        let run = root.run(&runtime, options, &["true"]);
+        root.assert_victim_unchanged(&runtime, &run);
+        byoc_tests::assert_one_line_error(&runtime, &run, "/proc in the root filesystem");
+    }
+}

@@ -419,3 +419,41 @@ fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
         );
     }
 }
+
+#[test]
+fn maps_that_leave_the_containers_root_unmapped_are_refused_in_one_line() {
+    for runtime in from_chapter_as_root(5) {
+        let network: &[&str] = if runtime.chapter >= 6 {
+            &["--net", "none"]
+        } else {
+            &[]
+        };
+        for map in ["--uid-map", "--gid-map"] {
+            let options = [network, &[map, "1:100000:65536"]].concat();
+            let run = runtime.run(&options, &["true"]);
+            byoc_tests::assert_one_line_error(&runtime, &run, "leaves the container's root");
+            assert!(run.stderr.contains(map), "{}", run.report());
+        }
+    }
+}
+
+#[test]
+fn a_map_given_alone_and_refused_for_the_other_kind_says_it_stood_for_both() {
+    for runtime in rootless_from_chapter(5) {
+        let user = user();
+        if user.uid == user.gid {
+            // The same number: the reused map is the right one for both, and nothing fails.
+            byoc_tests::not_run("the test user's uid and gid are the same number");
+            return;
+        }
+        let uid_map = format!("0:{}:1", user.uid);
+        let run = runtime.run_as(&user, &["--uid-map", &uid_map], &["true"]);
+        let fix = format!("(give --gid-map 0:{}:1)", user.gid);
+        byoc_tests::assert_one_line_error(&runtime, &run, &fix);
+        assert!(
+            run.stderr.contains("no --gid-map was given"),
+            "{}",
+            run.report()
+        );
+    }
+}

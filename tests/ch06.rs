@@ -496,3 +496,29 @@ fn network_trace_filters() -> insta::Settings {
     settings.add_filter(r#"nameserver [^"\n]*"#, "nameserver [HOST'S]");
     settings
 }
+
+#[test]
+fn the_containers_own_files_are_never_mounted_through_a_symlink_or_on_a_fifo() {
+    for runtime in from_chapter_as_root(6) {
+        let root = hostile::HostileRoot::new();
+        root.symlink("etc/hosts", &root.victim.join("file"));
+        let run = root.run(&runtime, &["--net", "bridge"], &["true"]);
+        root.assert_victim_unchanged(&runtime, &run);
+        assert_one_line_error(&runtime, &run, "/etc/hosts in the root filesystem");
+        assert!(run.stderr.contains("is a symlink to"), "{}", run.report());
+
+        let root = hostile::HostileRoot::new();
+        root.fifo("etc/resolv.conf");
+        let run = root.run(&runtime, &["--net", "bridge"], &["true"]);
+        assert_one_line_error(&runtime, &run, "/etc/resolv.conf in the root filesystem");
+        assert!(run.stderr.contains("is a FIFO"), "{}", run.report());
+    }
+}
+
+#[test]
+fn a_host_port_published_twice_is_refused_in_one_line() {
+    for runtime in from_chapter(6) {
+        let run = runtime.run(&["-p", "8080:80", "-p", "8080:80"], &["true"]);
+        assert_one_line_error(&runtime, &run, "publish the same host port 8080");
+    }
+}

@@ -320,3 +320,22 @@ fn the_trace_shows_the_cgroup_made_filled_and_removed() {
         }
     }
 }
+
+#[test]
+fn a_symlink_at_sys_fs_cgroup_never_leads_the_cgroup_view_out_of_the_root_filesystem() {
+    for runtime in from_chapter_as_root(7) {
+        let root = hostile::HostileRoot::new();
+        root.symlink("sys/fs/cgroup", &root.victim);
+        let run = root.run(&runtime, &options(&["--pids-limit", "100"]), &["true"]);
+        root.assert_victim_unchanged(&runtime, &run);
+        run.expect_success();
+
+        // Aimed at `/`: a stand-in for the host's, which must gain nothing and stay writable.
+        let root = hostile::HostileRoot::new();
+        root.symlink("sys/fs/cgroup", std::path::Path::new("/"));
+        let limit = options(&["--pids-limit", "100"]);
+        let (run, seen) = root.run_with_a_stand_in_host_root(&runtime, &limit, &["true"]);
+        assert_eq!(seen.after, seen.before, "{}", run.report());
+        assert_eq!(seen.options_after, seen.options_before, "{}", run.report());
+    }
+}

@@ -28,6 +28,9 @@ pub fn ensure() -> Result<PathBuf> {
     if !target.join(COMPLETE_MARKER).exists() {
         build_tree(&target)?;
     }
+    // Trees built before chapter 2 pivoted with pivot_root(".", ".") have an empty
+    // /.oldroot: no chapter writes or needs it now.
+    let _ = fs::remove_dir(target.join(".oldroot"));
     write_network_files(&target)?;
     make_cgroup_mount_point(&target)?;
     install_probe(&target)?;
@@ -149,15 +152,13 @@ fn populate(root: &Path, busybox: &Path) -> Result<()> {
     ] {
         fs::create_dir_all(root.join(dir))?;
     }
-    // Empty mount points: chapters mount a fresh /dev, /proc, /sys and /tmp here, and
-    // chapter 2 parks the old root on /.oldroot while it detaches it.
+    // Empty mount points: chapters mount a fresh /dev, /proc, /sys and /tmp here.
     for (dir, mode) in [
         ("dev", 0o755),
         ("proc", 0o555),
         ("sys", 0o755),
         ("tmp", 0o1777),
         ("root", 0o700),
-        (".oldroot", 0o700),
     ] {
         let path = root.join(dir);
         fs::create_dir_all(&path)?;

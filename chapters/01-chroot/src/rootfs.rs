@@ -7,14 +7,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::unistd;
 
+use crate::inroot::RootDir;
 use crate::trace;
 
 /// Checks that the root filesystem exists and is not the host's own `/`, before anything is
 /// started, and returns its absolute path (later chapters mount it, and mounts want
 /// absolute paths).
 pub fn check(rootfs: &Path) -> Result<PathBuf> {
-    let absolute = rootfs.canonicalize().with_context(|| {
-        format!("root filesystem {rootfs:?} not found (build one with `cargo xtask rootfs`)")
+    let absolute = rootfs.canonicalize().map_err(|error| match error.kind() {
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "root filesystem {rootfs:?} cannot be reached: a directory on its path is closed to \
+             you ({error})"
+        ),
+        _ => anyhow::anyhow!(
+            "root filesystem {rootfs:?} not found (build one with `cargo xtask rootfs`): {error}"
+        ),
     })?;
     if !absolute.is_dir() {
         bail!("root filesystem {rootfs:?} is not a directory");
@@ -40,15 +47,18 @@ fn is_host_root(dir: &Path) -> Result<bool> {
     Ok((this.dev(), this.ino()) == (root.dev(), root.ino()))
 }
 
-/// Checks that `rootfs` has the directory `name` for a later step to mount on: a missing
-/// one would only show up as a bare ENOENT from `mount` in the middle of the set-up.
+/// Checks that `rootfs` has the directory `name` for a later step to mount on, looked up
+/// inside the root as the set-up will look it up (book 2.5): a missing one, or a symlink that
+/// leads nowhere inside the root, would only show up in the middle of the set-up.
 pub fn check_mount_point(rootfs: &Path, name: &str) -> Result<()> {
-    if !rootfs.join(name).is_dir() {
+    let root = RootDir::open_for_checks(rootfs)?;
+    if root.is_missing(name) {
         bail!(
             "your root filesystem {rootfs:?} has no /{name} to mount the container's /{name} \
              on (build one with `cargo xtask rootfs`)"
         );
     }
+    root.find_dir(name)?;
     Ok(())
 }
 

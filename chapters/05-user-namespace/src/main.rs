@@ -16,10 +16,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chapter05::idmap::IdMap;
 use chapter05::root::{self, RootPlan};
-use chapter05::spec::{Process, Root, Spec, UserNamespace};
+use chapter05::spec::{Process, Root, Spec};
 use chapter05::sync::ChildEnd;
 use chapter05::terminal::Stdio;
-use chapter05::userns::{self, Ids};
+use chapter05::userns;
 use chapter05::{cli, command, devices, init, mounts, process, procfs, spawn, trace, uts};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
@@ -88,7 +88,7 @@ impl TryFrom<RunArgs> for Spec {
             || !args.gid_maps.is_empty()
             || !Uid::effective().is_root();
         let user_namespace = if wanted {
-            Some(user_namespace(&args.uid_maps, &args.gid_maps)?)
+            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
         } else {
             None
         };
@@ -100,19 +100,6 @@ impl TryFrom<RunArgs> for Spec {
             user_namespace,
         })
     }
-}
-
-/// The maps, checked: the ones given (one kind given stands for both), or the defaults.
-fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
-    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
-        (false, true) => (uid_maps, uid_maps),
-        (true, false) => (gid_maps, gid_maps),
-        _ => (uid_maps, gid_maps),
-    };
-    Ok(UserNamespace {
-        uid_mappings: userns::maps_for(Ids::User, uids)?,
-        gid_mappings: userns::maps_for(Ids::Group, gids)?,
-    })
 }
 
 /// The namespaces a container gets: chapter 4's, and a user namespace if the spec has one.
@@ -182,7 +169,7 @@ fn child(
     };
     // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount;
     // and a root filesystem the container's root cannot reach is refused there too.
-    root::prepare(&plan)
+    let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
             userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
@@ -190,7 +177,10 @@ fn child(
     // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
     // where a whole one is already visible in the mount namespace, and the host's /proc is
     // gone once the old root is detached.
-    procfs::mount_proc(&plan.rootfs.join("proc"))?;
+    procfs::mount_proc(&root.find_dir("proc")?.path())?;
+    // Closed before the old root goes: no descriptor of the host's tree may reach the
+    // container.
+    drop(root);
     mounts::pivot_root(&plan.rootfs)?;
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;

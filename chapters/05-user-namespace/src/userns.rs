@@ -38,6 +38,14 @@ impl Ids {
         }
     }
 
+    /// The option that gives a map of this kind.
+    fn flag(self) -> &'static str {
+        match self {
+            Ids::User => "--uid-map",
+            Ids::Group => "--gid-map",
+        }
+    }
+
     fn helper(self) -> &'static str {
         match self {
             Ids::User => "newuidmap",
@@ -100,6 +108,63 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
     let kind = ids.map_file().trim_end_matches("_map");
     idmap::check_maps(kind, &maps, allowed.as_ref())?;
     Ok(maps)
+}
+
+/// The maps of a run, checked: the ones given (one kind given alone stands for both, as the
+/// map of the other kind too), or the defaults. The container's first process is root in
+/// it, so both maps must cover id 0.
+pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
+    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
+        (false, true) => (uid_maps, uid_maps),
+        (true, false) => (gid_maps, gid_maps),
+        _ => (uid_maps, gid_maps),
+    };
+    let uid_mappings = maps_for(Ids::User, uids)
+        .map_err(|error| explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps))?;
+    let gid_mappings = maps_for(Ids::Group, gids)
+        .map_err(|error| explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps))?;
+    check_root_is_mapped(Ids::User, &uid_mappings)?;
+    check_root_is_mapped(Ids::Group, &gid_mappings)?;
+    Ok(UserNamespace {
+        uid_mappings,
+        gid_mappings,
+    })
+}
+
+/// A map refused for the kind it was not given for says so, and what to give instead.
+fn explain_reuse(error: anyhow::Error, ids: Ids, missing: bool, other: &[IdMap]) -> anyhow::Error {
+    let (Some(reused), true) = (other.first(), missing) else {
+        return error;
+    };
+    let (flag, other_flag) = match ids {
+        Ids::User => (Ids::User.flag(), Ids::Group.flag()),
+        Ids::Group => (Ids::Group.flag(), Ids::User.flag()),
+    };
+    let own = ids.own();
+    let fix = format!("{}:{own}:1", reused.container);
+    let reused = as_option(reused);
+    error.context(format!(
+        "no {flag} was given, so {other_flag} {reused} stands for it too (give {flag} {fix})"
+    ))
+}
+
+/// Refuses maps that leave the container's root unmapped: its first process runs as id 0.
+fn check_root_is_mapped(ids: Ids, maps: &[IdMap]) -> Result<()> {
+    if maps.iter().any(|map| map.container == 0) {
+        return Ok(());
+    }
+    let flag = ids.flag();
+    let given: Vec<String> = maps.iter().map(as_option).collect();
+    bail!(
+        "{flag} {} leaves the container's root (id 0) unmapped, and the container's first \
+         process runs as root: map id 0 too (for example {flag} 0:100000:65536)",
+        given.join(",")
+    )
+}
+
+/// A map as the command line writes it: `CONTAINER:HOST:SIZE`.
+fn as_option(map: &IdMap) -> String {
+    format!("{}:{}:{}", map.container, map.host, map.size)
 }
 
 // ANCHOR: write_maps

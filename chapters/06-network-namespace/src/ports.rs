@@ -87,6 +87,7 @@ pub struct Published {
 /// Listens on every host port, before anything else is made: a port already in use fails
 /// the run here, with nothing to undo.
 pub fn listen(mappings: &[PortMapping]) -> Result<Vec<Published>> {
+    check_each_host_port_once(mappings)?;
     mappings
         .iter()
         .map(|mapping| {
@@ -99,6 +100,27 @@ pub fn listen(mappings: &[PortMapping]) -> Result<Vec<Published>> {
             })
         })
         .collect()
+}
+
+/// A host port can lead to one container port only: a second `-p` for it would otherwise
+/// be refused by the kernel as "in use", which blames the host for the command line.
+fn check_each_host_port_once(mappings: &[PortMapping]) -> Result<()> {
+    for (index, mapping) in mappings.iter().enumerate() {
+        let earlier = mappings[..index].iter().find(|other| {
+            let any = Ipv4Addr::UNSPECIFIED;
+            let same_address =
+                other.host_ip == mapping.host_ip || other.host_ip == any || mapping.host_ip == any;
+            same_address && other.host_port == mapping.host_port
+        });
+        if let Some(other) = earlier {
+            bail!(
+                "-p {mapping} and -p {other} publish the same host port {}: each host port \
+                 can lead to one container port",
+                mapping.host_port
+            );
+        }
+    }
+    Ok(())
 }
 
 fn explain_bind(error: io::Error, mapping: &PortMapping) -> Error {
@@ -189,6 +211,26 @@ pub fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_port_is_published_once() {
+        let mappings = |texts: &[&str]| -> Vec<PortMapping> {
+            texts.iter().map(|text| text.parse().unwrap()).collect()
+        };
+        for twice in [
+            &["8080:80", "8080:80"][..],
+            &["8080:80", "8080:81"],
+            &["127.0.0.1:8080:80", "8080:81"],
+        ] {
+            let error = check_each_host_port_once(&mappings(twice)).unwrap_err();
+            assert!(
+                error.to_string().contains("the same host port 8080"),
+                "{error}"
+            );
+        }
+        let apart = mappings(&["127.0.0.1:8080:80", "127.0.0.2:8080:80", "8081:80"]);
+        assert!(check_each_host_port_once(&apart).is_ok());
+    }
 
     #[test]
     fn mappings_are_read_like_dockers() {

@@ -18,6 +18,7 @@ use nix::mount::MsFlags;
 use nix::sched::{unshare, CloneFlags};
 
 use crate::hierarchy::Hierarchy;
+use crate::inroot::RootDir;
 use crate::{mounts, trace};
 
 /// The cgroup namespace: from now on, this process's cgroup is `/` to it and its children.
@@ -28,33 +29,43 @@ pub fn enter_cgroup_namespace() -> Result<()> {
 }
 
 // ANCHOR: mount_cgroup_fs
-/// Mounts the container's part of the cgroup tree, read-only, at `sys/fs/cgroup` under
-/// `rootfs`: one `cgroup2` on v2; on v1 a small tmpfs with each controller's tree in it.
-pub fn mount_cgroup_fs(rootfs: &Path, hierarchy: &Hierarchy) -> Result<()> {
-    let target = rootfs.join("sys/fs/cgroup");
-    if !target.is_dir() {
+/// Mounts the container's part of the cgroup tree, read-only, at `/sys/fs/cgroup` in the
+/// root: one `cgroup2` on v2; on v1 a small tmpfs with each controller's tree in it. The
+/// mount point is found inside the root (book 2.5), so a symlink there cannot aim it at the
+/// host's tree.
+pub fn mount_cgroup_fs(root: &RootDir, hierarchy: &Hierarchy) -> Result<()> {
+    let Some(target) = root.find_dir_if_present("sys/fs/cgroup")? else {
         trace::say(format_args!(
-            "no {target:?} in the root filesystem: no cgroup view inside"
+            "no /sys/fs/cgroup in the root filesystem: no cgroup view inside"
         ));
         return Ok(());
-    }
+    };
     let read_only = MsFlags::MS_RDONLY | safe_flags();
     match hierarchy {
         Hierarchy::V2 { .. } => {
             let source = Path::new("cgroup2");
-            mounts::mount(Some(source), &target, Some("cgroup2"), read_only, None)
+            mounts::mount(
+                Some(source),
+                &target.path(),
+                Some("cgroup2"),
+                read_only,
+                None,
+            )
         }
         Hierarchy::V1 { controllers } => {
             let tmpfs = Path::new("tmpfs");
+            let flags = safe_flags();
             mounts::mount(
                 Some(tmpfs),
-                &target,
+                &target.path(),
                 Some("tmpfs"),
-                safe_flags(),
+                flags,
                 Some("mode=755"),
             )?;
+            // Looked up again: the new tmpfs, empty, where the names made are ours.
+            let view = root.find_dir("sys/fs/cgroup")?;
             for (dir, options) in v1_trees(controllers) {
-                let point = target.join(&dir);
+                let point = view.path().join(&dir);
                 std::fs::create_dir(&point)?;
                 let source = Path::new("cgroup");
                 mounts::mount(
@@ -66,7 +77,7 @@ pub fn mount_cgroup_fs(rootfs: &Path, hierarchy: &Hierarchy) -> Result<()> {
                 )?;
             }
             let remount = MsFlags::MS_REMOUNT | read_only;
-            mounts::mount(None, &target, None, remount, Some("mode=755"))
+            mounts::mount(None, &view.path(), None, remount, Some("mode=755"))
         }
     }
 }

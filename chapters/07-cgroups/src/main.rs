@@ -23,11 +23,11 @@ use chapter07::limits::{Bytes, Cpus, Limits, Swap};
 use chapter07::network::{self, Inside, Joined};
 use chapter07::ports::{self, Dialer, PortMapping};
 use chapter07::root::{self, RootPlan};
-use chapter07::spec::{Network, NetworkMode, Process, Root, Spec, UserNamespace};
+use chapter07::spec::{Network, NetworkMode, Process, Root, Spec};
 use chapter07::subnet::{Subnet, DEFAULT_SUBNET};
 use chapter07::sync::ChildEnd;
 use chapter07::terminal::Stdio;
-use chapter07::userns::{self, Ids};
+use chapter07::userns;
 use chapter07::{cli, command, dataroot, devices, dialer, init, inside, mounts, process};
 use chapter07::{procfs, spawn, trace, uts};
 use clap::{Args, Subcommand, ValueEnum};
@@ -145,7 +145,7 @@ impl TryFrom<RunArgs> for Spec {
             || !args.gid_maps.is_empty()
             || !Uid::effective().is_root();
         let user_namespace = if wanted {
-            Some(user_namespace(&args.uid_maps, &args.gid_maps)?)
+            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
         } else {
             None
         };
@@ -196,19 +196,6 @@ fn parse_cgroup_parent(text: &str) -> Result<PathBuf> {
         bail!("{text:?} is not a cgroup parent: give a relative path such as byoc or ci/byoc, without ..");
     }
     Ok(path)
-}
-
-/// The maps, checked: the ones given (one kind given stands for both), or the defaults.
-fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
-    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
-        (false, true) => (uid_maps, uid_maps),
-        (true, false) => (gid_maps, gid_maps),
-        _ => (uid_maps, gid_maps),
-    };
-    Ok(UserNamespace {
-        uid_mappings: userns::maps_for(Ids::User, uids)?,
-        gid_mappings: userns::maps_for(Ids::Group, gids)?,
-    })
 }
 
 /// The network asked for, checked: what cannot work is refused before anything is made.
@@ -423,18 +410,21 @@ fn child(
         rootfs: spec.root.path.clone(),
         make_device,
     };
-    root::prepare(&plan)
+    let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
             userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
         })?;
     if let Some(files) = files {
-        network::mount_container_files(files, &plan.rootfs)?;
+        network::mount_container_files(files, &root)?;
     }
     if let Some(hierarchy) = cgroup_view {
-        inside::mount_cgroup_fs(&plan.rootfs, hierarchy)?;
+        inside::mount_cgroup_fs(&root, hierarchy)?;
     }
-    procfs::mount_proc(&plan.rootfs.join("proc"))?;
+    procfs::mount_proc(&root.find_dir("proc")?.path())?;
+    // Closed before the old root goes: no descriptor of the host's tree may reach the
+    // container.
+    drop(root);
     mounts::pivot_root(&plan.rootfs)?;
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod command;
 pub mod exit;
+pub mod inroot;
 pub mod process;
 pub mod rootfs;
 pub mod spec;

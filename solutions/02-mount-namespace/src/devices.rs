@@ -8,6 +8,7 @@ use nix::fcntl::AT_FDCWD;
 use nix::mount::MsFlags;
 use nix::sys::stat::{self, FchmodatFlags, Mode, SFlag};
 
+use crate::inroot::RootDir;
 use crate::mounts;
 use crate::trace;
 
@@ -60,14 +61,18 @@ pub const DEVICES: [Device; 6] = [
 pub type MakeDevice = fn(&Path, &Device) -> Result<()>;
 
 // ANCHOR: populate
-/// Mounts a tmpfs on `dev` and puts each device file in it with `make_device`.
-pub fn populate(dev: &Path, make_device: MakeDevice) -> Result<()> {
+/// Mounts a tmpfs on the root's `/dev` and puts each device file in it with `make_device`.
+pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
     // Not MS_NODEV, which is what /tmp gets: device files on a nodev mount cannot be opened.
-    mounts::mount_tmpfs(dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "mode=755")?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    mounts::mount_tmpfs(&root.find_dir("dev")?.path(), flags, "mode=755")?;
+    // Looked up again: the descriptor found before the mount is the directory under the
+    // tmpfs. This one is the tmpfs, new and empty, so the names made in it are ours.
+    let dev = root.find_dir("dev")?;
     for device in &DEVICES {
-        make_device(&dev.join(device.name), device)?;
+        make_device(&dev.path().join(device.name), device)?;
     }
-    Ok(())
+    mount_devpts(&dev.path())
 }
 
 /// Creates one character device file, readable and writable by everyone.

@@ -11,9 +11,6 @@ use nix::unistd;
 
 use crate::trace;
 
-/// Where the old root is parked, inside the new root, until it is detached.
-pub const OLD_ROOT: &str = ".oldroot";
-
 /// `mount(2)`, narrated. `None` is C's `NULL`.
 pub fn mount(
     source: Option<&Path>,
@@ -78,23 +75,21 @@ pub fn mount_tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<()> {
 
 // ANCHOR: pivot
 /// Makes `new_root` the root of this mount namespace and detaches the old one, so no path,
-/// not even `..` from `/`, leads back to the host's files.
+/// not even `..` from `/`, leads back to the host's files. Nothing is written in the new
+/// root: the old one is stacked on top of it, not parked in a directory of it.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
-    make_dir_if_missing(Path::new(OLD_ROOT))?;
     // EXERCISE 2.2 (book 2.2): swap the roots, then detach the old one
-    // HINT: we stand in new_root, so pivot_root(".", OLD_ROOT) puts the host's root at
-    // HINT: /.oldroot. Then chdir("/"), and umount2 it with MntFlags::MNT_DETACH.
+    // HINT: we stand in new_root. pivot_root(".", ".") makes it "/" and mounts the old root
+    // HINT: on top of it, right where we stand; then umount2(".") with MntFlags::MNT_DETACH.
     // TRIVIAL: Ok(())
     trace::syscall(
-        format_args!("pivot_root(\".\", {OLD_ROOT:?})"),
-        unistd::pivot_root(".", OLD_ROOT),
+        format_args!("pivot_root(\".\", \".\")"),
+        unistd::pivot_root(".", "."),
     )?;
-    trace::syscall(format_args!("chdir(\"/\")"), unistd::chdir("/"))?;
-    let old_root = Path::new("/").join(OLD_ROOT);
     trace::syscall(
-        format_args!("umount2({old_root:?}, MNT_DETACH)"),
-        mount::umount2(&old_root, MntFlags::MNT_DETACH),
+        format_args!("umount2(\".\", MNT_DETACH)"),
+        mount::umount2(".", MntFlags::MNT_DETACH),
     )?;
     Ok(())
     // END EXERCISE 2.2

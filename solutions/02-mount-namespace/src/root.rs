@@ -8,6 +8,7 @@ use anyhow::Result;
 use nix::mount::MsFlags;
 
 use crate::devices::{self, MakeDevice};
+use crate::inroot::RootDir;
 use crate::mounts;
 
 /// How the container's `/` is made: which directory becomes it, and how its `/dev` is filled.
@@ -26,14 +27,17 @@ pub fn setup(plan: &RootPlan) -> Result<()> {
 }
 
 /// Every step but the last: the root is ready, and the host's tree still in reach. A later
-/// chapter that must mount something before `pivot_root` calls this, then `pivot_root`.
-pub fn prepare(plan: &RootPlan) -> Result<()> {
-    let rootfs = &plan.rootfs;
+/// chapter that must mount something before `pivot_root` calls this, then `pivot_root`, and
+/// finds its mount points with the root it returns: inside the root, never by joining
+/// strings (book 2.5).
+pub fn prepare(plan: &RootPlan) -> Result<RootDir> {
     mounts::make_private()?;
-    mounts::bind_onto_itself(rootfs)?;
-    devices::populate(&rootfs.join("dev"), plan.make_device)?;
-    devices::mount_devpts(&rootfs.join("dev"))?;
+    mounts::bind_onto_itself(&plan.rootfs)?;
+    let root = RootDir::open(&plan.rootfs)?;
+    devices::populate(&root, plan.make_device)?;
+    let tmp = root.find_dir("tmp")?;
     let no_devices_no_setuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mounts::mount_tmpfs(&rootfs.join("tmp"), no_devices_no_setuid, "mode=1777")
+    mounts::mount_tmpfs(&tmp.path(), no_devices_no_setuid, "mode=1777")?;
+    Ok(root)
 }
 // ANCHOR_END: setup

@@ -17,10 +17,10 @@ use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Uid};
 use solution05::idmap::IdMap;
 use solution05::root::{self, RootPlan};
-use solution05::spec::{Process, Root, Spec, UserNamespace};
+use solution05::spec::{Process, Root, Spec};
 use solution05::sync::ChildEnd;
 use solution05::terminal::Stdio;
-use solution05::userns::{self, Ids};
+use solution05::userns;
 use solution05::{cli, command, devices, init, mounts, process, procfs, spawn, trace, uts};
 
 fn main() -> ExitCode {
@@ -85,7 +85,7 @@ impl TryFrom<RunArgs> for Spec {
             || !args.gid_maps.is_empty()
             || !Uid::effective().is_root();
         let user_namespace = if wanted {
-            Some(user_namespace(&args.uid_maps, &args.gid_maps)?)
+            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
         } else {
             None
         };
@@ -97,19 +97,6 @@ impl TryFrom<RunArgs> for Spec {
             user_namespace,
         })
     }
-}
-
-/// The maps, checked: the ones given (one kind given stands for both), or the defaults.
-fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
-    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
-        (false, true) => (uid_maps, uid_maps),
-        (true, false) => (gid_maps, gid_maps),
-        _ => (uid_maps, gid_maps),
-    };
-    Ok(UserNamespace {
-        uid_mappings: userns::maps_for(Ids::User, uids)?,
-        gid_mappings: userns::maps_for(Ids::Group, gids)?,
-    })
 }
 
 /// The namespaces a container gets: chapter 4's, and a user namespace if the spec has one.
@@ -179,7 +166,7 @@ fn child(
     };
     // Ubuntu's AppArmor restriction lets the clone through and refuses the first mount;
     // and a root filesystem the container's root cannot reach is refused there too.
-    root::prepare(&plan)
+    let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
             userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
@@ -187,7 +174,10 @@ fn child(
     // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
     // where a whole one is already visible in the mount namespace, and the host's /proc is
     // gone once the old root is detached.
-    procfs::mount_proc(&plan.rootfs.join("proc"))?;
+    procfs::mount_proc(&root.find_dir("proc")?.path())?;
+    // Closed before the old root goes: no descriptor of the host's tree may reach the
+    // container.
+    drop(root);
     mounts::pivot_root(&plan.rootfs)?;
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;

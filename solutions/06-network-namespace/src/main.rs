@@ -19,11 +19,11 @@ use solution06::idmap::IdMap;
 use solution06::network::{self, Inside, Joined};
 use solution06::ports::{self, Dialer, PortMapping};
 use solution06::root::{self, RootPlan};
-use solution06::spec::{Network, NetworkMode, Process, Root, Spec, UserNamespace};
+use solution06::spec::{Network, NetworkMode, Process, Root, Spec};
 use solution06::subnet::{Subnet, DEFAULT_SUBNET};
 use solution06::sync::ChildEnd;
 use solution06::terminal::Stdio;
-use solution06::userns::{self, Ids};
+use solution06::userns;
 use solution06::{cli, command, dataroot, devices, dialer, init, mounts, process, procfs, spawn};
 use solution06::{trace, uts};
 
@@ -116,7 +116,7 @@ impl TryFrom<RunArgs> for Spec {
             || !args.gid_maps.is_empty()
             || !Uid::effective().is_root();
         let user_namespace = if wanted {
-            Some(user_namespace(&args.uid_maps, &args.gid_maps)?)
+            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
         } else {
             None
         };
@@ -135,19 +135,6 @@ impl TryFrom<RunArgs> for Spec {
             network,
         })
     }
-}
-
-/// The maps, checked: the ones given (one kind given stands for both), or the defaults.
-fn user_namespace(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
-    let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
-        (false, true) => (uid_maps, uid_maps),
-        (true, false) => (gid_maps, gid_maps),
-        _ => (uid_maps, gid_maps),
-    };
-    Ok(UserNamespace {
-        uid_mappings: userns::maps_for(Ids::User, uids)?,
-        gid_mappings: userns::maps_for(Ids::Group, gids)?,
-    })
 }
 
 /// The network asked for, checked: what cannot work is refused before anything is made.
@@ -308,15 +295,18 @@ fn child(
         rootfs: spec.root.path.clone(),
         make_device,
     };
-    root::prepare(&plan)
+    let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
             userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
         })?;
     if let Some(files) = files {
-        network::mount_container_files(files, &plan.rootfs)?;
+        network::mount_container_files(files, &root)?;
     }
-    procfs::mount_proc(&plan.rootfs.join("proc"))?;
+    procfs::mount_proc(&root.find_dir("proc")?.path())?;
+    // Closed before the old root goes: no descriptor of the host's tree may reach the
+    // container.
+    drop(root);
     mounts::pivot_root(&plan.rootfs)?;
     stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;

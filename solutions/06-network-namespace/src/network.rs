@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
+use crate::inroot::RootDir;
 use crate::lease::LeaseFile;
 use crate::link::{self, Link};
 use crate::mounts;
@@ -276,15 +277,18 @@ fn configure_ethernet(
 // ANCHOR_END: configure_ethernet
 
 /// A root filesystem for the bridge needs the three files to mount the container's own
-/// over: the kit never creates them in the root filesystem itself.
+/// over: the kit never creates them in the root filesystem itself. Each is looked up inside
+/// the root, as the child will look it up (book 2.5).
 pub fn check_mount_files(rootfs: &Path) -> Result<()> {
+    let root = RootDir::open_for_checks(rootfs)?;
     for file in CONTAINER_FILES {
-        if !rootfs.join(file).is_file() {
+        if root.is_missing(file) {
             bail!(
                 "your root filesystem {rootfs:?} has no /{file} to mount the container's own \
                  on (build one with `cargo xtask rootfs`, or use --net none)"
             );
         }
+        root.find_file(file)?;
     }
     Ok(())
 }
@@ -334,12 +338,29 @@ fn remove_container_files(dir: &Path) {
 }
 
 /// In the child, before `pivot_root`: bind-mounts the container's own files over the root
-/// filesystem's.
-pub fn mount_container_files(files: &Path, rootfs: &Path) -> Result<()> {
+/// filesystem's, each found inside the root (book 2.5).
+pub fn mount_container_files(files: &Path, root: &RootDir) -> Result<()> {
     for file in CONTAINER_FILES {
         let source = files.join(Path::new(file).file_name().unwrap_or_default());
-        let target = rootfs.join(file);
-        mounts::mount(Some(&source), &target, None, MsFlags::MS_BIND, None)?;
+        let target = root.find_file(file)?;
+        let mounted = mounts::mount(Some(&source), &target.path(), None, MsFlags::MS_BIND, None);
+        mounted.map_err(|error| explain_unreachable_files(error, files))?;
     }
     Ok(())
+}
+
+/// In a user namespace the container's root is not the host's root: it reaches the data
+/// root only through directories that others may search.
+fn explain_unreachable_files(error: anyhow::Error, files: &Path) -> anyhow::Error {
+    let refused = error
+        .downcast_ref::<SyscallError>()
+        .is_some_and(|call| call.errno == Errno::EACCES);
+    if !refused {
+        return error;
+    }
+    error.context(format!(
+        "the container's root, in a user namespace, may not reach its own files in {files:?}: \
+         a directory of the data root on the way is closed to others (chmod o+x it, or give \
+         --root a directory others may search)"
+    ))
 }
