@@ -496,3 +496,44 @@ fn network_trace_filters() -> insta::Settings {
     settings.add_filter(r#"nameserver [^"\n]*"#, "nameserver [HOST'S]");
     settings
 }
+
+/// Fails the test if the runtime made a bridge or a NAT table on `host`.
+fn assert_no_bridge_and_no_nat(host: &NetHost, runtime: &Runtime, after: &Run) {
+    assert!(
+        !host.links().iter().any(|link| link == "byoc0"),
+        "{}: a bridge is left: {}",
+        runtime.name,
+        after.report()
+    );
+    let rules = host.nft_rules();
+    assert!(
+        !rules.contains("table ip byoc"),
+        "{}: a NAT table is left:\n{rules}{}",
+        runtime.name,
+        after.report()
+    );
+}
+
+#[test]
+fn subnets_with_a_meaning_of_their_own_are_refused_and_nothing_is_made() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let cases = [
+            ("224.0.0.0/8", "is in 224.0.0.0/4, the multicast range"),
+            ("0.0.0.0/8", "is in 0.0.0.0/8, the \"this network\" range"),
+            ("127.0.0.0/8", "is in 127.0.0.0/8, the loopback range"),
+            (
+                "169.254.0.0/16",
+                "is in 169.254.0.0/16, the link-local range",
+            ),
+            ("255.255.255.0/30", "is in 240.0.0.0/4, the reserved range"),
+            ("255.255.255.252/30", "the broadcast address"),
+        ];
+        for (subnet, expected) in cases {
+            let run = host.run(&runtime, &["--subnet", subnet], &["true"]);
+            assert_one_line_error(&runtime, &run, expected);
+            assert_no_bridge_and_no_nat(&host, &runtime, &run);
+        }
+        host.assert_clean(&runtime);
+    }
+}
