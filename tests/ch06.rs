@@ -492,7 +492,7 @@ fn network_trace_filters() -> insta::Settings {
     settings.add_filter(r"veth[0-9a-f]{8}", "veth[ID]");
     settings.add_filter(r"netns \d+", "netns [PID]");
     settings.add_filter(r"/containers/[0-9a-f]{12}", "/containers/[ID]");
-    settings.add_filter(r"/tmp/byoc-data-[^/]+", "[DATA ROOT]");
+    settings.add_filter(r#"/tmp/byoc-data-[^/"\s]+"#, "[DATA ROOT]");
     settings.add_filter(r#"nameserver [^"\n]*"#, "nameserver [HOST'S]");
     settings
 }
@@ -515,10 +515,215 @@ fn the_containers_own_files_are_never_mounted_through_a_symlink_or_on_a_fifo() {
     }
 }
 
+/// Fails the test if the runtime made a bridge or a NAT table on `host`.
+fn assert_no_bridge_and_no_nat(host: &NetHost, runtime: &Runtime, after: &Run) {
+    assert!(
+        !host.links().iter().any(|link| link == "byoc0"),
+        "{}: a bridge is left: {}",
+        runtime.name,
+        after.report()
+    );
+    let rules = host.nft_rules();
+    assert!(
+        !rules.contains("table ip byoc"),
+        "{}: a NAT table is left:\n{rules}{}",
+        runtime.name,
+        after.report()
+    );
+}
+
+#[test]
+fn subnets_with_a_meaning_of_their_own_are_refused_and_nothing_is_made() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let cases = [
+            ("224.0.0.0/8", "is in 224.0.0.0/4, the multicast range"),
+            ("0.0.0.0/8", "is in 0.0.0.0/8, the \"this network\" range"),
+            ("127.0.0.0/8", "is in 127.0.0.0/8, the loopback range"),
+            (
+                "169.254.0.0/16",
+                "is in 169.254.0.0/16, the link-local range",
+            ),
+            ("255.255.255.0/30", "is in 240.0.0.0/4, the reserved range"),
+            ("255.255.255.252/30", "the broadcast address"),
+        ];
+        for (subnet, expected) in cases {
+            let run = host.run(&runtime, &["--subnet", subnet], &["true"]);
+            assert_one_line_error(&runtime, &run, expected);
+            assert_no_bridge_and_no_nat(&host, &runtime, &run);
+        }
+        host.assert_clean(&runtime);
+    }
+}
+
 #[test]
 fn a_host_port_published_twice_is_refused_in_one_line() {
     for runtime in from_chapter(6) {
         let run = runtime.run(&["-p", "8080:80", "-p", "8080:80"], &["true"]);
         assert_one_line_error(&runtime, &run, "publish the same host port 8080");
+    }
+}
+
+#[test]
+fn a_start_that_fails_removes_the_bridge_and_nat_it_made_and_only_those() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let failed = host.run(&runtime, &[], &["/no/such/command"]);
+        assert_ne!(failed.code, 0, "{}: {}", runtime.name, failed.report());
+        assert_no_bridge_and_no_nat(&host, &runtime, &failed);
+        // A bridge that a container started with stays, for the next, whatever they do.
+        host.run(&runtime, &[], &["true"]).expect_success();
+        let failed_again = host.run(&runtime, &[], &["/no/such/command"]);
+        assert_ne!(failed_again.code, 0, "{}", runtime.name);
+        assert!(
+            host.links().iter().any(|link| link == "byoc0"),
+            "{}: a start that did not make the bridge removed it: {}",
+            runtime.name,
+            failed_again.report()
+        );
+        assert!(
+            host.nft_rules().contains("table ip byoc"),
+            "{}",
+            runtime.name
+        );
+        host.assert_clean(&runtime);
+    }
+}
+
+/// The subnets the NAT table's rules masquerade, as `nft` lists them (`ip saddr X`).
+fn masqueraded_subnets(host: &NetHost) -> Vec<String> {
+    host.nft_rules()
+        .lines()
+        .filter(|line| line.contains("masquerade"))
+        .filter_map(|line| line.split("ip saddr ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_nat_rule_left_for_another_subnet_is_replaced() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let old = host.run(&runtime, &["--subnet", "10.77.0.0/16"], &["true"]);
+        old.expect_success();
+        assert_eq!(
+            masqueraded_subnets(&host),
+            ["10.77.0.0/16"],
+            "{}",
+            runtime.name
+        );
+        // The bridge goes, by hand; its rule stays, as docker's stays without docker0.
+        host.ip(&["link", "delete", "byoc0"]);
+        let new = host.run(&runtime, &[], &["true"]);
+        new.expect_success();
+        assert_eq!(
+            masqueraded_subnets(&host),
+            ["10.88.0.0/16"],
+            "{}: the containers of the new bridge have no way out:\n{}{}",
+            runtime.name,
+            host.nft_rules(),
+            new.report()
+        );
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_container_still_on_the_old_subnet_is_named_when_a_new_one_is_asked_for() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let old = ["--subnet", "10.77.0.0/16"];
+        let mut running = host.start_waiting(&runtime, &old, &SHOW_NETWORK_AND_WAIT);
+        running.wait_for_stderr_line(SHOWN);
+        host.ip(&["link", "delete", "byoc0"]);
+        let refused = host.run(&runtime, &[], &["true"]);
+        assert_one_line_error(
+            &runtime,
+            &refused,
+            "still runs with address 10.77.0.2, outside subnet 10.88.0.0/16",
+        );
+        assert!(
+            !host.links().iter().any(|link| link == "byoc0"),
+            "{}: the refused start made a bridge",
+            runtime.name
+        );
+        running.release().expect_success();
+        // What the test removed by hand, the rule of the bridge it deleted goes by hand too.
+        host.within(|| {
+            let status = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", "byoc"])
+                .status()
+                .expect("nft runs");
+            assert!(status.success(), "nft delete table ip byoc");
+        });
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_addresses() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let mut first = host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT);
+        let first_report = first.wait_for_stderr_line(SHOWN);
+        let other_root = tempfile::Builder::new()
+            .prefix("byoc-data-other-")
+            .tempdir()
+            .unwrap();
+        let other = other_root.path().to_str().unwrap();
+        // Three more on the bridge's own data root, and three on another, all at once.
+        let (same, refused): (Vec<Waiting>, Vec<Run>) = std::thread::scope(|scope| {
+            let same: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)))
+                .collect();
+            let refused: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| host.run(&runtime, &["--root", other], &["true"])))
+                .collect();
+            (
+                same.into_iter()
+                    .map(|thread| thread.join().unwrap())
+                    .collect(),
+                refused
+                    .into_iter()
+                    .map(|thread| thread.join().unwrap())
+                    .collect(),
+            )
+        });
+        let ours = format!("{:?}", runtime.data_root.path().canonicalize().unwrap());
+        for run in &refused {
+            assert_one_line_error(
+                &runtime,
+                run,
+                &format!("bridge byoc0 keeps its leases in data root {ours}"),
+            );
+            assert!(
+                run.stderr.contains(other) && run.stderr.contains("unshare -n"),
+                "{}",
+                run.report()
+            );
+        }
+        let mut addresses = vec![eth0_address(&first_report)];
+        let mut containers = vec![first];
+        for mut container in same {
+            addresses.push(eth0_address(&container.wait_for_stderr_line(SHOWN)));
+            containers.push(container);
+        }
+        let distinct: std::collections::BTreeSet<&String> = addresses.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            4,
+            "{}: addresses {addresses:?}",
+            runtime.name
+        );
+        for container in containers {
+            container.release().expect_success();
+        }
+        assert!(
+            leases_in(other_root.path()).is_empty(),
+            "{}: leases in the other data root",
+            runtime.name
+        );
+        host.assert_clean(&runtime);
     }
 }

@@ -21,13 +21,14 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::netlink::Netlink;
 use crate::subnet::Subnet;
 
-/// A network interface as `ip link` lists it: its number, its name, and the bridge it is a
-/// port of, if any.
+/// A network interface as `ip link` lists it: its number, its name, the bridge it is a
+/// port of, if any, and its alias, a note anyone with the right may write on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
     pub name: String,
     pub bridge: Option<u32>,
+    pub alias: Option<String>,
 }
 
 /// A route as `ip route` lists it: where to, and through which interface.
@@ -54,11 +55,13 @@ fn link_from(message: LinkMessage) -> Link {
         index: message.header.index,
         name: String::new(),
         bridge: None,
+        alias: None,
     };
     for attribute in message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,
             LinkAttribute::Controller(bridge) => link.bridge = Some(bridge),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => link.alias = Some(alias),
             _ => {}
         }
     }
@@ -125,6 +128,27 @@ pub fn set_up(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result
     )?;
     Ok(())
 }
+
+/// `ip link set NAME alias TEXT`: a note on the interface, which `ip link show` prints. The
+/// kernel keeps at most [`ALIAS_LENGTH`] bytes, and takes none when a link is made.
+pub fn set_alias(
+    netlink: &mut Netlink<RouteNetlinkMessage>,
+    link: &Link,
+    alias: &str,
+) -> Result<()> {
+    let mut message = LinkMessage::default();
+    message.header.index = link.index;
+    message.attributes = vec![LinkAttribute::IfAlias(alias.to_string())];
+    netlink.request(
+        RouteNetlinkMessage::SetLink(message),
+        0,
+        format_args!("ip link set {} alias {alias:?}", link.name),
+    )?;
+    Ok(())
+}
+
+/// The longest alias the kernel keeps (`IFALIASZ`, less the closing NUL).
+pub const ALIAS_LENGTH: usize = 255;
 
 /// `ip link delete NAME`. Deleting one end of a veth pair deletes the other.
 pub fn delete(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result<()> {

@@ -207,7 +207,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
-    let joined = join_network(&spec)?;
+    let mut joined = join_network(&spec)?;
     let inside = Inside {
         ethernet: joined.as_ref().map(|joined| joined.ethernet),
     };
@@ -222,6 +222,9 @@ fn run(args: RunArgs) -> Result<u8> {
     let dialer = connect_child(&spec, child, &inside).inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
+    if let Some(joined) = joined.as_mut() {
+        joined.started(); // what its start made on the bridge now stays for the next
+    }
     if let Some(dialer) = dialer {
         ports::start_proxy(published, dialer);
     }

@@ -26,6 +26,7 @@
 
 use std::fmt;
 use std::fs;
+use std::net::Ipv4Addr;
 
 use anyhow::{anyhow, bail, Result};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
@@ -35,7 +36,9 @@ use netlink_packet_netfilter::nftables::{
     Register, RuleAttribute, RuleMessage, TableAttribute, TableMessage,
 };
 use netlink_packet_netfilter::none::ControlMessage;
-use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use nix::errno::Errno;
 
@@ -100,22 +103,57 @@ fn explain_forwarding_error(error: SyscallError) -> anyhow::Error {
     anyhow!("cannot turn on IPv4 forwarding in {IP_FORWARD}: {error}{why}")
 }
 
-/// Adds the masquerade rule for the containers of `subnet` on the bridge `bridge`, in one
-/// batch: a table, a chain on the postrouting hook, and the rule; unless the table is there
-/// already. Only this batch makes the table, and the kernel applies a batch all together or
-/// not at all, so a table that is there holds its chain and rule.
+/// What a start did about NAT: found the rule it needs, or made it. What a start made, a
+/// start that fails removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    Found,
+    Made,
+}
+
+// ANCHOR: ensure_masquerade
+/// Makes sure the table holds the masquerade rule for the containers of `subnet` on the
+/// bridge `bridge`, and nothing else. The table, its chain and its rule are made in one
+/// batch, which the kernel applies all together or not at all: a table that is there holds
+/// its chain. Its rule is read back and checked: one left by a bridge on another subnet
+/// (removed by hand, say) would send the new containers' packets out unchanged, and their
+/// replies nowhere. Such a table is replaced, in one batch too.
 ///
 /// ```text
 /// nft create table ip byoc
 /// nft add chain ip byoc postrouting '{ type nat hook postrouting priority srcnat; }'
 /// nft add rule ip byoc postrouting ip saddr 10.88.0.0/16 oifname != "byoc0" masquerade
 /// ```
-pub fn add_masquerade_once(subnet: &Subnet, bridge: &str) -> Result<()> {
+pub fn ensure_masquerade(subnet: &Subnet, bridge: &str) -> Result<Nat> {
     // Asked first: a batch the kernel refuses costs as much as one it applies.
-    if table_exists()? {
-        return Ok(());
+    if !table_exists()? {
+        return make_masquerade(subnet, bridge, Replace::Nothing);
     }
-    let changes = vec![
+    let masqueraded = masqueraded_subnets()?;
+    if masqueraded == [Some(*subnet)] {
+        return Ok(Nat::Found);
+    }
+    trace::say(format_args!(
+        "table ip {TABLE} masquerades {}, not {subnet}: it is replaced",
+        describe(&masqueraded)
+    ));
+    make_masquerade(subnet, bridge, Replace::OldTable)
+}
+// ANCHOR_END: ensure_masquerade
+
+/// Whether the batch first deletes a table that is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Nothing,
+    OldTable,
+}
+
+fn make_masquerade(subnet: &Subnet, bridge: &str, replace: Replace) -> Result<Nat> {
+    let mut changes = Vec::new();
+    if replace == Replace::OldTable {
+        changes.push((delete_table(), 0));
+    }
+    changes.extend([
         // `create`, not `add`: with NLM_F_EXCL the kernel refuses a table that exists, and
         // with it the whole batch, so the rule is never added twice.
         (add_table(), NLM_F_CREATE | NLM_F_EXCL),
@@ -124,15 +162,21 @@ pub fn add_masquerade_once(subnet: &Subnet, bridge: &str) -> Result<()> {
             add_rule(masquerade_rule(subnet, bridge)?),
             NLM_F_CREATE | NLM_F_APPEND,
         ),
-    ];
+    ]);
+    let delete = match replace {
+        Replace::OldTable => format!("nft delete table ip {TABLE}; "),
+        Replace::Nothing => String::new(),
+    };
     let says = format_args!(
-        "nft create table ip {TABLE}; \
+        "{delete}nft create table ip {TABLE}; \
          nft add chain ip {TABLE} {CHAIN} '{{ type nat hook postrouting priority srcnat; }}'; \
          nft add rule ip {TABLE} {CHAIN} ip saddr {subnet} oifname != \"{bridge}\" masquerade"
     );
     match send_batch(changes, says)? {
-        Err(error) if error.errno == Errno::EEXIST => Ok(()), // there from an earlier start
-        result => result.map_err(|error| explain_masquerade_error(error, subnet)),
+        Ok(()) => Ok(Nat::Made),
+        // Made by an earlier start a moment ago: the next start checks its rule.
+        Err(error) if error.errno == Errno::EEXIST => Ok(Nat::Found),
+        Err(error) => Err(explain_masquerade_error(error, subnet)),
     }
 }
 
@@ -163,6 +207,116 @@ fn table_exists() -> Result<bool> {
         Ok(()) => Ok(true),
         Err(error) if error.errno == Errno::ENOENT => Ok(false),
         Err(error) => Err(anyhow!("cannot look for table ip {TABLE}: {error}")),
+    }
+}
+
+/// Removes the table, its chain and its rule: what a start that failed had made.
+///
+/// ```text
+/// nft delete table ip byoc
+/// ```
+pub fn remove_masquerade() -> Result<()> {
+    let says = format_args!("nft delete table ip {TABLE}");
+    match send_batch(vec![(delete_table(), 0)], says)? {
+        // ENOENT: removed by hand already.
+        Err(error) if error.errno != Errno::ENOENT => {
+            Err(anyhow!("cannot remove table ip {TABLE}: {error}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The subnets the table's rules masquerade, read back from the kernel, in the order of the
+/// rules: `None` for a rule that is not one the kit writes.
+///
+/// ```text
+/// nft list chain ip byoc postrouting
+/// ```
+fn masqueraded_subnets() -> Result<Vec<Option<Subnet>>> {
+    let mut netlink = Netlink::<NetfilterMessage>::open(NETLINK_NETFILTER)?;
+    let get = NfTablesMessage::GetRule(RuleMessage {
+        attributes: vec![
+            RuleAttribute::Table(TABLE.into()),
+            RuleAttribute::Chain(CHAIN.into()),
+        ],
+    });
+    let answers = netlink
+        .dump(for_ipv4(get))
+        .map_err(|error| anyhow!("cannot list the rules of table ip {TABLE}: {error:#}"))?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|answer| match answer.inner {
+            NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) => Some(rule),
+            _ => None,
+        })
+        .map(|rule| masqueraded_subnet(&rule))
+        .collect())
+}
+
+/// The subnet a rule masquerades, if it is the kit's rule: a `bitwise` that masks the source
+/// address, a `cmp eq` with the network, and a `masq`. What the kernel hands back is
+/// checked like any input: the mask must be a prefix, the network must fit it.
+fn masqueraded_subnet(rule: &RuleMessage) -> Option<Subnet> {
+    let expressions = rule
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            RuleAttribute::Expressions(expressions) => Some(expressions),
+            _ => None,
+        })?;
+    let data: Vec<&Expressions> = expressions.iter().filter_map(expression_data).collect();
+    let mask = data.iter().find_map(|expression| match expression {
+        Expressions::Bitwise(attributes) => {
+            attributes.iter().find_map(|attribute| match attribute {
+                Bitwise::Mask(DataAttribute::Value(bytes)) => four_bytes(bytes),
+                _ => None,
+            })
+        }
+        _ => None,
+    })?;
+    let network = data.iter().find_map(|expression| match expression {
+        Expressions::Cmp(attributes) if attributes.contains(&Cmp::Op(Operator::Equal)) => {
+            attributes.iter().find_map(|attribute| match attribute {
+                Cmp::Data(DataAttribute::Value(bytes)) => four_bytes(bytes),
+                _ => None,
+            })
+        }
+        _ => None,
+    })?;
+    let masquerades = expressions.iter().any(|expression| {
+        matches!(expression, ListAttribute::Element(attributes)
+            if attributes.contains(&ExpressionAttribute::Name("masq".into())))
+    });
+    let subnet = Subnet {
+        network: Ipv4Addr::from(network),
+        prefix: u8::try_from(mask.leading_ones()).ok()?,
+    };
+    let whole = subnet.mask() == mask && network & !mask == 0;
+    (masquerades && whole).then_some(subnet)
+}
+
+/// The data of one expression of a rule, if it has some.
+fn expression_data(expression: &Expression) -> Option<&Expressions> {
+    let ListAttribute::Element(attributes) = expression else {
+        return None;
+    };
+    attributes.iter().find_map(|attribute| match attribute {
+        ExpressionAttribute::Data(data) => Some(data),
+        _ => None,
+    })
+}
+
+/// Four bytes, as an address or a mask in network byte order.
+fn four_bytes(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// What the table masquerades, for the narration: `10.77.0.0/16`, or what else it holds.
+fn describe(masqueraded: &[Option<Subnet>]) -> String {
+    match masqueraded {
+        [] => "nothing".to_string(),
+        [Some(subnet)] => subnet.to_string(),
+        _ => format!("{} rules the kit did not write", masqueraded.len()),
     }
 }
 
@@ -245,6 +399,13 @@ fn interface_name(name: &str) -> Result<Vec<u8>> {
     Ok(padded)
 }
 
+/// `nft delete table ip byoc`: the table, with its chains and rules.
+fn delete_table() -> NfTablesMessage {
+    NfTablesMessage::DeleteTable(TableMessage {
+        attributes: vec![TableAttribute::Name(TABLE.into())],
+    })
+}
+
 /// `nft add table ip byoc`
 fn add_table() -> NfTablesMessage {
     NfTablesMessage::NewTable(TableMessage {
@@ -318,7 +479,6 @@ fn batch_control(message: ControlMessage) -> NetfilterMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_netfilter::NetfilterMessageInner;
 
     fn subnet(text: &str) -> Subnet {
         text.parse().unwrap()
@@ -357,6 +517,40 @@ mod tests {
         ]);
         assert_eq!(rule[1], mask.into());
         assert_eq!(rule[2], network.into());
+    }
+
+    fn rule_of(expressions: Vec<Expression>) -> RuleMessage {
+        RuleMessage {
+            attributes: vec![RuleAttribute::Expressions(expressions)],
+        }
+    }
+
+    #[test]
+    fn the_subnet_a_rule_masquerades_is_read_back_from_it() {
+        for text in [
+            "10.88.0.0/16",
+            "192.168.5.0/24",
+            "10.99.0.0/30",
+            "172.16.0.0/12",
+        ] {
+            let rule = rule_of(masquerade_rule(&subnet(text), "byoc0").unwrap());
+            assert_eq!(masqueraded_subnet(&rule), Some(subnet(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_rule_the_kit_did_not_write_is_not_read_as_one_of_its_own() {
+        let mut no_masquerade = masquerade_rule(&subnet("10.88.0.0/16"), "byoc0").unwrap();
+        no_masquerade.pop();
+        assert_eq!(masqueraded_subnet(&rule_of(no_masquerade)), None);
+        // A mask with a hole in it is no prefix.
+        let mut holed = masquerade_rule(&subnet("10.88.0.0/16"), "byoc0").unwrap();
+        holed[1] = Expressions::Bitwise(vec![Bitwise::Mask(DataAttribute::Value(vec![
+            255, 0, 255, 0,
+        ]))])
+        .into();
+        assert_eq!(masqueraded_subnet(&rule_of(holed)), None);
+        assert_eq!(masqueraded_subnet(&rule_of(Vec::new())), None);
     }
 
     #[test]

@@ -7,25 +7,25 @@
 //! through the bridge, and NAT on the host so replies find their way back.
 //!
 //! The host side is done by the parent, before the child is let go: [`join_bridge`] takes a
-//! lease (and sets up the bridge and NAT for the first container), [`attach`] plugs the
-//! cable in. The container side is done by the child in its own namespace:
+//! lease (and sets up the bridge and NAT for the first container, and checks them for the
+//! next ones), [`attach`] plugs the cable in. The container side is done by the child in its own namespace:
 //! [`configure_inside`]. Each host-side value undoes itself when dropped.
 
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
 use crate::inroot::RootDir;
-use crate::lease::LeaseFile;
+use crate::lease::{LeaseFile, Locked};
 use crate::link::{self, Link};
 use crate::mounts;
-use crate::nat;
+use crate::nat::{self, Nat};
 use crate::netlink::Netlink;
 use crate::subnet::Subnet;
 use crate::trace::SyscallError;
@@ -62,72 +62,146 @@ pub struct Ethernet {
 
 /// A container's place on the bridge: its lease and its own files under the data root.
 /// Dropping it gives the address back and removes the files. The bridge and its NAT rule
-/// stay for the next container, as `docker0` and docker's rule do.
+/// stay for the next container, as `docker0` and docker's rule do, once a container has
+/// started with them: what the start of a container that never ran made, it removes.
 pub struct Joined {
     pub ethernet: Ethernet,
     pub files: PathBuf,
     id: String,
     leases: LeaseFile,
+    made: MadeHere,
+    keeper: String,
+}
+
+/// What one start made on the host for the bridge.
+#[derive(Debug, Default, Clone, Copy)]
+struct MadeHere {
+    bridge: bool,
+    nat: bool,
 }
 
 // ANCHOR: join_bridge
 /// Takes an address on the bridge for container `id`, under the lease file's lock. The
 /// first container also makes the bridge and adds NAT; a lease left by a runtime that died
-/// is reclaimed first.
+/// is reclaimed first. Everything is checked before anything is made: that this data root
+/// keeps the bridge's leases, and that the bridge, the leases and the subnet agree.
 pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) -> Result<Joined> {
     let leases = LeaseFile::new(&data_root.join("networks"), BRIDGE)?;
+    let keeper = keeper_alias(data_root)?;
     let mut locked = leases.lock()?;
-    for dead in locked.reclaim_dead()? {
-        remove_container_files(&container_dir(data_root, &dead.id));
-        delete_host_end(&host_end_name(&dead.id))?;
-    }
-    let mut netlink = Netlink::route()?;
-    ensure_bridge(&mut netlink, subnet)?;
-    let address = locked.take(subnet, id)?;
-    if let Err(error) = ensure_nat(subnet) {
-        // Nothing half-made is left: the batch that adds NAT is all or nothing.
-        locked.release(id)?;
-        return Err(error);
-    }
-    let ethernet = Ethernet {
-        address,
-        subnet: *subnet,
+    let bridge_is_there = check_bridge(subnet, &keeper)?;
+    reclaim_dead(&mut locked, data_root)?;
+    check_leases_in(&locked, subnet)?;
+    let mut made = MadeHere::default();
+    let taken = make_and_take(&mut locked, bridge_is_there, subnet, id, &keeper, &mut made);
+    let address = match taken {
+        Ok(address) => address,
+        Err(error) => {
+            // Nothing half-made is left: the batch that adds NAT is all or nothing, and the
+            // bridge goes if this start made it.
+            give_back(&mut locked, id, made, &keeper);
+            return Err(error);
+        }
     };
-    let files = container_dir(data_root, id);
     drop(locked);
     let joined = Joined {
-        ethernet,
-        files,
+        ethernet: Ethernet {
+            address,
+            subnet: *subnet,
+        },
+        files: container_dir(data_root, id),
         id: id.to_string(),
         leases,
+        made,
+        keeper,
     };
     write_container_files(&joined.files, hostname, address)?;
     Ok(joined)
 }
 // ANCHOR_END: join_bridge
 
-/// The way out: forwarding, and NAT for the bridge's subnet. The first container adds the
-/// rule, and it stays with the bridge: adding and removing it for every container would
-/// cost each start and end an nftables commit, the slowest step of a start.
-fn ensure_nat(subnet: &Subnet) -> Result<()> {
+/// What is left of the runtimes that died: their containers' files and cables.
+fn reclaim_dead(locked: &mut Locked<'_>, data_root: &Path) -> Result<()> {
+    for dead in locked.reclaim_dead()? {
+        remove_container_files(&container_dir(data_root, &dead.id));
+        delete_host_end(&host_end_name(&dead.id))?;
+    }
+    Ok(())
+}
+
+/// The bridge if this start has to make it, an address, and the way out: forwarding, and
+/// NAT for the bridge's subnet. The rule stays with the bridge: adding and removing it for
+/// every container would cost each start and end an nftables commit, the slowest step of a
+/// start.
+fn make_and_take(
+    locked: &mut Locked<'_>,
+    bridge_is_there: bool,
+    subnet: &Subnet,
+    id: &str,
+    keeper: &str,
+    made: &mut MadeHere,
+) -> Result<Ipv4Addr> {
+    if !bridge_is_there {
+        make_bridge(subnet, keeper, made)?;
+    }
+    let address = locked.take(subnet, id)?;
     nat::enable_forwarding()?;
-    nat::add_masquerade_once(subnet, BRIDGE)
+    made.nat = nat::ensure_masquerade(subnet, BRIDGE)? == Nat::Made;
+    Ok(address)
+}
+
+impl Joined {
+    /// The container runs: what its start made on the host (the bridge, the NAT table)
+    /// stays for the next container.
+    pub fn started(&mut self) {
+        self.made = MadeHere::default();
+    }
 }
 
 impl Drop for Joined {
     fn drop(&mut self) {
         remove_container_files(&self.files);
-        let released = self
-            .leases
-            .lock()
-            .and_then(|mut locked| locked.release(&self.id));
-        if let Err(error) = released {
-            eprintln!(
+        match self.leases.lock() {
+            Ok(mut locked) => give_back(&mut locked, &self.id, self.made, &self.keeper),
+            Err(error) => eprintln!(
                 "byoc: cannot give back the address of container {}: {error:#}",
                 self.id
-            );
+            ),
         }
     }
+}
+
+/// Gives back container `id`'s address and, when no other container holds one, removes what
+/// its start made: nothing else uses it. Errors are said, not returned: this runs when a
+/// start has failed already, or when a container has ended.
+fn give_back(locked: &mut Locked<'_>, id: &str, made: MadeHere, keeper: &str) {
+    if let Err(error) = locked.release(id) {
+        eprintln!("byoc: cannot give back the address of container {id}: {error:#}");
+        return;
+    }
+    if !locked.entries.is_empty() {
+        return;
+    }
+    if let Err(error) = undo(made, keeper) {
+        eprintln!("byoc: cannot remove what the start of container {id} made: {error:#}");
+    }
+}
+
+/// Removes the NAT table and the bridge, if this start made them.
+fn undo(made: MadeHere, keeper: &str) -> Result<()> {
+    if made.nat {
+        nat::remove_masquerade()?;
+    }
+    if made.bridge {
+        let mut netlink = Netlink::route()?;
+        let bridge = link::find(&mut netlink, BRIDGE)?;
+        // The alias is this data root's, or none if the start failed before writing it.
+        let ours = |bridge: &Link| bridge.alias.as_deref().is_none_or(|alias| alias == keeper);
+        if let Some(bridge) = bridge.filter(ours) {
+            link::delete(&mut netlink, &bridge)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where a container's own files live: `containers/ID/` under the data root.
@@ -135,21 +209,115 @@ pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("containers").join(id)
 }
 
-/// Makes the bridge if it is not there: `ip link add byoc0 type bridge`, its address (the
-/// gateway), `ip link set byoc0 up`. A subnet that overlaps a route the host already has
-/// would make some of the host's own network unreachable: it is refused.
-fn ensure_bridge(netlink: &mut Netlink<RouteNetlinkMessage>, subnet: &Subnet) -> Result<Link> {
-    if let Some(bridge) = link::find(netlink, BRIDGE)? {
-        check_bridge_subnet(netlink, &bridge, subnet)?;
-        return Ok(bridge);
+// ANCHOR: keeper
+/// How the bridge's alias begins: the rest names the data root whose lease file is the
+/// bridge's one ledger. Two lease files for one bridge would give the same address twice.
+const KEEPER: &str = "byoc data root ";
+
+/// The alias this data root writes on the bridge it makes: `byoc data root DIR`, with the
+/// data root's whole path, so two ways of writing one directory are one keeper.
+fn keeper_alias(data_root: &Path) -> Result<String> {
+    let canonical = fs::canonicalize(data_root)
+        .with_context(|| format!("cannot find the data root {data_root:?}"))?;
+    let Some(path) = canonical.to_str() else {
+        bail!(
+            "data root {canonical:?} is not UTF-8: bridge {BRIDGE} names the data root that \
+             keeps its leases in its alias, which is text (choose another --root)"
+        );
+    };
+    let alias = format!("{KEEPER}{path}");
+    if alias.len() > link::ALIAS_LENGTH {
+        bail!(
+            "data root {path:?} is {} bytes long: bridge {BRIDGE} names the data root that \
+             keeps its leases in its alias, which holds {} (choose a shorter --root)",
+            path.len(),
+            link::ALIAS_LENGTH - KEEPER.len()
+        );
     }
-    check_no_overlap(netlink, subnet)?;
-    link::add_bridge(netlink, BRIDGE)?;
-    let bridge = link::find(netlink, BRIDGE)?
+    Ok(alias)
+}
+
+/// The bridge's alias, read back, must name this data root. Anyone with the right may
+/// write an alias: it is only compared, and printed quoted, never used as a path.
+fn check_keeper(bridge: &Link, keeper: &str) -> Result<()> {
+    let ours = keeper.strip_prefix(KEEPER).unwrap_or(keeper);
+    let alias = bridge.alias.as_deref().unwrap_or("");
+    match alias.strip_prefix(KEEPER) {
+        Some(theirs) if theirs == ours => Ok(()),
+        Some(theirs) => bail!(
+            "bridge {BRIDGE} keeps its leases in data root {theirs:?}, and this runtime's is \
+             {ours:?}: two lease files would give the same addresses twice (use --root \
+             {theirs:?}, or run in a network namespace of your own with `unshare -n`, where \
+             the bridge is a new one; see book 6.3)"
+        ),
+        None => bail!(
+            "bridge {BRIDGE} does not name the data root that keeps its leases (its alias is \
+             {alias:?}): it was made by hand, by an older byoc, or at this moment by a runtime \
+             with another data root (when no container uses it, `ip link delete {BRIDGE}`; \
+             see book 6.3)"
+        ),
+    }
+}
+// ANCHOR_END: keeper
+
+/// Whether the bridge is there. If it is, this data root must keep its leases, and it must
+/// be on `subnet`; if not, `subnet` must not overlap a route the host has: it would make
+/// some of the host's own network unreachable. Nothing is made here.
+fn check_bridge(subnet: &Subnet, keeper: &str) -> Result<bool> {
+    let mut netlink = Netlink::route()?;
+    let Some(bridge) = link::find(&mut netlink, BRIDGE)? else {
+        check_no_overlap(&mut netlink, subnet)?;
+        return Ok(false);
+    };
+    check_keeper(&bridge, keeper)?;
+    check_bridge_subnet(&mut netlink, &bridge, subnet)?;
+    Ok(true)
+}
+
+/// Every container on the bridge shares its subnet. A lease outside `subnet` is a container
+/// that still runs from before the bridge was removed (by hand, say) and made again on
+/// another subnet: its NAT rule, replaced, would leave it without a way out.
+fn check_leases_in(locked: &Locked<'_>, subnet: &Subnet) -> Result<()> {
+    match locked
+        .entries
+        .iter()
+        .find(|entry| !subnet.contains(entry.address))
+    {
+        Some(entry) => bail!(
+            "container {:?} still runs with address {}, outside subnet {subnet}: every \
+             container on bridge {BRIDGE} shares one subnet (stop it first, or give the \
+             --subnet it was started with)",
+            entry.id,
+            entry.address
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `ip link add byoc0 type bridge`, the alias that names this data root, its address (the
+/// gateway), `ip link set byoc0 up`. `made` says what is made so far, for a failure.
+fn make_bridge(subnet: &Subnet, keeper: &str, made: &mut MadeHere) -> Result<()> {
+    let mut netlink = Netlink::route()?;
+    link::add_bridge(&mut netlink, BRIDGE).map_err(explain_bridge_race)?;
+    made.bridge = true;
+    let bridge = link::find(&mut netlink, BRIDGE)?
         .with_context(|| format!("the new bridge {BRIDGE} is not there"))?;
-    link::add_address(netlink, &bridge, subnet.gateway(), subnet.prefix)?;
-    link::set_up(netlink, &bridge)?;
-    Ok(bridge)
+    link::set_alias(&mut netlink, &bridge, keeper)?;
+    link::add_address(&mut netlink, &bridge, subnet.gateway(), subnet.prefix)?;
+    link::set_up(&mut netlink, &bridge)
+}
+
+/// Runtimes of one data root make the bridge in turn, under its lock: `EEXIST` is one of
+/// another data root, which made it at the same moment.
+fn explain_bridge_race(error: anyhow::Error) -> anyhow::Error {
+    if !is_errno(&error, Errno::EEXIST) {
+        return error;
+    }
+    anyhow!(
+        "bridge {BRIDGE} was made at this same moment by a runtime with another data root: \
+         two lease files would give the same addresses twice (use the same --root, or run in \
+         a network namespace of your own with `unshare -n`; see book 6.3)"
+    )
 }
 
 /// An existing bridge serves one subnet: the one its address is in.

@@ -267,7 +267,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let placement = cgroup::locate(&hierarchy, &spec.resources, network::is_host_root())?;
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
-    let joined = join_network(&spec)?;
+    let mut joined = join_network(&spec)?;
     let inside = Inside {
         ethernet: joined.as_ref().map(|joined| joined.ethernet),
     };
@@ -293,6 +293,9 @@ fn run(args: RunArgs) -> Result<u8> {
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
+    if let Some(joined) = joined.as_mut() {
+        joined.started(); // what its start made on the bridge now stays for the next
+    }
     if let Some(dialer) = dialer {
         ports::start_proxy(published, dialer);
     }
