@@ -156,26 +156,46 @@ fn memory_and_swap_together_are_limited_where_the_kernel_counts_swap() {
 
 #[test]
 fn bad_limits_are_refused_in_one_line_and_nothing_is_made() {
-    let cases: [(&[&str], &str); 8] = [
+    let more_cpus_than_here = (cpus_of_this_machine() + 1).to_string();
+    let too_deep = vec!["level"; 17].join("/");
+    let too_long = "n".repeat(65);
+    let cases: [(&[&str], &str); 15] = [
         (&["--memory", "0"], "too little memory"),
+        (
+            &["--memory", "10"],
+            "10 bytes (a number without a unit is bytes)",
+        ),
         (&["--memory", "3x"], "is not a size"),
         (&["--cpus", "-1"], "must be more than 0"),
-        (
-            &["--cpus", "0.001"],
-            "a CPU quota of 1 ms per 100 ms period at the least",
-        ),
+        (&["--cpus", "0.001"], "is less than 0.01"),
+        (&["--cpus", &more_cpus_than_here], "the range is 0.01 to"),
+        (&["--cpus", "1e15"], "the range is 0.01 to"),
         (&["--pids-limit", "0"], "give 1 or more"),
+        (&["--pids-limit", "2147483648"], "the most is 4194304"),
         (&["--memory-swap", "1g"], "it needs --memory as well"),
         (
             &["--memory", "1g", "--memory-swap", "512m"],
             "must be at least as large",
         ),
         (&["--cgroup-parent", "../escape"], "is not a cgroup parent"),
+        (&["--cgroup-parent", &too_deep], "17 levels, more than 16"),
+        (
+            &["--cgroup-parent", &too_long],
+            "65 bytes is longer than 64",
+        ),
+        (&["--cgroup-parent", "a\nb"], "control character"),
     ];
     for runtime in root_runtimes() {
         for (limit, expected) in cases {
-            let run = runtime.run(&options(limit), &["true"]);
+            // A parent of the test's own, to see that not even it was made.
+            let parent = cgroups::fresh_parent();
+            let mut extra = limit.to_vec();
+            if !limit.contains(&"--cgroup-parent") {
+                extra.extend(["--cgroup-parent", &parent]);
+            }
+            let run = runtime.run(&options(&extra), &["true"]);
             assert_one_line_error(&runtime, &run, expected);
+            assert_parent_never_made(&parent, &runtime.name, &run.report());
         }
         let records = runtime.data_root.path().join("cgroups");
         let left: Vec<_> = std::fs::read_dir(&records)
@@ -183,6 +203,54 @@ fn bad_limits_are_refused_in_one_line_and_nothing_is_made() {
             .unwrap_or_default();
         assert!(left.is_empty(), "{}: records left: {left:?}", runtime.name);
     }
+}
+
+#[test]
+fn a_cgroup_parent_that_fails_part_way_leaves_none_of_its_levels() {
+    for runtime in root_runtimes() {
+        let parent = cgroups::fresh_parent();
+        // `cgroup.procs` is a file in every cgroup: the level below it cannot be made.
+        let failing = format!("{parent}/made/cgroup.procs/never");
+        let run = runtime.run(&options(&["--cgroup-parent", &failing]), &["true"]);
+        assert_one_line_error(&runtime, &run, "Not a directory");
+        assert_parent_never_made(&parent, &runtime.name, &run.report());
+    }
+}
+
+#[test]
+fn sizes_with_a_fraction_are_taken_as_docker_takes_them() {
+    for runtime in root_runtimes() {
+        let run = runtime.run(&options(&["--memory", "0.5g"]), &["probe", "cgroup"]);
+        run.expect_success();
+        assert_eq!(run.value("memory limit"), "536870912", "{}", run.report());
+    }
+}
+
+/// The CPUs this process may run on, as the runtime and docker count them.
+fn cpus_of_this_machine() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and the kernel fills it in.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a cpu_set_t of `size` bytes that lives across the call.
+    let result = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    assert_eq!(result, 0, "sched_getaffinity failed");
+    // SAFETY: CPU_COUNT only reads the set.
+    unsafe { libc::CPU_COUNT(&set) as usize }
+}
+
+/// Fails if `parent` exists in any cgroup tree: a refused run must make nothing, and a run
+/// that failed part way must remove every level it made. Removes it first, if it is there.
+fn assert_parent_never_made(parent: &str, runtime: &str, report: &str) {
+    let made: Vec<_> = cgroups::mounts()
+        .into_iter()
+        .map(|top| top.join(parent))
+        .filter(|dir| dir.exists())
+        .collect();
+    let _ = cgroups::remove_all_under(parent, &[]);
+    assert!(
+        made.is_empty(),
+        "{runtime}: the cgroup parent was made: {made:?}\n{report}"
+    );
 }
 
 #[test]

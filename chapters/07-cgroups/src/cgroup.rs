@@ -35,6 +35,56 @@ use crate::v2::V2;
 /// (docker's is `docker`).
 pub const DEFAULT_PARENT: &str = "byoc";
 
+/// The most levels a `--cgroup-parent` may have, and the longest name of each level: room
+/// for any real layout (`system.slice/ci.slice/byoc`), and an error about it fits a line.
+pub const MAX_PARENT_LEVELS: usize = 16;
+pub const MAX_NAME_BYTES: usize = 64;
+
+// ANCHOR: parse_parent
+/// `--cgroup-parent`: a relative path of plain names under the top of the tree, which
+/// cannot climb out of it. Checked before anything is made, so a parent that cannot work
+/// never leaves half of itself behind.
+pub fn parse_parent(text: &str) -> Result<PathBuf> {
+    let names: Vec<&str> = text.split('/').collect();
+    if names.len() > MAX_PARENT_LEVELS {
+        bail!(
+            "--cgroup-parent has {} levels, more than {MAX_PARENT_LEVELS}: give a short \
+             relative path such as byoc or ci/byoc (book 7.2)",
+            names.len()
+        );
+    }
+    for name in names {
+        if let Some(problem) = problem_with_name(name) {
+            bail!(
+                "--cgroup-parent {text:?} is not a cgroup parent: {problem}; give a relative \
+                 path of plain names such as byoc or ci/byoc (book 7.2)"
+            );
+        }
+    }
+    Ok(PathBuf::from(text))
+}
+// ANCHOR_END: parse_parent
+
+/// What is wrong with one level of a cgroup parent, if anything.
+fn problem_with_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("it has an empty level (a / at the start or the end, or //)".to_string())
+    } else if name == "." || name == ".." {
+        Some(format!("{name:?} would climb out of the cgroup tree"))
+    } else if name.len() > MAX_NAME_BYTES {
+        Some(format!(
+            "a level of {} bytes is longer than {MAX_NAME_BYTES}",
+            name.len()
+        ))
+    } else if name.chars().any(char::is_control) {
+        Some(format!(
+            "{name:?} has a newline or another control character"
+        ))
+    } else {
+        None
+    }
+}
+
 // ANCHOR: trait
 /// What the runtime does with a container's cgroup, on either version.
 pub trait Cgroup: std::fmt::Debug {
@@ -42,8 +92,8 @@ pub trait Cgroup: std::fmt::Debug {
     fn version(&self) -> &'static str;
     /// Its directories, each with the controller it is for (`v2` for v2's only one).
     fn dirs(&self) -> Vec<(String, PathBuf)>;
-    /// Makes its directories, and what they need above them.
-    fn make(&self) -> Result<()>;
+    /// Makes its directories, and what they need above them; adds each it made to `made`.
+    fn make(&self, made: &mut Vec<PathBuf>) -> Result<()>;
     /// Writes the limits into it.
     fn apply(&self, limits: &Limits) -> Result<()>;
     /// Puts a process in it. Its children are born in it.
@@ -170,11 +220,24 @@ pub fn create(
     // cgroup that nothing knows of.
     let record = write_record(data_root, id, &cgroup.dirs())?;
     let owned = Owned { cgroup, record };
-    owned.cgroup.make()?;
-    owned.cgroup.apply(limits)?;
+    // A failure part way removes every directory this run made, the parent's levels too.
+    let mut made = Vec::new();
+    let result = owned.cgroup.make(&mut made);
+    if let Err(error) = result.and_then(|()| owned.cgroup.apply(limits)) {
+        remove_made(&made);
+        return Err(error);
+    }
     Ok(owned)
 }
 // ANCHOR_END: create
+
+/// Removes the directories that one run made, the deepest first. Best effort: the error
+/// that made the run fail is the one to report.
+fn remove_made(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        let _ = cgroupfs::remove_dir(dir);
+    }
+}
 
 impl Drop for Owned {
     fn drop(&mut self) {
@@ -327,6 +390,32 @@ fn from_record(dirs: Vec<(String, PathBuf)>) -> Box<dyn Cgroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cgroup_parent_is_a_short_path_of_plain_names() {
+        assert_eq!(parse_parent("ci/byoc").unwrap(), PathBuf::from("ci/byoc"));
+        let error = |text: &str| parse_parent(text).unwrap_err().to_string();
+        let deep = vec!["a"; 600].join("/");
+        assert!(
+            error(&deep).contains("600 levels, more than 16"),
+            "{}",
+            error(&deep)
+        );
+        assert!(parse_parent(&vec!["a"; 16].join("/")).is_ok());
+        let long = "x".repeat(65);
+        assert!(error(&long).contains("65 bytes"), "{}", error(&long));
+        assert!(parse_parent(&"x".repeat(64)).is_ok());
+        for bad in [
+            "", "/byoc", "byoc/", "a//b", "..", "a/../b", ".", "a\nb", "a\tb",
+        ] {
+            let message = error(bad);
+            assert!(
+                message.contains("is not a cgroup parent"),
+                "{bad:?}: {message}"
+            );
+            assert!(!message.contains('\n'), "{bad:?}: {message}");
+        }
+    }
 
     #[test]
     fn records_read_back() {

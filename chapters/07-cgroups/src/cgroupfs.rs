@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
@@ -20,20 +20,26 @@ fn errno_of(error: &std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// `mkdir DIR`: a new cgroup. One that is there already is taken as it is.
-pub fn make_dir(dir: &Path) -> Result<(), SyscallError> {
-    let result = match fs::create_dir(dir) {
-        Err(error) if error.kind() == ErrorKind::AlreadyExists => Ok(()),
-        result => result.map_err(|error| errno_of(&error)),
+/// `mkdir DIR`: a new cgroup. One that is there already is taken as it is. Returns whether
+/// it was made here, so that a failure later can remove what this run made and nothing else.
+pub fn make_dir(dir: &Path) -> Result<bool, SyscallError> {
+    let (made, result) = match fs::create_dir(dir) {
+        Ok(()) => (true, Ok(())),
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => (false, Ok(())),
+        Err(error) => (false, Err(errno_of(&error))),
     };
-    trace::syscall(format_args!("mkdir {}", dir.display()), result)
+    trace::syscall(format_args!("mkdir {}", dir.display()), result)?;
+    Ok(made)
 }
 
-/// `mkdir -p DIR`, one `mkdir` per directory that is missing.
-pub fn make_dir_all(dir: &Path) -> Result<(), SyscallError> {
+/// `mkdir -p DIR`, one `mkdir` per directory that is missing; each one made is added to
+/// `made`, the top first.
+pub fn make_dir_all(dir: &Path, made: &mut Vec<PathBuf>) -> Result<(), SyscallError> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|dir| !dir.exists()).collect();
     for dir in missing.into_iter().rev() {
-        make_dir(dir)?;
+        if make_dir(dir)? {
+            made.push(dir.to_path_buf());
+        }
     }
     Ok(())
 }

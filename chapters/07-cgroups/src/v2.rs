@@ -84,7 +84,7 @@ impl Cgroup for V2 {
     }
 
     // ANCHOR: make
-    fn make(&self) -> Result<()> {
+    fn make(&self, made: &mut Vec<PathBuf>) -> Result<()> {
         // Each level hands the controllers down to the next, from the top to the parent.
         let mut dir = self.top.clone();
         enable_controllers(&dir)?;
@@ -92,7 +92,9 @@ impl Cgroup for V2 {
         let levels: Vec<_> = below.components().collect();
         for (n, step) in levels.iter().enumerate() {
             dir.push(step);
-            cgroupfs::make_dir(&dir)?;
+            if cgroupfs::make_dir(&dir)? {
+                made.push(dir.clone());
+            }
             if n + 1 < levels.len() {
                 enable_controllers(&dir)?;
             }

@@ -20,7 +20,7 @@ use nix::unistd::{getpid, Pid, Uid};
 use solution07::cgroup::{self, Owned};
 use solution07::hierarchy::Hierarchy;
 use solution07::idmap::IdMap;
-use solution07::limits::{Bytes, Cpus, Limits, Swap};
+use solution07::limits::{self, Bytes, Cpus, Limits, Swap};
 use solution07::network::{self, Inside, Joined};
 use solution07::ports::{self, Dialer, PortMapping};
 use solution07::root::{self, RootPlan};
@@ -106,13 +106,13 @@ struct RunArgs {
     cpus: Option<Cpus>,
 
     /// The most processes (and threads) the container may have at once.
-    #[arg(long = "pids-limit", value_name = "N", value_parser = parse_pids_limit, allow_hyphen_values = true)]
+    #[arg(long = "pids-limit", value_name = "N", value_parser = limits::parse_pids_limit, allow_hyphen_values = true)]
     pids_limit: Option<u64>,
 
     /// The cgroup that the container's own goes under.
     #[arg(long = "cgroup-parent", value_name = "PATH", env = "BYOC_CGROUP_PARENT",
-          default_value = cgroup::DEFAULT_PARENT, value_parser = parse_cgroup_parent)]
-    cgroup_parent: PathBuf,
+          default_value = cgroup::DEFAULT_PARENT)]
+    cgroup_parent: String,
 
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -167,32 +167,10 @@ impl TryFrom<RunArgs> for Spec {
             user_namespace,
             network,
             resources,
-            cgroup_parent: args.cgroup_parent,
+            // Checked here, not by clap: clap would print a newline in it as it is.
+            cgroup_parent: cgroup::parse_parent(&args.cgroup_parent)?,
         })
     }
-}
-
-/// `--pids-limit`: a number of processes, at least 1 (the container's first process).
-fn parse_pids_limit(text: &str) -> Result<u64> {
-    match text.trim().parse::<u64>() {
-        Ok(0) | Err(_) => bail!(
-            "{text:?} is not a number of processes: give 1 or more (the container's first \
-             process counts)"
-        ),
-        Ok(limit) => Ok(limit),
-    }
-}
-
-/// `--cgroup-parent`: a path under the top of the tree, which cannot climb out of it.
-fn parse_cgroup_parent(text: &str) -> Result<PathBuf> {
-    let path = PathBuf::from(text);
-    let plain = path
-        .components()
-        .all(|part| matches!(part, std::path::Component::Normal(_)));
-    if text.is_empty() || !plain {
-        bail!("{text:?} is not a cgroup parent: give a relative path such as byoc or ci/byoc, without ..");
-    }
-    Ok(path)
 }
 
 /// The network asked for, checked: what cannot work is refused before anything is made.

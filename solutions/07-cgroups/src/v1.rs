@@ -73,10 +73,10 @@ impl Cgroup for V1 {
         self.dirs.clone()
     }
 
-    fn make(&self) -> Result<()> {
+    fn make(&self, made: &mut Vec<PathBuf>) -> Result<()> {
         // The parent (`byoc`) is made by the first container and stays, as docker's does.
         for (_, dir) in &self.dirs {
-            cgroupfs::make_dir_all(dir)?;
+            cgroupfs::make_dir_all(dir, made)?;
         }
         Ok(())
     }
