@@ -256,3 +256,30 @@ fn a_symlink_at_proc_never_leads_the_procfs_out_of_the_root_filesystem() {
         byoc_tests::assert_one_line_error(&runtime, &run, "/proc in the root filesystem");
     }
 }
+
+#[test]
+fn the_init_shows_the_container_nothing_of_the_hosts_command_line_or_environment() {
+    const SECRET: &str = "MY_SECRET_TOKEN";
+    for runtime in from_chapter(3) {
+        let network: &[&str] = if runtime.chapter >= 6 {
+            &["--net", "none"]
+        } else {
+            &[]
+        };
+        let options = [network, &["--init"]].concat();
+        let show = "tr '\\0' '\\n' < /proc/1/cmdline; tr '\\0' '\\n' < /proc/1/environ; echo shown";
+        let mut command = runtime.command(&options, &["sh", "-c", show]);
+        command.env(SECRET, "hunter2");
+        let run = byoc_tests::run_command(&runtime.name, command);
+        run.expect_success();
+        assert!(run.stdout.contains("shown"), "{}", run.report());
+        for word in [SECRET, "hunter2", "--init", "--rootfs", "run"] {
+            assert!(
+                !run.stdout.lines().any(|line| line.contains(word)),
+                "{}: the container read {word:?} in PID 1's command line or environment\n{}",
+                runtime.name,
+                run.report()
+            );
+        }
+    }
+}

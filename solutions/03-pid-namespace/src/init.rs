@@ -113,6 +113,7 @@ pub fn run_as_init(
     previous_mask: &SigSet,
 ) -> Result<Infallible> {
     trace::set_actor("init");
+    forget_the_hosts_words()?;
     match process::fork()? {
         ForkResult::Child => process::run_child(channel, || {
             restore_signals(previous_mask)?;
@@ -126,3 +127,43 @@ pub fn run_as_init(
     }
 }
 // ANCHOR_END: run_as_init
+
+// ANCHOR: forget_the_hosts_words
+/// Wipes the command line and the environment this process was started with. The init is
+/// the runtime itself, started on the host with the host's words: the kernel keeps them in
+/// the process's own memory and shows them to the container as `/proc/1/cmdline` and
+/// `/proc/1/environ`, a token from the host's shell included. Zeroing those bytes leaves the
+/// container nothing to read there (book 3.3).
+fn forget_the_hosts_words() -> Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let [arg_start, arg_end, env_start, env_end] = words_in_memory(&stat)?;
+    // SAFETY: the process is single-threaded here (the child of a clone), so nothing reads
+    // the environment while it is cleared; the two ranges are the process's own writable
+    // memory, as the kernel reports it, and no Rust value borrows from them (the runtime
+    // copied its arguments into owned strings when it parsed them).
+    unsafe {
+        nix::libc::clearenv();
+        std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end.saturating_sub(arg_start));
+        std::ptr::write_bytes(env_start as *mut u8, 0, env_end.saturating_sub(env_start));
+    }
+    trace::say(format_args!(
+        "memset(/proc/self/cmdline and environ, 0) = 0"
+    ));
+    Ok(())
+}
+// ANCHOR_END: forget_the_hosts_words
+
+/// Where the command line and the environment lie in memory: fields 48 to 51 of
+/// `/proc/self/stat` (arg_start, arg_end, env_start, env_end), counted after the command
+/// name, which may hold spaces and so is skipped up to its closing parenthesis.
+fn words_in_memory(stat: &str) -> Result<[usize; 4]> {
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // The first field after the name is field 3.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |number: usize| -> Result<usize> {
+        let text = fields.get(number - 3).copied().unwrap_or_default();
+        text.parse()
+            .map_err(|_| anyhow::anyhow!("/proc/self/stat has no field {number}: {stat:?}"))
+    };
+    Ok([field(48)?, field(49)?, field(50)?, field(51)?])
+}
