@@ -69,6 +69,9 @@ impl RootDir {
     pub fn find(&self, name: &str) -> Result<Found> {
         let inner = relative(name)?;
         let found = self.look_up(&inner);
+        if matches!(found, Err(nix::errno::Errno::ENOSYS)) {
+            bail!("this kernel has no openat2(2), which the runtime needs: Linux 5.6 or newer");
+        }
         let found = match self.traced {
             true => {
                 let root = &self.path;
