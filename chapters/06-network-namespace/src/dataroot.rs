@@ -33,7 +33,6 @@ const PSEUDO_FILE_SYSTEMS: [(FsType, &str); 13] = [
     (FsType(0x6265_6570), "configfs"),
 ];
 
-// ANCHOR: choose
 /// The data root: `given` (`--root`, `BYOC_ROOT`) or the default, checked.
 pub fn choose(given: Option<&Path>) -> Result<PathBuf> {
     let data_root = match given {
@@ -43,16 +42,16 @@ pub fn choose(given: Option<&Path>) -> Result<PathBuf> {
     check(&data_root)?;
     Ok(data_root)
 }
-// ANCHOR_END: choose
 
+// ANCHOR: check
 /// Refuses a data root at `/` or on a pseudo file system, and one that is there already but
 /// is not the caller's own ([`records::check_owned`]). One not there yet is made later.
 pub fn check(data_root: &Path) -> Result<()> {
     let (existing, rest) = nearest_existing(data_root)?;
     if rest.as_os_str().is_empty() && existing == Path::new("/") {
         bail!(
-            "data root {data_root:?} is the top of the file system: the runtime would write its \
-             networks/, cgroups/ and containers/ there. Give it a directory of its own with \
+            "data root {data_root:?} is the top of the file system, where the runtime would \
+             write its networks/, cgroups/ and containers/: give it a directory of its own with \
              --root (such as /var/lib/byoc; book 6.3)"
         );
     }
@@ -69,6 +68,7 @@ pub fn check(data_root: &Path) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: check
 
 /// The deepest directory of `path` that exists, resolved (symbolic links, `..`), and what
 /// is left of `path` below it.
