@@ -275,7 +275,10 @@ fn root_gets_a_user_namespace_only_when_it_asks() {
         // The container's root is then host uid 100000, which must reach the root filesystem:
         // a staged copy, as the kit itself may sit where only root may enter.
         let staged = stage_for_unprivileged(&runtime);
-        let command = staged.command(&["--userns"], &["probe", "user"]);
+        let mut command = staged.command(&["--userns"], &["probe", "user"]);
+        // Root's own data root (chapter 6 on): the staged one is the test user's, and a
+        // runtime refuses a data root that is not its caller's.
+        command.env("BYOC_ROOT", runtime.data_root.path());
         let asked = byoc_tests::run_command(&runtime.name, command);
         asked.expect_success();
         assert_eq!(

@@ -414,8 +414,11 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
             runtime.name
         );
         // The next runtime reclaims the lease (its address waits its turn: the next one is
-        // given), and removes the killed one's files; the kernel removes its cable.
-        let next = host.run(&runtime, &[], &["probe", "net"]);
+        // given), and removes the killed one's files; the kernel removes its cable. From
+        // chapter 7 it is started under the same cgroup parent, where it reclaims cgroups.
+        let mut next = runtime.command(&[], &["probe", "net"]);
+        same_cgroup_parent(&mut next, killed.cgroup_parent());
+        let next = host.within(|| run_command(&runtime.name, next));
         next.expect_success();
         assert_eq!(
             eth0_address(&next.stdout),
@@ -430,6 +433,259 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
         }
         drop(killed);
         host.assert_clean(&runtime);
+    }
+}
+
+/// Starts `next` under `parent`, the cgroup parent of an earlier run (chapter 7 on), so that
+/// it reclaims what that run left: a runtime reclaims cgroups under its own parent only.
+fn same_cgroup_parent(next: &mut std::process::Command, parent: Option<&str>) {
+    if let Some(parent) = parent {
+        next.env(cgroups::PARENT_VARIABLE, parent);
+    }
+}
+
+#[test]
+fn a_runtime_killed_but_not_yet_reaped_is_dead_and_the_next_start_reclaims_its_lease() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let prepared = runtime.command(&[], &["sh", "-c", "echo ready; exec sleep 60"]);
+        let cgroup_parent = cgroups::parent_of(&prepared);
+        let mut parent = host.within(|| never_reaping_parent_of(&prepared));
+        let pid = runtime_pid_once_ready(&mut parent);
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_until_zombie(pid);
+        let left = leases_in(runtime.data_root.path());
+        assert_eq!(
+            left.len(),
+            1,
+            "{}: the zombie's lease: {left:?}",
+            runtime.name
+        );
+        let mut next = runtime.command(&[], &["true"]);
+        same_cgroup_parent(&mut next, cgroup_parent.as_deref());
+        let next = host.within(|| run_command(&runtime.name, next));
+        let left = leases_in(runtime.data_root.path());
+        // The parent ends, and the zombie, handed to init, is reaped at last.
+        // SAFETY: kill has no memory-safety preconditions; a negative PID names the group.
+        unsafe { libc::kill(-(parent.id() as i32), libc::SIGKILL) };
+        let _ = parent.wait();
+        next.expect_success();
+        assert!(
+            left.is_empty(),
+            "{}: a zombie runtime was taken for alive, its lease kept: {left:?}\n{}",
+            runtime.name,
+            next.report()
+        );
+        if let Some(parent) = &cgroup_parent {
+            cgroups::assert_none_left(parent, &[], &runtime.name, &next.report());
+        }
+        host.assert_clean(&runtime);
+    }
+}
+
+/// Runs `runtime` as the child of a shell that prints its PID and then becomes `sleep`,
+/// which never reaps it: killed, the runtime stays a zombie until `sleep` ends.
+fn never_reaping_parent_of(runtime: &std::process::Command) -> std::process::Child {
+    let mut shell = std::process::Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg("\"$@\" & echo \"runtime $!\"; exec /bin/sleep 60 >/dev/null")
+        .arg("sh")
+        .arg(runtime.get_program())
+        .args(runtime.get_args())
+        .env_clear()
+        .stdout(std::process::Stdio::piped());
+    for (name, value) in runtime.get_envs() {
+        if let Some(value) = value {
+            shell.env(name, value);
+        }
+    }
+    in_own_group_with_umask(&mut shell);
+    shell.spawn().expect("the shell starts")
+}
+
+/// The runtime's PID, once its container has said `ready`.
+fn runtime_pid_once_ready(parent: &mut std::process::Child) -> i32 {
+    use std::io::BufRead;
+    let stdout = parent.stdout.take().expect("stdout is piped");
+    let (mut pid, mut ready) = (None, false);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("the shell's stdout is readable");
+        match line.strip_prefix("runtime ") {
+            Some(number) => pid = number.parse().ok(),
+            None => ready |= line == "ready",
+        }
+        if ready && pid.is_some() {
+            break;
+        }
+    }
+    assert!(ready, "the container did not start");
+    pid.expect("the shell printed the runtime's PID")
+}
+
+/// Waits until `pid` is a zombie: field 3 of `/proc/PID/stat` is `Z`.
+fn wait_until_zombie(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|after| after.chars().next());
+        if state == Some('Z') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pid} did not become a zombie: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A data root of a test's own, `DIR/data`, and beside it a victim directory, `DIR/victim`,
+/// with a file in it: what a forged record aims at, which must stay as it is.
+struct Beside {
+    dir: tempfile::TempDir,
+}
+
+impl Beside {
+    fn new() -> Beside {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("byoc-test-")
+            .tempdir()
+            .expect("a temp dir");
+        let beside = Beside { dir };
+        for made in [beside.data_root(), beside.victim().join("inside")] {
+            std::fs::create_dir_all(&made).expect("the test's dirs are made");
+            let mode = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(&made, mode).expect("chmod works");
+        }
+        std::fs::write(beside.victim().join("inside/precious"), "keep me\n").unwrap();
+        beside
+    }
+
+    fn data_root(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn victim(&self) -> std::path::PathBuf {
+        self.dir.path().join("victim")
+    }
+
+    /// Writes a record under the data root as the kit would: the caller's, mode 0644.
+    fn forge(&self, record: &str, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data_root().join(record);
+        let dir = path.parent().expect("a record is in a directory");
+        std::fs::create_dir_all(dir).expect("the records' dir is made");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&path, text).expect("the record is written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// The victim, every file with its bytes, to compare before and after.
+    fn victim_tree(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut tree = Vec::new();
+        let mut dirs = vec![self.victim()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            tree.push((dir.clone(), Vec::new()));
+            for entry in entries.flatten() {
+                match entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    true => dirs.push(entry.path()),
+                    false => tree.push((entry.path(), std::fs::read(entry.path()).unwrap())),
+                }
+            }
+        }
+        tree.sort();
+        tree
+    }
+}
+
+#[test]
+fn a_forged_lease_line_is_ignored_and_the_directory_it_aims_at_stays() {
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let beside = Beside::new();
+        let forged = "10.88.0.2 ../../victim 1 0";
+        beside.forge("networks/byoc0.leases", &format!("{forged}\n"));
+        // As an earlier run leaves it: `containers/..` leads back to the data root.
+        beside.forge("containers/.keep", "");
+        let before = beside.victim_tree();
+        let mut command = runtime.command(&[], &["true"]);
+        command.env("BYOC_ROOT", beside.data_root());
+        let run = host.within(|| run_command(&runtime.name, command));
+        run.expect_success();
+        assert_eq!(
+            beside.victim_tree(),
+            before,
+            "{}: the victim changed\n{}",
+            runtime.name,
+            run.report()
+        );
+        let said: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|line| line.contains(forged))
+            .collect();
+        assert!(
+            said.len() == 1 && said[0].starts_with("byoc: ignoring"),
+            "{}: one line should say the forged lease is ignored\n{}",
+            runtime.name,
+            run.report()
+        );
+        // Left alone: still in the file, as it was.
+        assert_eq!(leases_in(&beside.data_root()), [forged], "{}", runtime.name);
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_data_root_that_is_not_the_callers_alone_is_refused_in_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    for runtime in root_runtimes() {
+        let host = NetHost::new();
+        let cases: [(u32, u32, &str); 2] = [
+            (65534, 0o755, "belongs to uid 65534, not to you (uid 0)"),
+            (0, 0o777, "has mode 0777: others may write in it"),
+        ];
+        for (owner, mode, expected) in cases {
+            let beside = Beside::new();
+            let data_root = beside.data_root();
+            std::os::unix::fs::chown(&data_root, Some(owner), None).expect("chown works");
+            std::fs::set_permissions(&data_root, std::fs::Permissions::from_mode(mode)).unwrap();
+            let mut command = runtime.command(&[], &["true"]);
+            command.env("BYOC_ROOT", &data_root);
+            let run = host.within(|| run_command(&runtime.name, command));
+            assert_one_line_error(&runtime, &run, expected);
+            let made: Vec<_> = std::fs::read_dir(&data_root).unwrap().flatten().collect();
+            assert!(made.is_empty(), "{}: made {made:?}", runtime.name);
+        }
+        host.assert_clean(&runtime);
+    }
+}
+
+#[test]
+fn a_data_root_at_the_top_or_on_the_kernels_file_systems_is_refused() {
+    if !meets(&NEEDS) {
+        return;
+    }
+    for runtime in from_chapter(6) {
+        // --net none: an old runtime that took these would write nothing there.
+        let cases = [
+            ("/", "is the top of the file system"),
+            ("/proc/byoc", "is under /proc"),
+            ("/sys/fs/cgroup", "is under /sys"),
+        ];
+        for (root, expected) in cases {
+            let run = runtime.run(&["--net", "none", "--root", root], &["true"]);
+            assert_one_line_error(&runtime, &run, expected);
+        }
     }
 }
 

@@ -343,10 +343,102 @@ fn a_cgroup_left_by_a_runtime_killed_with_sigkill_is_removed_by_the_next_start()
             "{}: the killed runtime left no cgroup to find",
             runtime.name
         );
-        let next = runtime.run(&options(&[]), &["true"]);
+        // A runtime reclaims the cgroups under its own parent: the next starts under the same.
+        let mut next = runtime.command(&options(&[]), &["true"]);
+        next.env(cgroups::PARENT_VARIABLE, &parent);
+        let next = run_command(&runtime.name, next);
         next.expect_success();
         cgroups::assert_none_left(&parent, &[], &runtime.name, &next.report());
         drop(killed);
+    }
+}
+
+#[test]
+fn a_forged_cgroup_record_is_ignored_and_the_cgroup_it_names_lives_on() {
+    for runtime in root_runtimes() {
+        let mut victim = Victim::new();
+        let data_root = tempfile::tempdir().expect("a temp dir");
+        let records = data_root.path().join("cgroups");
+        std::fs::create_dir(&records).expect("the records' dir is made");
+        let mode = |mode| std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(&records, mode(0o755)).unwrap();
+        // As an older kit wrote them: the directories named in the record itself.
+        let forged = format!(
+            "runtime 2147483647 0\ndir {} {}\n",
+            victim.controller,
+            victim.dir.display()
+        );
+        std::fs::write(records.join("0123456789ab"), &forged).expect("the record is written");
+        std::fs::set_permissions(records.join("0123456789ab"), mode(0o644)).unwrap();
+        let mut command = runtime.command(&options(&[]), &["true"]);
+        command.env("BYOC_ROOT", data_root.path());
+        let run = run_command(&runtime.name, command);
+        run.expect_success();
+        assert!(
+            victim.dir.is_dir() && victim.is_alive(),
+            "{}: the cgroup a forged record named was removed, its process killed\n{}",
+            runtime.name,
+            run.report()
+        );
+        let said: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|line| line.contains("0123456789ab"))
+            .collect();
+        assert!(
+            said.len() == 1 && said[0].starts_with("byoc: ignoring"),
+            "{}: one line should say the record is ignored\n{}",
+            runtime.name,
+            run.report()
+        );
+        let kept = std::fs::read_to_string(records.join("0123456789ab")).unwrap();
+        assert_eq!(
+            kept, forged,
+            "{}: the record is left as it was",
+            runtime.name
+        );
+    }
+}
+
+/// A cgroup the test makes outside any parent the runtime uses, with a sleeping process in
+/// it: what a forged record names. Removed, with its process, when dropped.
+struct Victim {
+    controller: &'static str,
+    dir: std::path::PathBuf,
+    sleeper: std::process::Child,
+}
+
+impl Victim {
+    fn new() -> Victim {
+        let (controller, tree) = match cgroups::version() {
+            "v1" => ("pids", std::path::PathBuf::from("/sys/fs/cgroup/pids")),
+            _ => ("v2", cgroups::mounts().remove(0)),
+        };
+        let dir = tree.join(format!("byoc-test-victim-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("the victim cgroup is made");
+        let sleeper = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep starts");
+        std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string())
+            .expect("the sleeper goes into the victim cgroup");
+        Victim {
+            controller,
+            dir,
+            sleeper,
+        }
+    }
+
+    fn is_alive(&mut self) -> bool {
+        self.sleeper.try_wait().is_ok_and(|status| status.is_none())
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 

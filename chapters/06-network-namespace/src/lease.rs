@@ -10,16 +10,21 @@
 //! the bridge.
 //! Every change happens under a lock, so two containers started at the same moment never
 //! get the same address; a line whose runtime has died (killed with SIGKILL, say) is
-//! reclaimed by the next start.
+//! reclaimed by the next start. A line is checked before it is used ([`crate::records`]): one
+//! that is not as the kit writes it is left in the file as it is, and never acted on.
 
 use std::fs::{self, File};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::records;
 use crate::subnet::Subnet;
+
+pub use crate::records::Runtime;
 
 /// One line of the lease file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,35 +32,6 @@ pub struct Entry {
     pub address: Ipv4Addr,
     pub id: String,
     pub runtime: Runtime,
-}
-
-/// A runtime process, told apart from a later one with the same PID by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Runtime {
-    pub pid: i32,
-    pub started: u64,
-}
-
-impl Runtime {
-    /// This runtime.
-    pub fn this() -> Result<Runtime> {
-        let pid = std::process::id() as i32;
-        let started = start_time(pid).context("cannot read this runtime's start time")?;
-        Ok(Runtime { pid, started })
-    }
-
-    /// Whether the process is still the one that took the lease.
-    pub fn is_alive(&self) -> bool {
-        start_time(self.pid).is_some_and(|started| started == self.started)
-    }
-}
-
-/// When a process started, in clock ticks since boot (field 22 of `/proc/PID/stat`).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The lease file of one bridge, and its lock.
@@ -72,12 +48,14 @@ pub struct Locked<'a> {
     pub entries: Vec<Entry>,
     /// The address given out last, where the next search starts.
     pub last: Option<Ipv4Addr>,
+    /// Lines the kit did not write, each with why: kept in the file as they are.
+    pub ignored: Vec<(String, String)>,
 }
 
 impl LeaseFile {
     /// The leases of `bridge`, kept in `dir` (the data root's `networks/`).
     pub fn new(dir: &Path, bridge: &str) -> Result<LeaseFile> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {dir:?}"))?;
+        records::make_dir(dir)?;
         Ok(LeaseFile {
             path: dir.join(format!("{bridge}.leases")),
             lock: dir.join(format!("{bridge}.lock")),
@@ -90,22 +68,29 @@ impl LeaseFile {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o644)
             .open(&self.lock)
             .with_context(|| format!("cannot open {:?}", self.lock))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| errno)
             .with_context(|| format!("cannot lock {:?}", self.lock))?;
-        let (last, entries) = self.read()?;
+        let Leases {
+            last,
+            entries,
+            ignored,
+        } = self.read()?;
         Ok(Locked {
             file: self,
             _lock: lock,
             entries,
             last,
+            ignored,
         })
     }
 
-    /// The `last` line, if there is one, and the leases.
-    fn read(&self) -> Result<(Option<Ipv4Addr>, Vec<Entry>)> {
+    /// The leases, each line checked: the `last` line if there is one, the leases, and the
+    /// lines that are neither (with why).
+    fn read(&self) -> Result<Leases> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -113,45 +98,59 @@ impl LeaseFile {
                 return Err(error).with_context(|| format!("cannot read {:?}", self.path))
             }
         };
-        let mut lines = text.lines().peekable();
-        let last = match lines.peek().and_then(|line| line.strip_prefix("last ")) {
-            Some(address) => {
-                let address = address.parse().with_context(|| {
-                    format!(
-                        "{:?} has a line the kit did not write: last {address:?}",
-                        self.path
-                    )
-                })?;
-                lines.next();
-                Some(address)
+        if !text.is_empty() {
+            records::check_owned(&self.path)?;
+        }
+        let mut leases = Leases::default();
+        for line in text.lines() {
+            match parse_line(line) {
+                Ok(Line::Last(address)) => leases.last = Some(address),
+                Ok(Line::Lease(entry)) => leases.entries.push(entry),
+                Err(why) => leases.ignored.push((line.to_string(), why)),
             }
-            None => None,
-        };
-        let entries = lines
-            .map(|line| {
-                parse_entry(line).with_context(|| {
-                    format!("{:?} has a line the kit did not write: {line:?}", self.path)
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok((last, entries))
+        }
+        Ok(leases)
     }
 }
 
-fn parse_entry(line: &str) -> Result<Entry> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let [address, id, pid, started] = fields[..] else {
-        bail!("not ADDRESS ID PID START");
-    };
-    Ok(Entry {
-        address: address.parse()?,
-        id: id.to_string(),
-        runtime: Runtime {
-            pid: pid.parse()?,
-            started: started.parse()?,
-        },
-    })
+/// What the lease file holds, read back.
+#[derive(Debug, Default)]
+struct Leases {
+    last: Option<Ipv4Addr>,
+    entries: Vec<Entry>,
+    ignored: Vec<(String, String)>,
 }
+
+/// A line of the lease file.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Last(Ipv4Addr),
+    Lease(Entry),
+}
+
+// ANCHOR: parse_line
+/// `last ADDRESS`, or `ADDRESS ID PID START`, every field checked: the id is used to name
+/// a directory to remove and an interface to delete, so it must be an id and nothing else.
+fn parse_line(line: &str) -> Result<Line, String> {
+    let address = |text: &str| {
+        text.parse::<Ipv4Addr>()
+            .map_err(|_| format!("{text:?} is not an IPv4 address"))
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields[..] {
+        ["last", last] => Ok(Line::Last(address(last)?)),
+        [lease, id, pid, started] => {
+            records::check_id(id)?;
+            Ok(Line::Lease(Entry {
+                address: address(lease)?,
+                id: id.to_string(),
+                runtime: Runtime::parse(pid, started)?,
+            }))
+        }
+        _ => Err("not ADDRESS ID PID START".to_string()),
+    }
+}
+// ANCHOR_END: parse_line
 
 impl Locked<'_> {
     // ANCHOR: take
@@ -193,8 +192,11 @@ impl Locked<'_> {
     }
 
     /// Removes the leases whose runtime has died, and returns them, so their other records
-    /// can be cleaned up too.
+    /// can be cleaned up too. Says which lines it leaves alone, not being the kit's.
     pub fn reclaim_dead(&mut self) -> Result<Vec<Entry>> {
+        for (line, why) in &self.ignored {
+            records::ignored(&self.file.path, line, why);
+        }
         let (alive, dead): (Vec<Entry>, Vec<Entry>) = self
             .entries
             .drain(..)
@@ -206,8 +208,7 @@ impl Locked<'_> {
         Ok(dead)
     }
 
-    /// Writes the leases to a temporary file and renames it into place: a crash leaves the
-    /// old file or the new one, never half of one.
+    /// Writes the leases, and the lines left alone as they were, whole ([`records::write`]).
     fn save(&self) -> Result<()> {
         let mut text: String = self
             .last
@@ -219,16 +220,21 @@ impl Locked<'_> {
                 entry.address, entry.id, entry.runtime.pid, entry.runtime.started
             ));
         }
-        let temporary = self.file.path.with_extension("leases.new");
-        fs::write(&temporary, text).with_context(|| format!("cannot write {temporary:?}"))?;
-        fs::rename(&temporary, &self.file.path)
-            .with_context(|| format!("cannot rename {temporary:?} to {:?}", self.file.path))
+        for (line, _) in &self.ignored {
+            text.push_str(&format!("{line}\n"));
+        }
+        records::write(&self.file.path, &text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A container id made of one letter, `aaaaaaaaaaaa`.
+    fn id(letter: char) -> String {
+        letter.to_string().repeat(records::ID_LENGTH)
+    }
 
     #[test]
     fn leases_are_taken_in_turn_and_an_address_given_back_waits_its_turn() {
@@ -237,33 +243,29 @@ mod tests {
         let subnet: Subnet = "10.99.0.0/29".parse().unwrap();
         let mut locked = file.lock().unwrap();
         assert_eq!(
-            locked.take(&subnet, "a").unwrap(),
+            locked.take(&subnet, &id('a')).unwrap(),
             Ipv4Addr::new(10, 99, 0, 2)
         );
         assert_eq!(
-            locked.take(&subnet, "b").unwrap(),
+            locked.take(&subnet, &id('b')).unwrap(),
             Ipv4Addr::new(10, 99, 0, 3)
         );
-        locked.release("a").unwrap();
+        locked.release(&id('a')).unwrap();
         // .2 is free again, but its turn comes after the rest of the subnet's.
         assert_eq!(
-            locked.take(&subnet, "c").unwrap(),
+            locked.take(&subnet, &id('c')).unwrap(),
             Ipv4Addr::new(10, 99, 0, 4)
         );
         drop(locked);
         let mut again = file.lock().unwrap();
-        let ids: Vec<&str> = again
-            .entries
-            .iter()
-            .map(|entry| entry.id.as_str())
-            .collect();
-        assert_eq!(ids, ["b", "c"]);
+        let ids: Vec<String> = again.entries.iter().map(|entry| entry.id.clone()).collect();
+        assert_eq!(ids, [id('b'), id('c')]);
         assert_eq!(again.last, Some(Ipv4Addr::new(10, 99, 0, 4)));
         // A /29 has .2 to .6 for containers: after .6, round to .2.
-        again.take(&subnet, "d").unwrap();
-        again.take(&subnet, "e").unwrap();
+        again.take(&subnet, &id('d')).unwrap();
+        again.take(&subnet, &id('e')).unwrap();
         assert_eq!(
-            again.take(&subnet, "f").unwrap(),
+            again.take(&subnet, &id('f')).unwrap(),
             Ipv4Addr::new(10, 99, 0, 2)
         );
     }
@@ -274,8 +276,8 @@ mod tests {
         let file = LeaseFile::new(dir.path(), "byoc0").unwrap();
         let subnet: Subnet = "10.99.0.0/30".parse().unwrap();
         let mut locked = file.lock().unwrap();
-        locked.take(&subnet, "a").unwrap();
-        let error = locked.take(&subnet, "b").unwrap_err().to_string();
+        locked.take(&subnet, &id('a')).unwrap();
+        let error = locked.take(&subnet, &id('b')).unwrap_err().to_string();
         assert!(error.contains("no free address in 10.99.0.0/30"), "{error}");
     }
 
@@ -285,14 +287,53 @@ mod tests {
         let file = LeaseFile::new(dir.path(), "byoc0").unwrap();
         let subnet: Subnet = "10.99.0.0/29".parse().unwrap();
         let mut locked = file.lock().unwrap();
-        locked.take(&subnet, "alive").unwrap();
+        locked.take(&subnet, &id('a')).unwrap();
         let mut dead = locked.entries[0].clone();
-        dead.id = "dead".to_string();
+        dead.id = id('d');
         dead.runtime.started += 1; // the same PID, started at another time: not this runtime
         locked.entries.push(dead);
         let reclaimed = locked.reclaim_dead().unwrap();
         assert_eq!(reclaimed.len(), 1);
-        assert_eq!(reclaimed[0].id, "dead");
+        assert_eq!(reclaimed[0].id, id('d'));
         assert_eq!(locked.entries.len(), 1);
+    }
+
+    #[test]
+    fn lines_the_kit_did_not_write_are_left_alone_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LeaseFile::new(dir.path(), "byoc0").unwrap();
+        let forged = [
+            "10.88.0.2 ../../victim 1 0",
+            "10.88.0.3 aaaaaaaaaaaa 0 0",
+            "10.88.0.4 bbbbbbbbbbbb -1 0",
+            "nonsense",
+        ];
+        fs::write(dir.path().join("byoc0.leases"), forged.join("\n") + "\n").unwrap();
+        let subnet: Subnet = "10.99.0.0/29".parse().unwrap();
+        let mut locked = file.lock().unwrap();
+        assert!(locked.entries.is_empty());
+        assert_eq!(locked.ignored.len(), forged.len());
+        assert!(locked.reclaim_dead().unwrap().is_empty());
+        locked.take(&subnet, &id('c')).unwrap();
+        drop(locked);
+        let text = fs::read_to_string(dir.path().join("byoc0.leases")).unwrap();
+        for line in forged {
+            assert!(text.lines().any(|kept| kept == line), "{line:?} in {text}");
+        }
+    }
+
+    #[test]
+    fn lines_are_checked_field_by_field() {
+        assert_eq!(
+            parse_line("last 10.88.0.2"),
+            Ok(Line::Last(Ipv4Addr::new(10, 88, 0, 2)))
+        );
+        let why = parse_line("10.88.0.2 ../../victim 1 0").unwrap_err();
+        assert!(why.contains("is not a container id"), "{why}");
+        let why = parse_line("10.88.0.999 aaaaaaaaaaaa 1 0").unwrap_err();
+        assert!(why.contains("is not an IPv4 address"), "{why}");
+        let why = parse_line("10.88.0.2 aaaaaaaaaaaa 0 0").unwrap_err();
+        assert!(why.contains("is not a PID"), "{why}");
+        assert!(parse_line("last").is_err());
     }
 }

@@ -172,10 +172,7 @@ fn network_of(args: &RunArgs) -> Result<Network> {
         }
         _ => {}
     }
-    let data_root = match &args.root {
-        Some(dir) => dir.clone(),
-        None => dataroot::default()?,
-    };
+    let data_root = dataroot::choose(args.root.as_deref())?;
     Ok(Network {
         mode,
         ports: args.publish.clone(),

@@ -10,9 +10,11 @@
 //!
 //! The cgroup is owned by an [`Owned`], whose `Drop` kills what is left in it and removes
 //! it, on every way out of the runtime. For the one way out that runs no code, SIGKILL, the
-//! runtime writes a record under its data root first (`cgroups/ID`: who made it, and its
-//! directories); the next start finds records whose runtime has died, and removes their
-//! cgroups.
+//! runtime writes a record under its data root first (`cgroups/ID`: who made it, and under
+//! which parent); the next start with the same parent finds records whose runtime has died,
+//! and removes their cgroups. What it removes is rebuilt from its own hierarchy, its own
+//! parent and the record's id, never read from the record ([`crate::records`]): a record
+//! could have been planted to name any cgroup on the machine.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,8 @@ use nix::unistd::{Pid, Uid};
 
 use crate::cgroupfs;
 use crate::hierarchy::{Hierarchy, V1Controller};
-use crate::lease::Runtime;
 use crate::limits::Limits;
+use crate::records::{self, Runtime};
 use crate::trace;
 use crate::v1::V1;
 use crate::v2::V2;
@@ -210,15 +212,12 @@ pub fn create(
     limits: &Limits,
     data_root: &Path,
 ) -> Result<Owned> {
-    reclaim_dead(data_root)?;
-    let cgroup: Box<dyn Cgroup> = match placement {
-        Placement::V2 { top } => Box::new(V2::new(top, parent, id)),
-        Placement::V1 { controllers } => Box::new(V1::new(controllers, parent, id)),
-    };
+    reclaim_dead(placement, parent, data_root)?;
+    let cgroup = container_cgroup(placement, parent, id);
     // The record first: a runtime killed between these lines leaves a record of a cgroup
     // that may not exist yet, which is harmless; the other way round it would leave a
     // cgroup that nothing knows of.
-    let record = write_record(data_root, id, &cgroup.dirs())?;
+    let record = write_record(data_root, id, parent)?;
     let owned = Owned { cgroup, record };
     // A failure part way removes every directory this run made, the parent's levels too.
     let mut made = Vec::new();
@@ -236,6 +235,14 @@ pub fn create(
 fn remove_made(made: &[PathBuf]) {
     for dir in made.iter().rev() {
         let _ = cgroupfs::remove_dir(dir);
+    }
+}
+
+/// The cgroup of container `id`: `parent/id` where `placement` says, on this machine.
+fn container_cgroup(placement: &Placement, parent: &Path, id: &str) -> Box<dyn Cgroup> {
+    match placement {
+        Placement::V2 { top } => Box::new(V2::new(top, parent, id)),
+        Placement::V1 { controllers } => Box::new(V1::new(controllers, parent, id)),
     }
 }
 
@@ -311,80 +318,114 @@ pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, code: u8) -> Option<S
 }
 // ANCHOR_END: out_of_memory
 
-/// `DATA_ROOT/cgroups/ID`: the runtime that made the cgroup, and its directories.
-fn write_record(data_root: &Path, id: &str, dirs: &[(String, PathBuf)]) -> Result<PathBuf> {
+/// `DATA_ROOT/cgroups/ID`: the runtime that made the cgroup, and the parent it is under.
+fn write_record(data_root: &Path, id: &str, parent: &Path) -> Result<PathBuf> {
     let records = data_root.join("cgroups");
-    fs::create_dir_all(&records).with_context(|| format!("cannot make {records:?}"))?;
+    records::make_dir(&records)?;
     let runtime = Runtime::this()?;
-    let mut text = format!("runtime {} {}\n", runtime.pid, runtime.started);
-    for (controller, dir) in dirs {
-        text.push_str(&format!("dir {controller} {}\n", dir.display()));
-    }
+    let text = format!(
+        "runtime {} {}\nparent {}\n",
+        runtime.pid,
+        runtime.started,
+        parent.display()
+    );
     let path = records.join(id);
-    let temporary = records.join(format!(".{id}.new"));
-    fs::write(&temporary, text).with_context(|| format!("cannot write {temporary:?}"))?;
-    fs::rename(&temporary, &path)
-        .with_context(|| format!("cannot rename {temporary:?} to {path:?}"))?;
+    records::write(&path, &text)?;
     Ok(path)
 }
 
-/// A record read back: who made the cgroup, and where it is.
+/// A record read back: who made the cgroup, and under which parent.
 #[derive(Debug, PartialEq, Eq)]
 struct Record {
     runtime: Runtime,
-    dirs: Vec<(String, PathBuf)>,
+    parent: PathBuf,
 }
 
-fn parse_record(text: &str) -> Option<Record> {
-    let mut lines = text.lines();
-    let mut owner = lines.next()?.strip_prefix("runtime ")?.split(' ');
-    let runtime = Runtime {
-        pid: owner.next()?.parse().ok()?,
-        started: owner.next()?.parse().ok()?,
+// ANCHOR: parse_record
+/// `runtime PID START` and `parent PATH`, and nothing else: a record that names directories
+/// (as a planted one would) is not the kit's.
+fn parse_record(text: &str) -> Result<Record, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let [owner, parent] = lines[..] else {
+        return Err("not two lines: runtime PID START, parent PATH".to_string());
     };
-    let dirs = lines
-        .map(|line| {
-            let (controller, dir) = line.strip_prefix("dir ")?.split_once(' ')?;
-            Some((controller.to_string(), PathBuf::from(dir)))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Record { runtime, dirs })
+    let not_ours = |line: &str| format!("{line:?} is not a line of the kit's");
+    let owner: Vec<&str> = owner.split(' ').collect();
+    let ["runtime", pid, started] = owner[..] else {
+        return Err(not_ours(&owner.join(" ")));
+    };
+    let parent = parent
+        .strip_prefix("parent ")
+        .filter(|parent| !parent.is_empty())
+        .ok_or_else(|| not_ours(parent))?;
+    Ok(Record {
+        runtime: Runtime::parse(pid, started)?,
+        parent: PathBuf::from(parent),
+    })
 }
+// ANCHOR_END: parse_record
 
-/// The cgroups of runtimes that have died (killed with SIGKILL, say) are removed, with their
-/// records.
-fn reclaim_dead(data_root: &Path) -> Result<()> {
-    let Ok(entries) = fs::read_dir(data_root.join("cgroups")) else {
+// ANCHOR: reclaim_dead
+/// The cgroups of runtimes that have died (killed with SIGKILL, say) under `parent` are
+/// removed, with their records. Each cgroup is rebuilt from this runtime's own placement,
+/// `parent` and the record's id: a record can only ever lead to `parent/ID`. Records of
+/// other parents are left to a start with that parent.
+fn reclaim_dead(placement: &Placement, parent: &Path, data_root: &Path) -> Result<()> {
+    let dir = data_root.join("cgroups");
+    let Ok(entries) = fs::read_dir(&dir) else {
         return Ok(()); // no record yet
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(record) = fs::read_to_string(&path)
-            .ok()
-            .as_deref()
-            .and_then(parse_record)
-        else {
-            continue; // a record being written (`.ID.new`), or not one of ours
-        };
-        if record.runtime.is_alive() {
+    records::check_owned(&dir)?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {dir:?}"))?;
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if records::is_being_written(&id) {
             continue;
         }
+        let record = match read_record(&entry) {
+            Ok(record) => record,
+            Err(Unread::Ignored(why)) => {
+                records::ignored(&dir, &id, &why);
+                continue;
+            }
+            Err(Unread::Refused(error)) => return Err(error),
+        };
+        if record.runtime.is_alive() || record.parent != parent {
+            continue;
+        }
+        let path = entry.path();
         trace::say(format_args!(
             "reclaiming the cgroup of a runtime that died: {}",
             path.display()
         ));
-        remove(from_record(record.dirs).as_ref())?;
+        remove(container_cgroup(placement, parent, &id).as_ref())?;
         fs::remove_file(&path).with_context(|| format!("cannot remove {path:?}"))?;
     }
     Ok(())
 }
+// ANCHOR_END: reclaim_dead
 
-/// A cgroup known only by its record's directories.
-fn from_record(dirs: Vec<(String, PathBuf)>) -> Box<dyn Cgroup> {
-    match dirs.as_slice() {
-        [(version, dir)] if version == "v2" => Box::new(V2::at(dir)),
-        _ => Box::new(V1 { dirs }),
+/// Why a record was not read: it is not one of the kit's (left alone), or it is not the
+/// caller's own (the runtime refuses to go on).
+enum Unread {
+    Ignored(String),
+    Refused(anyhow::Error),
+}
+
+/// The record at `entry`, checked: named by an id, a file of the caller's own, as the kit
+/// writes them.
+fn read_record(entry: &fs::DirEntry) -> Result<Record, Unread> {
+    let id = entry.file_name().to_string_lossy().into_owned();
+    records::check_id(&id).map_err(Unread::Ignored)?;
+    let path = entry.path();
+    records::check_owned(&path).map_err(Unread::Refused)?;
+    if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+        return Err(Unread::Ignored("not a file".to_string()));
     }
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {path:?}"))
+        .map_err(Unread::Refused)?;
+    parse_record(&text).map_err(Unread::Ignored)
 }
 
 #[cfg(test)]
@@ -419,22 +460,67 @@ mod tests {
 
     #[test]
     fn records_read_back() {
-        let text =
-            "runtime 42 1234\ndir memory /sys/fs/cgroup/memory/byoc/ab\ndir pids /p/byoc/ab\n";
         assert_eq!(
-            parse_record(text),
-            Some(Record {
+            parse_record("runtime 42 1234\nparent ci/byoc\n"),
+            Ok(Record {
                 runtime: Runtime {
                     pid: 42,
                     started: 1234
                 },
-                dirs: vec![
-                    ("memory".into(), "/sys/fs/cgroup/memory/byoc/ab".into()),
-                    ("pids".into(), "/p/byoc/ab".into()),
-                ],
+                parent: "ci/byoc".into(),
             })
         );
-        assert_eq!(parse_record("something else\n"), None);
+    }
+
+    #[test]
+    fn a_record_that_names_directories_or_bad_numbers_is_not_the_kits() {
+        let planted = "runtime 2147483647 0\ndir pids /sys/fs/cgroup/pids/victim\n";
+        let why = parse_record(planted).unwrap_err();
+        assert!(why.contains("dir pids"), "{why}");
+        for bad in [
+            "runtime 0 0\nparent byoc\n",
+            "runtime 42 x\nparent byoc\n",
+            "runtime 42 1\nparent \n",
+            "runtime 42 1\nparent byoc\ndir v2 /sys/fs/cgroup\n",
+            "something else\n",
+        ] {
+            assert!(parse_record(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_is_reclaimed_only_as_the_containers_own_cgroup_under_the_parent() {
+        let data_root = tempfile::tempdir().unwrap();
+        let top = tempfile::tempdir().unwrap();
+        let placement = Placement::V2 {
+            top: top.path().to_path_buf(),
+        };
+        let victim = top.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        let records = data_root.path().join("cgroups");
+        records::make_dir(&records).unwrap();
+        let planted = format!("runtime 2147483647 0\ndir v2 {}\n", victim.display());
+        records::write(&records.join("aaaaaaaaaaaa"), &planted).unwrap();
+        records::write(
+            &records.join("victim"),
+            "runtime 2147483647 0\nparent byoc\n",
+        )
+        .unwrap();
+        let other_parent = "runtime 2147483647 0\nparent elsewhere\n";
+        records::write(&records.join("bbbbbbbbbbbb"), other_parent).unwrap();
+        reclaim_dead(&placement, Path::new("byoc"), data_root.path()).unwrap();
+        assert!(victim.is_dir());
+        for kept in ["aaaaaaaaaaaa", "victim", "bbbbbbbbbbbb"] {
+            assert!(records.join(kept).exists(), "{kept}");
+        }
+        // A dead runtime's record under this parent goes, with its (missing) cgroup.
+        records::write(
+            &records.join("cccccccccccc"),
+            "runtime 2147483647 0\nparent byoc\n",
+        )
+        .unwrap();
+        reclaim_dead(&placement, Path::new("byoc"), data_root.path()).unwrap();
+        assert!(!records.join("cccccccccccc").exists());
     }
 
     #[test]

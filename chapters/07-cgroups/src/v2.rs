@@ -35,14 +35,6 @@ impl V2 {
             dir: top.join(parent).join(id),
         }
     }
-
-    /// A cgroup that was made already, known by its directory.
-    pub fn at(dir: &Path) -> V2 {
-        V2 {
-            top: dir.parent().unwrap_or(dir).to_path_buf(),
-            dir: dir.to_path_buf(),
-        }
-    }
 }
 
 /// Hands the kit's controllers down from `dir` to its children: `+memory +cpu +pids` into

@@ -1,11 +1,108 @@
 //! The data root: where the runtime keeps what outlives one system call - leases, each
 //! container's own files, and from chapter 8 on, layers and images. Book: section 6.3.
+//!
+//! The runtime acts on what it reads back from there (it removes directories, kills the
+//! processes of cgroups), so the data root is checked before anything is written: a
+//! directory of its own, on a real file system, the caller's, writable by no one else.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::statfs::{self, FsType};
 use nix::unistd::Uid;
+
+use crate::records;
+
+/// File systems the kernel makes up: a write there changes the kernel, not a disk. (devtmpfs
+/// says it is a tmpfs: it is known by where it is, `/dev`.)
+const PSEUDO_FILE_SYSTEMS: [(FsType, &str); 13] = [
+    (statfs::PROC_SUPER_MAGIC, "proc"),
+    (statfs::SYSFS_MAGIC, "sysfs"),
+    (statfs::CGROUP_SUPER_MAGIC, "cgroup"),
+    (statfs::CGROUP2_SUPER_MAGIC, "cgroup2"),
+    (statfs::DEVPTS_SUPER_MAGIC, "devpts"),
+    (statfs::DEBUGFS_MAGIC, "debugfs"),
+    (statfs::SECURITYFS_MAGIC, "securityfs"),
+    (statfs::TRACEFS_MAGIC, "tracefs"),
+    (statfs::BPF_FS_MAGIC, "bpf"),
+    (statfs::NSFS_MAGIC, "nsfs"),
+    (statfs::SELINUX_MAGIC, "selinuxfs"),
+    (FsType(0x6165_676c), "pstore"),
+    (FsType(0x6265_6570), "configfs"),
+];
+
+/// The data root: `given` (`--root`, `BYOC_ROOT`) or the default, checked.
+pub fn choose(given: Option<&Path>) -> Result<PathBuf> {
+    let data_root = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => default()?,
+    };
+    check(&data_root)?;
+    Ok(data_root)
+}
+
+// ANCHOR: check
+/// Refuses a data root at `/` or on a pseudo file system, and one that is there already but
+/// is not the caller's own ([`records::check_owned`]). One not there yet is made later.
+pub fn check(data_root: &Path) -> Result<()> {
+    let (existing, rest) = nearest_existing(data_root)?;
+    if rest.as_os_str().is_empty() && existing == Path::new("/") {
+        bail!(
+            "data root {data_root:?} is the top of the file system, where the runtime would \
+             write its networks/, cgroups/ and containers/: give it a directory of its own with \
+             --root (such as /var/lib/byoc; book 6.3)"
+        );
+    }
+    if let Some(place) = on_pseudo_file_system(&existing)? {
+        bail!(
+            "data root {data_root:?} is {place}, where the kernel makes up the files (a write \
+             there changes the kernel, not a disk): give a directory on a real disk with --root \
+             (such as /var/lib/byoc; book 6.3)"
+        );
+    }
+    if rest.as_os_str().is_empty() {
+        // The directory itself, whichever way the path leads there.
+        records::check_owned(&existing).map_err(|error| anyhow!("data root {error:#}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: check
+
+/// The deepest directory of `path` that exists, resolved (symbolic links, `..`), and what
+/// is left of `path` below it.
+fn nearest_existing(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    let absolute = env::current_dir()
+        .context("cannot read the current directory")?
+        .join(path);
+    let mut rest = PathBuf::new();
+    let mut existing = absolute.as_path();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return Ok((resolved, rest));
+        }
+        let name = existing.file_name().unwrap_or_default();
+        rest = Path::new(name).join(&rest);
+        existing = existing
+            .parent()
+            .with_context(|| format!("no part of {path:?} exists"))?;
+    }
+}
+
+/// Where `dir` is, if it is on a pseudo file system: `under /sys` (the kernel's trees are
+/// mounted under `/proc`, `/sys` and `/dev`, some on a tmpfs such as `/sys/fs/cgroup` on
+/// v1), or `on debugfs` by `statfs`'s type, wherever it is mounted.
+fn on_pseudo_file_system(dir: &Path) -> Result<Option<String>> {
+    let kernels = ["/proc", "/sys", "/dev"];
+    if let Some(top) = kernels.into_iter().find(|top| dir.starts_with(top)) {
+        return Ok(Some(format!("under {top}")));
+    }
+    let kind = statfs::statfs(dir)
+        .with_context(|| format!("statfs({dir:?}) failed"))?
+        .filesystem_type();
+    let pseudo = PSEUDO_FILE_SYSTEMS.iter().find(|(magic, _)| *magic == kind);
+    Ok(pseudo.map(|(_, name)| format!("on {name}")))
+}
 
 /// `/var/lib/byoc` for root; for an ordinary user `$XDG_DATA_HOME/byoc`, or
 /// `~/.local/share/byoc` (where podman keeps its own, as `containers/`).
@@ -18,4 +115,35 @@ pub fn default() -> Result<PathBuf> {
     }
     let home = env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set: give --root")?;
     Ok(PathBuf::from(home).join(".local/share/byoc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_top_of_the_file_system_and_pseudo_file_systems_are_refused() {
+        let top = check(Path::new("/")).unwrap_err().to_string();
+        assert!(top.contains("is the top of the file system"), "{top}");
+        let climbed = check(Path::new("/tmp/..")).unwrap_err().to_string();
+        assert!(
+            climbed.contains("is the top of the file system"),
+            "{climbed}"
+        );
+        let proc = check(Path::new("/proc/byoc")).unwrap_err().to_string();
+        assert!(proc.contains("is under /proc"), "{proc}");
+        let sysfs = check(Path::new("/sys/kernel/byoc/data"))
+            .unwrap_err()
+            .to_string();
+        assert!(sysfs.contains("is under /sys"), "{sysfs}");
+        let cgroup = check(Path::new("/sys/fs/cgroup")).unwrap_err().to_string();
+        assert!(cgroup.contains("is under /sys"), "{cgroup}");
+    }
+
+    #[test]
+    fn a_data_root_not_made_yet_under_a_real_directory_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        check(&dir.path().join("not/yet")).unwrap();
+        check(dir.path()).unwrap();
+    }
 }

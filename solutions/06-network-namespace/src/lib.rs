@@ -15,6 +15,7 @@ pub mod nat;
 pub mod netlink;
 pub mod network;
 pub mod ports;
+pub mod records;
 pub mod subnet;
 
 /// Chapter 6's spec: chapter 5's, the container's id, and its network.
