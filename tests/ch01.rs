@@ -360,6 +360,8 @@ fn a_root_filesystem_behind_a_closed_directory_says_so() {
     {
         let user = byoc_tests::test_user().expect("a test user");
         let closed = byoc_tests::host_temp_dir();
+        let only_root = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(closed.path(), only_root).expect("close the directory");
         let rootfs = closed.path().join("rootfs");
         std::fs::create_dir(&rootfs).expect("make a root filesystem directory");
         let mut command = std::process::Command::new(&runtime.path);

@@ -70,6 +70,12 @@ impl HostileRoot {
     /// `BINARY run --rootfs THIS OPTIONS -- COMMAND`, to its end.
     pub fn run(&self, runtime: &Runtime, options: &[&str], command: &[&str]) -> Run {
         let mut line = Command::new(&runtime.path);
+        self.add_run(&mut line, runtime, options, command);
+        run_command(&runtime.name, line)
+    }
+
+    /// Adds `run --rootfs THIS OPTIONS -- COMMAND` and a clean environment to `line`.
+    fn add_run(&self, line: &mut Command, runtime: &Runtime, options: &[&str], command: &[&str]) {
         line.arg("run")
             .arg("--rootfs")
             .arg(&self.rootfs)
@@ -77,9 +83,9 @@ impl HostileRoot {
             .arg("--")
             .args(command)
             .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("RUST_BACKTRACE", "0")
             .env("BYOC_ROOT", runtime.data_root.path());
-        run_command(&runtime.name, line)
     }
 
     /// Runs the runtime with `/` a tmpfs of the test's own, in a mount namespace of the
@@ -96,27 +102,12 @@ impl HostileRoot {
         let stand_in = self._dir.path().join("host-root");
         std::fs::create_dir(&stand_in).expect("make the stand-in root");
         let mut line = Command::new("unshare");
-        line.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            STAND_IN_SCRIPT,
-            "sh",
-        ])
-        .arg(&stand_in)
-        .arg(&runtime.path)
-        .arg("run")
-        .arg("--rootfs")
-        .arg(&self.rootfs)
-        .args(options)
-        .arg("--")
-        .args(command)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("RUST_BACKTRACE", "0")
-        .env("BYOC_ROOT", runtime.data_root.path());
+        let private = ["--mount", "--propagation", "private"];
+        line.args(private)
+            .args(["sh", "-c", STAND_IN_SCRIPT, "sh"])
+            .arg(&stand_in)
+            .arg(&runtime.path);
+        self.add_run(&mut line, runtime, options, command);
         let run = run_command(&runtime.name, line);
         let seen = StandInRoot {
             before: run.value("before"),

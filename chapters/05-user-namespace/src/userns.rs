@@ -114,6 +114,8 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
 /// map of the other kind too), or the defaults. The container's first process is root in
 /// it, so both maps must cover id 0.
 pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
+    check_root_is_mapped(Ids::User, uid_maps)?;
+    check_root_is_mapped(Ids::Group, gid_maps)?;
     let (uids, gids) = match (uid_maps.is_empty(), gid_maps.is_empty()) {
         (false, true) => (uid_maps, uid_maps),
         (true, false) => (gid_maps, gid_maps),
@@ -123,8 +125,6 @@ pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNames
         .map_err(|error| explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps))?;
     let gid_mappings = maps_for(Ids::Group, gids)
         .map_err(|error| explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps))?;
-    check_root_is_mapped(Ids::User, &uid_mappings)?;
-    check_root_is_mapped(Ids::Group, &gid_mappings)?;
     Ok(UserNamespace {
         uid_mappings,
         gid_mappings,
@@ -148,9 +148,10 @@ fn explain_reuse(error: anyhow::Error, ids: Ids, missing: bool, other: &[IdMap])
     ))
 }
 
-/// Refuses maps that leave the container's root unmapped: its first process runs as id 0.
+/// Refuses maps given that leave the container's root unmapped: its first process runs as
+/// id 0. (None given: the defaults map it.)
 fn check_root_is_mapped(ids: Ids, maps: &[IdMap]) -> Result<()> {
-    if maps.iter().any(|map| map.container == 0) {
+    if maps.is_empty() || maps.iter().any(|map| map.container == 0) {
         return Ok(());
     }
     let flag = ids.flag();
