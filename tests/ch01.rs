@@ -130,6 +130,16 @@ fn a_missing_command_gives_127_and_one_clear_line() {
 }
 
 #[test]
+fn a_missing_path_gives_127_and_says_the_file_is_missing_not_its_interpreter() {
+    for runtime in from_chapter(1) {
+        let run = runtime.run(&[], &["/bin/nosuch"]);
+        run.expect_code(127);
+        assert_one_error_line(&run, "\"/bin/nosuch\": ENOENT: there is no such file");
+        assert!(!run.stderr.contains("interpreter"), "{}", run.report());
+    }
+}
+
+#[test]
 fn a_command_that_is_not_executable_gives_126_and_one_clear_line() {
     for runtime in from_chapter(1) {
         let run = runtime.run(&[], &["/etc/passwd"]);

@@ -347,7 +347,36 @@ fn what_an_ordinary_user_sees() {
         settings.add_filter(&format!(r"\b{}\b", user.uid), "[UID]");
         settings.add_filter(&format!(r"\b{}\b", user.gid), "[GID]");
         settings.add_filter(&full_capabilities(), "[ALL CAPABILITIES]");
+        // The supplementary groups are the learner's own, whatever they are: a test of their
+        // own checks them, so this one holds with or without them.
+        settings.add_filter(r" groups=[^\n]*", "");
         settings.bind(|| insta::assert_snapshot!("ch05_rootless_view", text));
+    }
+}
+
+#[test]
+fn an_ordinary_users_own_group_shows_as_root_and_the_others_as_the_overflow_id() {
+    for runtime in rootless_from_chapter(5) {
+        let user = user();
+        let options = own_maps(&user);
+        // Started as a login starts a shell: the user's own group is among its groups.
+        let show = ["sh", "-c", "grep '^Groups:' /proc/self/status"];
+        let run = runtime.run_as(&user, &strs(&options), &show);
+        run.expect_success();
+        let line = run.stdout.trim().trim_start_matches("Groups:");
+        let groups: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            groups.iter().all(|group| ["0", "65534"].contains(group)),
+            "{}: a group the map does not hold must show as 65534\n{}",
+            runtime.name,
+            run.report()
+        );
+        assert!(
+            groups.contains(&"0"),
+            "{}: the login's own group is among its groups, and shows as root\n{}",
+            runtime.name,
+            run.report()
+        );
     }
 }
 

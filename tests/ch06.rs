@@ -313,6 +313,38 @@ fn a_published_port_reaches_the_container_both_ways_many_at_once() {
     }
 }
 
+#[test]
+fn a_client_that_waits_for_the_answer_before_it_closes_gets_it() {
+    for runtime in all_runtimes() {
+        let host = NetHost::new();
+        let container = host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
+        // As wget and browsers do: send the request, keep the sending side open, and read
+        // the answer. A relay that copies one way to the end before the other never answers.
+        let answer = host.within(|| ask_and_wait(8080));
+        let run = container.release();
+        assert_eq!(
+            answer.as_deref(),
+            Some("ping\n"),
+            "{}: no answer came back while the client kept its side open: {}",
+            runtime.name,
+            run.report()
+        );
+        run.expect_success();
+        host.assert_clean(&runtime);
+    }
+}
+
+/// Sends a line to the echo server behind host port `port` without closing, and reads the
+/// answer for at most 5 seconds.
+fn ask_and_wait(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"ping\n").ok()?;
+    let mut answer = [0u8; 5];
+    stream.read_exact(&mut answer).ok()?;
+    String::from_utf8(answer.to_vec()).ok()
+}
+
 /// Sends 200 KB (different for each `n`) to the echo server behind host port `port`, stops
 /// sending, and reads everything that comes back.
 fn echo_through(port: u16, n: u8) -> (Vec<u8>, Vec<u8>) {

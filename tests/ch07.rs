@@ -62,6 +62,31 @@ fn a_memory_hog_is_killed_at_the_limit_and_reported_as_out_of_memory() {
 }
 
 #[test]
+fn a_process_killed_inside_is_not_reported_as_the_container_killed() {
+    for runtime in root_runtimes() {
+        // The hog is the shell's child: it is killed, and the shell, which lives on, exits
+        // with the hog's 137 as its own code. The container was not killed.
+        let script = "probe hog 256; exit $?";
+        let run = runtime.run(&options(&memory_limit()), &["sh", "-c", script]);
+        run.expect_code(137);
+        // The shell says "Killed" of its child; the runtime's own lines are the point.
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("byoc:"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["byoc: a process was killed: out of memory (limit 64 MiB)"],
+            "{}: on cgroup {}\n{}",
+            runtime.name,
+            cgroups::version(),
+            run.report()
+        );
+    }
+}
+
+#[test]
 fn a_fork_loop_stops_at_the_process_limit_and_the_container_goes_on() {
     for runtime in root_runtimes() {
         let run = runtime.run(&options(&["--pids-limit", "10"]), &["probe", "forks", "50"]);

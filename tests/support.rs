@@ -1251,12 +1251,53 @@ impl Staged {
             .current_dir("/")
             .stdin(Stdio::null());
         if let Some(user) = user {
-            std::os::unix::process::CommandExt::uid(&mut process, user.uid);
-            std::os::unix::process::CommandExt::gid(&mut process, user.gid);
+            become_as_at_login(&mut process, user);
         }
         in_own_group_with_umask(&mut process);
         process
     }
+}
+
+/// Starts `command` as `user` with the groups a login gives it (`initgroups`): its own group
+/// and every group that lists it in `/etc/group`. A learner's shell has them, so the tests
+/// must too: what a container shows of groups depends on them (book 5.4).
+pub fn become_as_at_login(command: &mut Command, user: &TestUser) {
+    let groups = login_groups(user);
+    let (uid, gid) = (user.uid, user.gid);
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // (setgroups, setgid, setuid) on memory it owns; it allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            let results = [
+                libc::setgroups(groups.len(), groups.as_ptr()),
+                libc::setgid(gid),
+                libc::setuid(uid),
+            ];
+            match results.iter().any(|result| *result != 0) {
+                true => Err(std::io::Error::last_os_error()),
+                false => Ok(()),
+            }
+        })
+    };
+}
+
+/// The groups `initgroups` gives `user`: its own, and those that name it in `/etc/group`.
+fn login_groups(user: &TestUser) -> Vec<libc::gid_t> {
+    let table = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let mut groups = vec![user.gid];
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let member = fields
+            .get(3)
+            .is_some_and(|members| members.split(',').any(|name| name == user.name));
+        let gid = fields.get(2).and_then(|gid| gid.parse().ok());
+        if let (true, Some(gid)) = (member, gid) {
+            if !groups.contains(&gid) {
+                groups.push(gid);
+            }
+        }
+    }
+    groups
 }
 
 impl Runtime {

@@ -221,6 +221,24 @@ pub fn exit_code(status: WaitStatus) -> Option<u8> {
 }
 // ANCHOR_END: exit_code
 
+/// How a child ended: the exit code to pass on, and the signal that killed it, if one did.
+/// The code alone cannot tell: 137 is a `SIGKILL`, or a shell passing on its last `$?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub code: u8,
+    pub signal: Option<Signal>,
+}
+
+/// The same status as [`Ended`]; `None` means the child has not ended.
+pub fn ended(status: WaitStatus) -> Option<Ended> {
+    let code = exit_code(status)?;
+    let signal = match status {
+        WaitStatus::Signaled(_, signal, _) => Some(signal),
+        _ => None,
+    };
+    Some(Ended { code, signal })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

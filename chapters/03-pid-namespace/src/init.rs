@@ -16,6 +16,7 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::process::Ended;
 use crate::spec::Process;
 use crate::sync::ChildEnd;
 use crate::{command, process, trace};
@@ -61,12 +62,13 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
 
 // ANCHOR: supervise
 /// Waits until `command` ends, reaping any other child on the way and passing each forwarded
-/// signal on to `command`. Returns the exit code to pass on.
-pub fn supervise(command: Pid) -> Result<u8> {
+/// signal on to `command`. Returns how it ended: the exit code to pass on, and the signal
+/// that killed it, if one did.
+pub fn supervise(command: Pid) -> Result<Ended> {
     let signals = watched();
     // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
     // HINT: signals.wait() returns the next watched signal (they are blocked, so they queue).
-    // HINT: on SIGCHLD, call reap_children(command): Some(code) means the command has ended.
+    // HINT: on SIGCHLD, call reap_children(command): Some(ended) means the command has ended.
     // HINT: any other signal goes to the command with kill(command, signal).
     // HINT: wrap sigwait and kill in trace::syscall, so --trace shows the loop at work.
     todo!("exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others (book section 3.3)")
@@ -75,8 +77,8 @@ pub fn supervise(command: Pid) -> Result<u8> {
 
 // ANCHOR: reap_children
 /// Collects every child that has ended. One `SIGCHLD` can stand for several children, so
-/// keep asking until none is left. Returns the command's exit code if it was among them.
-pub fn reap_children(command: Pid) -> Result<Option<u8>> {
+/// keep asking until none is left. Returns how the command ended if it was among them.
+pub fn reap_children(command: Pid) -> Result<Option<Ended>> {
     let mut command_code = None;
     loop {
         let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -85,7 +87,7 @@ pub fn reap_children(command: Pid) -> Result<Option<u8>> {
         };
         match status {
             WaitStatus::StillAlive => return Ok(command_code),
-            status if status.pid() == Some(command) => command_code = process::exit_code(status),
+            status if status.pid() == Some(command) => command_code = process::ended(status),
             _ => {} // an orphan: reaping it is all it needed
         }
     }
@@ -110,8 +112,8 @@ pub fn run_as_init(
         }),
         ForkResult::Parent { child } => {
             channel.close();
-            let code = supervise(child)?;
-            process::exit_now(code)
+            let ended = supervise(child)?;
+            process::exit_now(ended.code)
         }
     }
 }

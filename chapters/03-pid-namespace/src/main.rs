@@ -81,7 +81,7 @@ fn run(args: RunArgs) -> Result<u8> {
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
     let relay = stdio.start_relay(started.terminal)?;
-    let code = init::supervise(child)?;
+    let code = init::supervise(child)?.code;
     relay.finish();
     Ok(code)
 }

@@ -226,7 +226,7 @@ fn run(args: RunArgs) -> Result<u8> {
         ports::start_proxy(published, dialer);
     }
     let relay = stdio.start_relay(started.terminal)?;
-    let code = init::supervise(child)?;
+    let code = init::supervise(child)?.code;
     relay.finish();
     Ok(code)
 }

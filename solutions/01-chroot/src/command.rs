@@ -45,7 +45,11 @@ impl fmt::Display for CommandError {
                 )
             }
             CommandError::CannotExecute { path, errno } => {
-                write!(f, "cannot run {path:?}: {errno:?}: {}", explain(*errno))
+                write!(
+                    f,
+                    "cannot run {path:?}: {errno:?}: {}",
+                    explain(path, *errno)
+                )
             }
         }
     }
@@ -53,11 +57,14 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-/// What an `execve` error means for someone starting a container.
-fn explain(errno: Errno) -> &'static str {
+/// What an `execve` error means for someone starting a container. It is worked out in the
+/// container, where `path` is looked up as `execve` looked it up.
+fn explain(path: &Path, errno: Errno) -> &'static str {
     match errno {
         Errno::EACCES => "it is not a file the kernel may run (a directory, or no execute bit)",
-        // The file is there (we found it), so what is missing is what it asks for.
+        // A path given with a `/` is not checked before execve: it may simply not be there.
+        Errno::ENOENT if !path.exists() => "there is no such file in the container",
+        // The file is there, so what is missing is what it asks for.
         Errno::ENOENT => {
             "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
              linked program) is missing in the container"

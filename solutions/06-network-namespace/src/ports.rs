@@ -196,7 +196,7 @@ pub fn relay(client: TcpStream, server: TcpStream) {
     // HINT: run one direction in a new thread (thread::spawn) and the other in this one,
     // HINT: on try_clone()s of the streams; join the thread before returning, so both
     // HINT: copies finish before the streams close.
-    // TRIVIAL: drop((client, server))
+    // TRIVIAL: { let up = (client.try_clone().unwrap(), server.try_clone().unwrap()); copy_then_close(up.0, up.1); copy_then_close(server, client) }
     let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else {
         return;
     };

@@ -27,6 +27,7 @@ use nix::unistd::{Pid, Uid};
 use crate::cgroupfs;
 use crate::hierarchy::{Hierarchy, V1Controller};
 use crate::limits::Limits;
+use crate::process::Ended;
 use crate::records::{self, Runtime};
 use crate::trace;
 use crate::v1::V1;
@@ -308,14 +309,16 @@ pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
 
 // ANCHOR: out_of_memory
 /// What to tell the user when the kernel killed a process of the container for memory:
-/// `killed: out of memory (limit 64 MiB)`, as docker marks it `OOMKilled`. `code` is the
-/// container's exit code (137 when its own command was killed, 128 + SIGKILL).
-pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, code: u8) -> Option<String> {
+/// `killed: out of memory (limit 64 MiB)`, as docker marks it `OOMKilled`. `ended` is how
+/// the container's first process ended: killed by `SIGKILL`, or exited with a code (a shell
+/// whose child was killed exits with 137 too, and the container lived on).
+pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, ended: Ended) -> Option<String> {
     // EXERCISE 7.3 (book 7.3): report a kill for lack of memory
     // HINT: cgroup.oom_kills() counts the processes the kernel killed for memory; 0: say nothing.
     // HINT: name the limit when there was one: limits.memory is Option<Bytes>, shown as "64 MiB".
-    // HINT: code 137 means the command itself was killed: "killed: out of memory (limit 64 MiB)";
-    // HINT: else one of its processes was: "a process was killed: out of memory (limit 64 MiB)".
+    // HINT: ended.signal is Some(SIGKILL) when the command itself was killed: "killed: out of
+    // HINT: memory (limit 64 MiB)"; else one of its processes was: "a process was killed: ...".
+    // HINT: (the exit code alone cannot tell: a shell passes a killed child's 137 on).
     // TRIVIAL: None
     if cgroup.oom_kills() == 0 {
         return None;
@@ -324,7 +327,7 @@ pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, code: u8) -> Option<S
         Some(memory) => format!(" (limit {memory})"),
         None => String::new(),
     };
-    let who = if code == 128 + Signal::SIGKILL as u8 {
+    let who = if ended.signal == Some(Signal::SIGKILL) {
         "killed"
     } else {
         "a process was killed"

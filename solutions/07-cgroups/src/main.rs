@@ -23,6 +23,7 @@ use solution07::idmap::IdMap;
 use solution07::limits::{self, Bytes, Cpus, Limits, Swap};
 use solution07::network::{self, Inside, Joined};
 use solution07::ports::{self, Dialer, PortMapping};
+use solution07::process::Ended;
 use solution07::root::{self, RootPlan};
 use solution07::spec::{Network, NetworkMode, Process, Root, Spec};
 use solution07::subnet::{Subnet, DEFAULT_SUBNET};
@@ -275,10 +276,10 @@ fn run(args: RunArgs) -> Result<u8> {
         ports::start_proxy(published, dialer);
     }
     let relay = stdio.start_relay(started.terminal)?;
-    let code = init::supervise(child)?;
+    let ended = init::supervise(child)?;
     relay.finish();
-    report_out_of_memory(&spec, cgroup.as_ref(), code);
-    Ok(code)
+    report_out_of_memory(&spec, cgroup.as_ref(), ended);
+    Ok(ended.code)
 }
 // ANCHOR_END: run
 
@@ -298,9 +299,9 @@ fn make_cgroup(spec: &Spec, placement: Option<&cgroup::Placement>) -> Result<Opt
 
 // ANCHOR: report_out_of_memory
 /// One line on stderr when the kernel killed the container, or a process in it, for memory.
-fn report_out_of_memory(spec: &Spec, cgroup: Option<&Owned>, code: u8) {
+fn report_out_of_memory(spec: &Spec, cgroup: Option<&Owned>, ended: Ended) {
     let report = cgroup
-        .and_then(|owned| cgroup::out_of_memory(owned.cgroup.as_ref(), &spec.resources, code));
+        .and_then(|owned| cgroup::out_of_memory(owned.cgroup.as_ref(), &spec.resources, ended));
     if let Some(line) = report {
         eprintln!("byoc: {line}");
     }
