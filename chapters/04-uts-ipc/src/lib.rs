@@ -9,11 +9,12 @@
 
 pub use solution03::*;
 
+pub mod basics;
 pub mod uts;
 
 /// Chapter 4's spec: chapter 3's, and the container's host name.
 pub mod spec {
-    pub use solution03::spec::{Process, Root};
+    pub use solution03::spec::{Process, Root, User};
 
     /// What this chapter's container is.
     #[derive(Debug, Clone)]

@@ -10,10 +10,11 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use chapter04::basics::BasicArgs;
 use chapter04::root::{self, RootPlan};
 use chapter04::spec::{Process, Root, Spec};
 use chapter04::sync::ChildEnd;
@@ -36,26 +37,12 @@ enum Command {
     Run(RunArgs),
 }
 
-/// `run`'s options: chapter 3's, and `--hostname`.
+/// `run`'s options: chapter 3's, and `--hostname`, in one group that later chapters
+/// flatten too.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The directory that becomes the container's `/`.
-    #[arg(long, value_name = "DIR")]
-    rootfs: PathBuf,
-
-    /// Give the container a terminal of its own, for an interactive shell.
-    #[arg(short = 't', long)]
-    tty: bool,
-
-    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
-    #[arg(long)]
-    init: bool,
-
-    /// The container's host name (default: its short container id).
-    // A name that starts with '-' is taken as a name, so the check below can say what is
-    // wrong with it, instead of clap suggesting `-- -x`, which would make it the command.
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
-    hostname: Option<String>,
+    #[command(flatten)]
+    basics: BasicArgs,
 
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -66,16 +53,17 @@ impl TryFrom<RunArgs> for Spec {
     type Error = anyhow::Error;
 
     fn try_from(args: RunArgs) -> Result<Spec> {
-        let hostname = match args.hostname {
+        let basics = args.basics;
+        let hostname = match basics.hostname {
             Some(name) => name,
             None => uts::container_id()?,
         };
         uts::check_hostname(&hostname)?;
         Ok(Spec {
-            process: Process::new(args.command, args.tty)?,
-            root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
+            process: Process::new(args.command, basics.tty)?,
+            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
-            init: args.init,
+            init: basics.init,
         })
     }
 }

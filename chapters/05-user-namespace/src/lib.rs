@@ -14,7 +14,7 @@ pub mod userns;
 
 /// Chapter 5's spec: chapter 4's, and the user namespace's id maps.
 pub mod spec {
-    pub use solution04::spec::{Process, Root};
+    pub use solution04::spec::{Process, Root, User};
 
     use crate::idmap::IdMap;
 

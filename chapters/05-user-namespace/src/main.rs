@@ -10,21 +10,21 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter05::idmap::IdMap;
+use chapter05::basics::BasicArgs;
 use chapter05::root::{self, RootPlan};
 use chapter05::spec::{Process, Root, Spec};
 use chapter05::sync::ChildEnd;
 use chapter05::terminal::Stdio;
-use chapter05::userns;
+use chapter05::userns::{self, UsernsArgs};
 use chapter05::{cli, command, devices, init, mounts, process, procfs, spawn, trace, uts};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
-use nix::unistd::{getpid, Uid};
+use nix::unistd::getpid;
 
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
@@ -38,36 +38,15 @@ enum Command {
     Run(RunArgs),
 }
 
-/// `run`'s options: chapter 4's, and the user namespace's.
+/// `run`'s options: chapter 4's, and the user namespace's group, which lives in its library
+/// with its checks (as each later chapter's group does).
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The directory that becomes the container's `/`.
-    #[arg(long, value_name = "DIR")]
-    rootfs: PathBuf,
+    #[command(flatten)]
+    basics: BasicArgs,
 
-    /// Give the container a terminal of its own, for an interactive shell.
-    #[arg(short = 't', long)]
-    tty: bool,
-
-    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
-    #[arg(long)]
-    init: bool,
-
-    /// The container's host name (default: its short container id).
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
-    hostname: Option<String>,
-
-    /// A user namespace even when run as root (an ordinary user always gets one).
-    #[arg(long)]
-    userns: bool,
-
-    /// Container uids CONTAINER.. are host uids HOST.., SIZE of them (repeatable).
-    #[arg(long = "uid-map", value_name = "CONTAINER:HOST:SIZE")]
-    uid_maps: Vec<IdMap>,
-
-    /// Container gids CONTAINER.. are host gids HOST.., SIZE of them (repeatable).
-    #[arg(long = "gid-map", value_name = "CONTAINER:HOST:SIZE")]
-    gid_maps: Vec<IdMap>,
+    #[command(flatten)]
+    userns: UsernsArgs,
 
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -78,25 +57,20 @@ impl TryFrom<RunArgs> for Spec {
     type Error = anyhow::Error;
 
     fn try_from(args: RunArgs) -> Result<Spec> {
-        let hostname = match args.hostname {
+        let basics = args.basics;
+        let hostname = match basics.hostname {
             Some(name) => name,
             None => uts::container_id()?,
         };
         uts::check_hostname(&hostname)?;
-        let wanted = args.userns
-            || !args.uid_maps.is_empty()
-            || !args.gid_maps.is_empty()
-            || !Uid::effective().is_root();
-        let user_namespace = if wanted {
-            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
-        } else {
-            None
-        };
+        let process = Process::new(args.command, basics.tty)?;
+        let user_namespace = args.userns.user_namespace()?;
+        userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
         Ok(Spec {
-            process: Process::new(args.command, args.tty)?,
-            root: Root::new(&args.rootfs, &["dev", "tmp", "proc"])?,
+            process,
+            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
-            init: args.init,
+            init: basics.init,
             user_namespace,
         })
     }
@@ -119,11 +93,13 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// go, supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
-    let host_uts = uts::namespace_id()?;
-    let stdio = Stdio::choose(spec.process.terminal)?;
-    let previous_mask = init::block_signals()?;
+    let prepared = Prepared {
+        stdio: Stdio::choose(spec.process.terminal)?,
+        host_uts: uts::namespace_id()?,
+        previous_mask: init::block_signals()?,
+    };
     let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
-        child(&spec, &stdio, channel, host_uts, &previous_mask)
+        child(&spec, &prepared, channel)
     })
     .map_err(userns::explain_clone_failure)?;
     if let Some(user) = &spec.user_namespace {
@@ -132,23 +108,27 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
-    let relay = stdio.start_relay(started.terminal)?;
+    let relay = prepared.stdio.start_relay(started.terminal)?;
     let code = init::supervise(child)?.code;
     relay.finish();
     Ok(code)
 }
 // ANCHOR_END: run
 
+/// What the parent made for the child before the clone, besides the spec: one value, to
+/// which each later chapter adds its part (chapter 4 passed these one by one).
+struct Prepared {
+    stdio: Stdio,
+    /// The host's UTS namespace, so the child can see that it has a new one.
+    host_uts: (u64, u64),
+    /// The signal mask to give the command back.
+    previous_mask: SigSet,
+}
+
 // ANCHOR: child
 /// The child: once let go, root of its user namespace; then as in chapter 4, with `/dev`
 /// bind-mounted from the host inside a user namespace.
-fn child(
-    spec: &Spec,
-    stdio: &Stdio,
-    channel: &ChildEnd,
-    host_uts: (u64, u64),
-    previous_mask: &SigSet,
-) -> Result<Infallible> {
+fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infallible> {
     channel.wait_for_go()?;
     let make_device = match spec.user_namespace {
         Some(_) => {
@@ -162,7 +142,7 @@ fn child(
     spawn::die_with_parent(channel)?;
     process::new_session()?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
-    uts::set_hostname(&spec.hostname, host_uts)?;
+    uts::set_hostname(&spec.hostname, prepared.host_uts)?;
     let plan = RootPlan {
         rootfs: spec.root.path.clone(),
         make_device,
@@ -182,12 +162,14 @@ fn child(
     // container.
     drop(root);
     mounts::pivot_root(&plan.rootfs)?;
-    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
+    prepared
+        .stdio
+        .connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;
     if spec.init {
-        init::run_as_init(&spec.process, channel, previous_mask)
+        init::run_as_init(&spec.process, channel, &prepared.previous_mask)
     } else {
-        init::restore_signals(previous_mask)?;
+        init::restore_signals(&prepared.previous_mask)?;
         command::exec(&spec.process)
     }
 }

@@ -23,7 +23,7 @@ pub mod subnet;
 
 /// Chapter 6's spec: chapter 5's, the container's id, and its network.
 pub mod spec {
-    pub use solution05::spec::{Process, Root, UserNamespace};
+    pub use solution05::spec::{Process, Root, User, UserNamespace};
 
     use std::path::PathBuf;
 
@@ -43,6 +43,9 @@ pub mod spec {
         /// The container's network (OCI's network namespace, and the runtime's own
         /// settings for what is put in it).
         pub network: Network,
+        /// Where the runtime keeps what outlives a call: leases, each container's files
+        /// (`dataroot` owns the layout).
+        pub data_root: PathBuf,
     }
 
     /// How the container is connected.
@@ -51,8 +54,6 @@ pub mod spec {
         pub mode: NetworkMode,
         /// The host ports that lead to container ports (`-p`).
         pub ports: Vec<PortMapping>,
-        /// Where the runtime keeps leases and each container's files.
-        pub data_root: PathBuf,
     }
 
     /// `--net host`, `--net none` or `--net bridge`.

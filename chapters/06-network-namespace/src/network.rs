@@ -22,14 +22,18 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
+use crate::dataroot;
 use crate::inroot::RootDir;
 use crate::lease::{LeaseFile, Locked};
 use crate::link::{self, Link};
 use crate::mounts;
 use crate::nat::{self, Nat};
 use crate::netlink::Netlink;
-use crate::subnet::Subnet;
+use crate::ports::PortMapping;
+use crate::spec::{Network, NetworkMode};
+use crate::subnet::{Subnet, DEFAULT_SUBNET};
 use crate::trace::SyscallError;
+use crate::userns::is_host_root;
 
 /// The bridge every container on the host is plugged into (docker's is `docker0`).
 pub const BRIDGE: &str = "byoc0";
@@ -38,14 +42,75 @@ pub const BRIDGE: &str = "byoc0";
 /// filesystem's (which is never written).
 pub const CONTAINER_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
 
-/// Whether this process is the machine's root, not only root of a user namespace (as in a
-/// rootless container, or a CI job inside one): only the machine's root may add a bridge
-/// and links to the host's network. The first user namespace maps all ids to themselves.
-pub fn is_host_root() -> bool {
-    let whole_map = fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
-    nix::unistd::Uid::effective().is_root() && whole_map
+// ANCHOR: options
+/// `run`'s options for the network. Later chapters' `run` flatten this group.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetworkArgs {
+    /// The container's network (default: bridge as root, none for an ordinary user).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<NetArg>,
+
+    /// The bridge's subnet (default: 10.88.0.0/16).
+    #[arg(long, value_name = "ADDRESS/PREFIX")]
+    pub subnet: Option<Subnet>,
+
+    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]
+    /// (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<PortMapping>,
 }
+
+/// The values of `--net`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NetArg {
+    /// The host's own network (no network namespace).
+    Host,
+    /// A network namespace with only loopback.
+    None,
+    /// A network namespace on the host's bridge, with NAT and published ports.
+    Bridge,
+}
+
+impl NetworkArgs {
+    /// The network asked for, checked: what cannot work is refused before anything is made.
+    pub fn network(&self) -> Result<Network> {
+        let root = is_host_root();
+        let net = self
+            .net
+            .unwrap_or(if root { NetArg::Bridge } else { NetArg::None });
+        let mode = match net {
+            NetArg::Host => NetworkMode::Host,
+            NetArg::None => NetworkMode::None,
+            NetArg::Bridge => NetworkMode::Bridge {
+                subnet: match self.subnet {
+                    Some(subnet) => subnet,
+                    None => DEFAULT_SUBNET.parse()?,
+                },
+            },
+        };
+        let subnet_given = self.subnet.is_some();
+        match mode {
+            NetworkMode::Host if !self.publish.is_empty() => bail!(
+                "-p publishes a port of the container's own network, and --net host has none: \
+                 the container's ports are the host's already"
+            ),
+            NetworkMode::Bridge { .. } if !root => bail!(
+                "--net bridge needs the machine's root: an ordinary user (or root of a user \
+                 namespace) may not add a bridge or a veth to the host's network (rootless \
+                 containers get --net none, and -p works there; see book 6.6)"
+            ),
+            NetworkMode::Host | NetworkMode::None if subnet_given => {
+                bail!("--subnet is the bridge's: it needs --net bridge")
+            }
+            _ => {}
+        }
+        Ok(Network {
+            mode,
+            ports: self.publish.clone(),
+        })
+    }
+}
+// ANCHOR_END: options
 
 /// What the container's side of the network looks like, for the child to set up.
 #[derive(Debug, Clone)]
@@ -87,7 +152,7 @@ struct MadeHere {
 /// is reclaimed first. Everything is checked before anything is made: that this data root
 /// keeps the bridge's leases, and that the bridge, the leases and the subnet agree.
 pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) -> Result<Joined> {
-    let leases = LeaseFile::new(&data_root.join("networks"), BRIDGE)?;
+    let leases = LeaseFile::new(&dataroot::networks(data_root), BRIDGE)?;
     let keeper = keeper_alias(data_root)?;
     let mut locked = leases.lock()?;
     let bridge_is_there = check_bridge(subnet, &keeper)?;
@@ -207,7 +272,7 @@ fn undo(made: MadeHere, keeper: &str) -> Result<()> {
 
 /// Where a container's own files live: `containers/ID/` under the data root.
 pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
-    data_root.join("containers").join(id)
+    dataroot::container(data_root, id)
 }
 
 // ANCHOR: keeper

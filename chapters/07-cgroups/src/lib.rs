@@ -21,7 +21,7 @@ pub mod v2;
 
 /// Chapter 7's spec: chapter 6's, and the container's resources.
 pub mod spec {
-    pub use solution06::spec::{Network, NetworkMode, Process, Root, UserNamespace};
+    pub use solution06::spec::{Network, NetworkMode, Process, Root, User, UserNamespace};
 
     use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub mod spec {
         pub init: bool,
         pub user_namespace: Option<UserNamespace>,
         pub network: Network,
+        /// Where the runtime keeps what outlives a call (`dataroot` owns the layout).
+        pub data_root: PathBuf,
         /// What it may use (OCI's `linux.resources`).
         pub resources: Limits,
         /// The cgroup its own goes under, relative to the top of the tree (OCI's

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::unistd::execve;
+use nix::unistd::{self, execve, Gid, Uid};
 
 use crate::exit;
-use crate::spec::Process;
+use crate::spec::{Process, User};
 use crate::trace;
 
 /// The `PATH` inside every container: the usual directories, not the host's `PATH`.
@@ -113,6 +113,7 @@ pub fn is_executable_file(path: &Path) -> bool {
 // ANCHOR: exec
 /// Replaces this process with the spec's program. Returns only if that fails.
 pub fn exec(process: &Process) -> Result<Infallible> {
+    become_user_in_cwd(process)?;
     let program = &process.args[0];
     let path = find_in_path(program).ok_or_else(|| CommandError::NotFound {
         command: program.clone(),
@@ -141,6 +142,31 @@ pub fn exec(process: &Process) -> Result<Infallible> {
     // END EXERCISE 1.4
 }
 // ANCHOR_END: exec
+
+/// Takes on the process's user and directory, where they are not what the set-up left (root,
+/// in `/`): the groups first, then the group, then the user, since a process that gives up
+/// root can no longer change its ids.
+pub fn become_user_in_cwd(process: &Process) -> Result<()> {
+    let user = &process.user;
+    if *user != User::default() {
+        let groups: Vec<Gid> = user
+            .additional_gids
+            .iter()
+            .map(|&gid| Gid::from_raw(gid))
+            .collect();
+        let call = format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
+        trace::syscall(call, unistd::setgroups(&groups))?;
+        let gid = Gid::from_raw(user.gid);
+        trace::syscall(format_args!("setgid({gid})"), unistd::setgid(gid))?;
+        let uid = Uid::from_raw(user.uid);
+        trace::syscall(format_args!("setuid({uid})"), unistd::setuid(uid))?;
+    }
+    if process.cwd != Path::new("/") {
+        let cwd = &process.cwd;
+        trace::syscall(format_args!("chdir({cwd:?})"), unistd::chdir(cwd))?;
+    }
+    Ok(())
+}
 
 /// A C string from an argument; only a NUL byte inside it can make this fail.
 pub fn to_c_string(arg: &OsStr) -> Result<CString> {

@@ -32,6 +32,19 @@ pub struct Process {
     pub env: Vec<String>,
     /// Give the container a new terminal of its own (`-t`).
     pub terminal: bool,
+    /// The directory it starts in, inside the container: `/` unless told (docker's `-w`).
+    pub cwd: PathBuf,
+    /// Who it runs as, inside the container: root unless told (docker's `-u`).
+    pub user: User,
+}
+
+/// The ids a process runs as: OCI's `process.user`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, besides `gid`.
+    pub additional_gids: Vec<u32>,
 }
 
 /// Where the container's `/` comes from: OCI's `root`.
@@ -55,6 +68,8 @@ impl Process {
             args,
             env: command::environment(),
             terminal,
+            cwd: PathBuf::from("/"),
+            user: User::default(),
         })
     }
 }

@@ -12,7 +12,7 @@ pub mod spawn;
 
 /// Chapter 3's spec: chapter 1's, and whether a tiny init runs as PID 1.
 pub mod spec {
-    pub use solution02::spec::{Process, Root};
+    pub use solution02::spec::{Process, Root, User};
 
     /// What this chapter's container is.
     #[derive(Debug, Clone)]

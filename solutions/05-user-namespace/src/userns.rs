@@ -19,7 +19,7 @@ use nix::unistd::{self, Gid, Pid, Uid};
 
 use crate::devices::Device;
 use crate::idmap::{self, Allowed, IdMap};
-use crate::spec::UserNamespace;
+use crate::spec::{User, UserNamespace};
 use crate::{mounts, trace};
 
 /// Which of the two maps: they live in different files and have different helpers.
@@ -107,6 +107,81 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
     let kind = ids.map_file().trim_end_matches("_map");
     idmap::check_maps(kind, &maps, allowed.as_ref())?;
     Ok(maps)
+}
+
+// ANCHOR: options
+/// `run`'s options for the user namespace. Later chapters' `run` flatten this group, so the
+/// options and their checks live here, beside the lesson.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UsernsArgs {
+    /// A user namespace even when run as root (an ordinary user always gets one).
+    #[arg(long)]
+    pub userns: bool,
+
+    /// Container uids CONTAINER.. are host uids HOST.., SIZE of them (repeatable).
+    #[arg(long = "uid-map", value_name = "CONTAINER:HOST:SIZE")]
+    pub uid_maps: Vec<IdMap>,
+
+    /// Container gids CONTAINER.. are host gids HOST.., SIZE of them (repeatable).
+    #[arg(long = "gid-map", value_name = "CONTAINER:HOST:SIZE")]
+    pub gid_maps: Vec<IdMap>,
+}
+
+impl UsernsArgs {
+    /// The spec's user namespace, checked: one when asked for, when maps are given, and
+    /// always for an ordinary user; none for root that asks for none.
+    pub fn user_namespace(&self) -> Result<Option<UserNamespace>> {
+        let wanted = self.userns
+            || !self.uid_maps.is_empty()
+            || !self.gid_maps.is_empty()
+            || !Uid::effective().is_root();
+        match wanted {
+            true => namespace_for(&self.uid_maps, &self.gid_maps).map(Some),
+            false => Ok(None),
+        }
+    }
+}
+// ANCHOR_END: options
+
+/// Whether this process is the machine's root, not only root of a user namespace (as in a
+/// rootless container, or a CI job inside one): only the machine's root may add a bridge
+/// and links to the host's network, or make cgroups outside a delegated subtree. The first
+/// user namespace maps all ids to themselves.
+pub fn is_host_root() -> bool {
+    let whole_map = fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    Uid::effective().is_root() && whole_map
+}
+
+/// Refuses a user (`-u`, or an image's `User`) that the container's maps do not hold: the
+/// kernel would refuse its `setuid` with `EINVAL` only at the very end, after everything is
+/// made. Without a user namespace, every id is the host's own, and any will do.
+pub fn check_user_is_mapped(user: &User, namespace: Option<&UserNamespace>) -> Result<()> {
+    let Some(namespace) = namespace else {
+        return Ok(());
+    };
+    let holds = |maps: &[IdMap], id: u32| {
+        maps.iter()
+            .any(|map| (map.container..map.container.saturating_add(map.size)).contains(&id))
+    };
+    if !holds(&namespace.uid_mappings, user.uid) {
+        bail!(
+            "user {} is not in the container's uid map: inside a user namespace only mapped ids \
+             exist (map it with --uid-map, or run as an id that is; book 5.1)",
+            user.uid
+        );
+    }
+    let groups = std::iter::once(&user.gid).chain(&user.additional_gids);
+    if let Some(gid) = groups
+        .copied()
+        .find(|gid| !holds(&namespace.gid_mappings, *gid))
+    {
+        bail!(
+            "group {gid} is not in the container's gid map: inside a user namespace only mapped \
+             ids exist (map it with --gid-map, or use a group that is; book 5.1)"
+        );
+    }
+    Ok(())
 }
 
 /// The maps of a run, checked: the ones given (one kind given alone stands for both, as the
@@ -403,7 +478,39 @@ pub fn explain_refusal_from(sysctl: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::explain_refusal_from;
+    use super::{check_user_is_mapped, explain_refusal_from, IdMap, User, UserNamespace};
+
+    #[test]
+    fn a_user_outside_the_maps_is_refused() {
+        let map = |container, host, size| IdMap {
+            container,
+            host,
+            size,
+        };
+        let namespace = UserNamespace {
+            uid_mappings: vec![map(0, 1000, 1), map(1, 100_000, 999)],
+            gid_mappings: vec![map(0, 1000, 1)],
+        };
+        let user = |uid, gid, additional_gids| User {
+            uid,
+            gid,
+            additional_gids,
+        };
+        let check = |user: User| check_user_is_mapped(&user, Some(&namespace));
+        assert!(check(user(0, 0, vec![])).is_ok());
+        assert!(check(user(999, 0, vec![])).is_ok());
+        let error = check(user(1000, 0, vec![])).unwrap_err().to_string();
+        assert!(
+            error.contains("user 1000 is not in the container's uid map"),
+            "{error}"
+        );
+        let error = check(user(0, 0, vec![5])).unwrap_err().to_string();
+        assert!(
+            error.contains("group 5 is not in the container's gid map"),
+            "{error}"
+        );
+        assert!(check_user_is_mapped(&user(1000, 5, vec![]), None).is_ok());
+    }
 
     /// These settings exist only on some kernels (Debian's older ones, Ubuntu's), so the
     /// test lays out a `/proc/sys` of its own with one set as it would be there.

@@ -1,6 +1,21 @@
 //! The data root: where the runtime keeps what outlives one system call - leases, each
 //! container's own files, and from chapter 8 on, layers and images. Book: section 6.3.
 //!
+//! This module owns the layout; no other code joins names under the data root itself:
+//!
+//! ```text
+//! DATA_ROOT/
+//!   networks/BRIDGE.leases   the addresses a bridge has given, and to whom (chapter 6)
+//!   cgroups/ID               which runtime made container ID's cgroup, under which parent (7)
+//!   containers/ID/           container ID's own files: hosts, hostname, resolv.conf (6);
+//!                            from chapter 8 its state, and its overlay's upper and work
+//!   volumes/NAME/            named volumes (8)
+//!   images/                  an OCI image layout: blobs/sha256/..., index.json (9)
+//!   layers/CHAIN_ID/         each image layer, unpacked once (9)
+//!   ingest/                  downloads in progress (10)
+//!   tmp/                     what is being made, renamed into place when whole (8-10)
+//! ```
+//!
 //! The runtime acts on what it reads back from there (it removes directories, kills the
 //! processes of cgroups), so the data root is checked before anything is written: a
 //! directory of its own, on a real file system, the caller's, writable by no one else.
@@ -31,6 +46,40 @@ const PSEUDO_FILE_SYSTEMS: [(FsType, &str); 13] = [
     (FsType(0x6165_676c), "pstore"),
     (FsType(0x6265_6570), "configfs"),
 ];
+
+/// Where the bridges' lease files are.
+pub fn networks(data_root: &Path) -> PathBuf {
+    data_root.join("networks")
+}
+
+/// Where the records of containers' cgroups are, one file per container id.
+pub fn cgroup_records(data_root: &Path) -> PathBuf {
+    data_root.join("cgroups")
+}
+
+/// Container `id`'s own directory. `id` must be a container id (12 hex digits,
+/// [`records::check_id`]): it names a directory the runtime may remove.
+pub fn container(data_root: &Path, id: &str) -> PathBuf {
+    data_root.join("containers").join(id)
+}
+
+// ANCHOR: options
+/// The option every subcommand that keeps data flattens: where the data root is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataRootArgs {
+    /// Where the runtime keeps its data (default: /var/lib/byoc as root,
+    /// ~/.local/share/byoc for an ordinary user).
+    #[arg(long, value_name = "DIR", env = "BYOC_ROOT")]
+    pub root: Option<PathBuf>,
+}
+
+impl DataRootArgs {
+    /// The data root asked for, or the default, checked.
+    pub fn data_root(&self) -> Result<PathBuf> {
+        choose(self.root.as_deref())
+    }
+}
+// ANCHOR_END: options
 
 /// The data root: `given` (`--root`, `BYOC_ROOT`) or the default, checked.
 pub fn choose(given: Option<&Path>) -> Result<PathBuf> {

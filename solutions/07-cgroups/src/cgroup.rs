@@ -25,6 +25,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, Uid};
 
 use crate::cgroupfs;
+use crate::dataroot;
 use crate::hierarchy::{Hierarchy, V1Controller};
 use crate::limits::Limits;
 use crate::process::Ended;
@@ -339,7 +340,7 @@ pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, ended: Ended) -> Opti
 
 /// `DATA_ROOT/cgroups/ID`: the runtime that made the cgroup, and the parent it is under.
 fn write_record(data_root: &Path, id: &str, parent: &Path) -> Result<PathBuf> {
-    let records = data_root.join("cgroups");
+    let records = dataroot::cgroup_records(data_root);
     records::make_dir(&records)?;
     let runtime = Runtime::this()?;
     let text = format!(
@@ -390,7 +391,7 @@ fn parse_record(text: &str) -> Result<Record, String> {
 /// `parent` and the record's id: a record can only ever lead to `parent/ID`. Records of
 /// other parents are left to a start with that parent.
 fn reclaim_dead(placement: &Placement, parent: &Path, data_root: &Path) -> Result<()> {
-    let dir = data_root.join("cgroups");
+    let dir = dataroot::cgroup_records(data_root);
     let Ok(entries) = fs::read_dir(&dir) else {
         return Ok(()); // no record yet
     };

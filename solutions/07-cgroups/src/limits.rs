@@ -6,9 +6,60 @@
 //! count for memory, a quota per period for CPU, a number for processes.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Error, Result};
+
+use crate::cgroup;
+
+// ANCHOR: options
+/// `run`'s options for the container's cgroup. Later chapters' `run` flatten this group.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitsArgs {
+    /// The most memory the container may use: 512m, 1g (units of 1024, as docker's).
+    #[arg(short = 'm', long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory: Option<Bytes>,
+
+    /// Memory and swap together, at least --memory; -1 for swap without limit.
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<Swap>,
+
+    /// How much CPU time the container may use, in CPUs: 0.5 is half of one.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub cpus: Option<Cpus>,
+
+    /// The most processes (and threads) the container may have at once.
+    #[arg(long = "pids-limit", value_name = "N", value_parser = parse_pids_limit,
+          allow_hyphen_values = true)]
+    pub pids_limit: Option<u64>,
+
+    /// The cgroup that the container's own goes under.
+    #[arg(long = "cgroup-parent", value_name = "PATH", env = "BYOC_CGROUP_PARENT",
+          default_value = cgroup::DEFAULT_PARENT)]
+    pub cgroup_parent: String,
+}
+
+impl LimitsArgs {
+    /// The limits asked for, checked together (swap beside memory, CPUs against the machine).
+    pub fn resources(&self) -> Result<Limits> {
+        let limits = Limits {
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            cpus: self.cpus,
+            pids: self.pids_limit,
+        };
+        limits.check()?;
+        Ok(limits)
+    }
+
+    /// The cgroup parent, checked here and not by clap: clap would print a newline in it as
+    /// it is, and the error would not be one line.
+    pub fn cgroup_parent(&self) -> Result<PathBuf> {
+        cgroup::parse_parent(&self.cgroup_parent)
+    }
+}
+// ANCHOR_END: options
 
 /// What a container may use; `None` is "no limit".
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

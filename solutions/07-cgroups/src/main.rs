@@ -12,25 +12,25 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use anyhow::Result;
+use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
-use nix::unistd::{getpid, Pid, Uid};
+use nix::unistd::{getpid, Pid};
+use solution07::basics::BasicArgs;
 use solution07::cgroup::{self, Owned};
+use solution07::dataroot::DataRootArgs;
 use solution07::hierarchy::Hierarchy;
-use solution07::idmap::IdMap;
-use solution07::limits::{self, Bytes, Cpus, Limits, Swap};
-use solution07::network::{self, Inside, Joined};
-use solution07::ports::{self, Dialer, PortMapping};
+use solution07::limits::LimitsArgs;
+use solution07::network::{self, Inside, Joined, NetworkArgs};
+use solution07::ports::{self, Dialer};
 use solution07::process::Ended;
 use solution07::root::{self, RootPlan};
-use solution07::spec::{Network, NetworkMode, Process, Root, Spec};
-use solution07::subnet::{Subnet, DEFAULT_SUBNET};
+use solution07::spec::{NetworkMode, Process, Root, Spec};
 use solution07::sync::ChildEnd;
 use solution07::terminal::Stdio;
-use solution07::userns;
-use solution07::{cli, command, dataroot, devices, dialer, init, inside, mounts, process};
+use solution07::userns::{self, UsernsArgs};
+use solution07::{cli, command, devices, dialer, init, inside, mounts, process};
 use solution07::{procfs, spawn, trace, uts};
 
 fn main() -> ExitCode {
@@ -45,90 +45,28 @@ enum Command {
     Run(RunArgs),
 }
 
-/// `run`'s options: chapter 6's, and the limits.
+/// `run`'s options: chapter 6's, and the limits. Each chapter's group lives in its library,
+/// with its checks.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The directory that becomes the container's `/`.
-    #[arg(long, value_name = "DIR")]
-    rootfs: PathBuf,
+    #[command(flatten)]
+    basics: BasicArgs,
 
-    /// Give the container a terminal of its own, for an interactive shell.
-    #[arg(short = 't', long)]
-    tty: bool,
+    #[command(flatten)]
+    userns: UsernsArgs,
 
-    /// Run a tiny init as PID 1 that reaps orphans and forwards signals to the command.
-    #[arg(long)]
-    init: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
 
-    /// The container's host name (default: its short container id).
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
-    hostname: Option<String>,
+    #[command(flatten)]
+    data_root: DataRootArgs,
 
-    /// A user namespace even when run as root (an ordinary user always gets one).
-    #[arg(long)]
-    userns: bool,
-
-    /// Container uids CONTAINER.. are host uids HOST.., SIZE of them (repeatable).
-    #[arg(long = "uid-map", value_name = "CONTAINER:HOST:SIZE")]
-    uid_maps: Vec<IdMap>,
-
-    /// Container gids CONTAINER.. are host gids HOST.., SIZE of them (repeatable).
-    #[arg(long = "gid-map", value_name = "CONTAINER:HOST:SIZE")]
-    gid_maps: Vec<IdMap>,
-
-    /// The container's network (default: bridge as root, none for an ordinary user).
-    #[arg(long, value_enum, value_name = "MODE")]
-    net: Option<NetArg>,
-
-    /// The bridge's subnet (default: 10.88.0.0/16).
-    #[arg(long, value_name = "ADDRESS/PREFIX")]
-    subnet: Option<Subnet>,
-
-    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]
-    /// (repeatable).
-    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
-    publish: Vec<PortMapping>,
-
-    /// Where the runtime keeps its data (default: /var/lib/byoc as root,
-    /// ~/.local/share/byoc for an ordinary user).
-    #[arg(long, value_name = "DIR", env = "BYOC_ROOT")]
-    root: Option<PathBuf>,
-
-    /// The most memory the container may use: 512m, 1g (units of 1024, as docker's).
-    #[arg(short = 'm', long, value_name = "SIZE", allow_hyphen_values = true)]
-    memory: Option<Bytes>,
-
-    /// Memory and swap together, at least --memory; -1 for swap without limit.
-    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
-    memory_swap: Option<Swap>,
-
-    /// How much CPU time the container may use, in CPUs: 0.5 is half of one.
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    cpus: Option<Cpus>,
-
-    /// The most processes (and threads) the container may have at once.
-    #[arg(long = "pids-limit", value_name = "N", value_parser = limits::parse_pids_limit, allow_hyphen_values = true)]
-    pids_limit: Option<u64>,
-
-    /// The cgroup that the container's own goes under.
-    #[arg(long = "cgroup-parent", value_name = "PATH", env = "BYOC_CGROUP_PARENT",
-          default_value = cgroup::DEFAULT_PARENT)]
-    cgroup_parent: String,
+    #[command(flatten)]
+    limits: LimitsArgs,
 
     /// The command to run, and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<OsString>,
-}
-
-/// The values of `--net`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum NetArg {
-    /// The host's own network (no network namespace).
-    Host,
-    /// A network namespace with only loopback.
-    None,
-    /// A network namespace on the host's bridge, with NAT and published ports.
-    Bridge,
 }
 
 impl TryFrom<RunArgs> for Spec {
@@ -136,82 +74,30 @@ impl TryFrom<RunArgs> for Spec {
 
     fn try_from(args: RunArgs) -> Result<Spec> {
         let id = uts::container_id()?;
-        let hostname = args.hostname.clone().unwrap_or_else(|| id.clone());
+        let basics = &args.basics;
+        let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
         uts::check_hostname(&hostname)?;
-        let wanted = args.userns
-            || !args.uid_maps.is_empty()
-            || !args.gid_maps.is_empty()
-            || !Uid::effective().is_root();
-        let user_namespace = if wanted {
-            Some(userns::namespace_for(&args.uid_maps, &args.gid_maps)?)
-        } else {
-            None
-        };
-        let root = Root::new(&args.rootfs, &["dev", "tmp", "proc"])?;
-        let network = network_of(&args)?;
+        let root = Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?;
+        let network = args.network.network()?;
         if matches!(network.mode, NetworkMode::Bridge { .. }) {
             network::check_mount_files(&root.path)?;
         }
-        let resources = Limits {
-            memory: args.memory,
-            memory_swap: args.memory_swap,
-            cpus: args.cpus,
-            pids: args.pids_limit,
-        };
-        resources.check()?;
+        let process = Process::new(args.command, basics.tty)?;
+        let user_namespace = args.userns.user_namespace()?;
+        userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
         Ok(Spec {
             id,
-            process: Process::new(args.command, args.tty)?,
+            process,
             root,
             hostname,
-            init: args.init,
+            init: basics.init,
             user_namespace,
             network,
-            resources,
-            // Checked here, not by clap: clap would print a newline in it as it is.
-            cgroup_parent: cgroup::parse_parent(&args.cgroup_parent)?,
+            data_root: args.data_root.data_root()?,
+            resources: args.limits.resources()?,
+            cgroup_parent: args.limits.cgroup_parent()?,
         })
     }
-}
-
-/// The network asked for, checked: what cannot work is refused before anything is made.
-fn network_of(args: &RunArgs) -> Result<Network> {
-    let root = network::is_host_root();
-    let net = args
-        .net
-        .unwrap_or(if root { NetArg::Bridge } else { NetArg::None });
-    let mode = match net {
-        NetArg::Host => NetworkMode::Host,
-        NetArg::None => NetworkMode::None,
-        NetArg::Bridge => NetworkMode::Bridge {
-            subnet: match args.subnet {
-                Some(subnet) => subnet,
-                None => DEFAULT_SUBNET.parse()?,
-            },
-        },
-    };
-    let subnet_given = args.subnet.is_some();
-    match mode {
-        NetworkMode::Host if !args.publish.is_empty() => bail!(
-            "-p publishes a port of the container's own network, and --net host has none: \
-             the container's ports are the host's already"
-        ),
-        NetworkMode::Bridge { .. } if !root => bail!(
-            "--net bridge needs the machine's root: an ordinary user (or root of a user \
-             namespace) may not add a bridge or a veth to the host's network (rootless \
-             containers get --net none, and -p works there; see book 6.6)"
-        ),
-        NetworkMode::Host | NetworkMode::None if subnet_given => {
-            bail!("--subnet is the bridge's: it needs --net bridge")
-        }
-        _ => {}
-    }
-    let data_root = dataroot::choose(args.root.as_deref())?;
-    Ok(Network {
-        mode,
-        ports: args.publish.clone(),
-        data_root,
-    })
 }
 
 /// The namespaces a container gets: chapter 5's, and a network namespace unless it uses
@@ -240,32 +126,26 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let hierarchy = Hierarchy::of_this_machine()?;
-    let placement = cgroup::locate(&hierarchy, &spec.resources, network::is_host_root())?;
+    let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
     let mut joined = join_network(&spec)?;
-    let inside = Inside {
-        ethernet: joined.as_ref().map(|joined| joined.ethernet),
-    };
-    let files = joined.as_ref().map(|joined| joined.files.clone());
     let cgroup = make_cgroup(&spec, placement.as_ref())?;
-    let view = cgroup.as_ref().map(|_| &hierarchy);
-    let stdio = Stdio::choose(spec.process.terminal)?;
-    let previous_mask = init::block_signals()?;
+    let prepared = Prepared {
+        stdio: Stdio::choose(spec.process.terminal)?,
+        host_uts,
+        inside: Inside {
+            ethernet: joined.as_ref().map(|joined| joined.ethernet),
+        },
+        files: joined.as_ref().map(|joined| joined.files.clone()),
+        cgroup_view: cgroup.as_ref().map(|_| &hierarchy),
+        previous_mask: init::block_signals()?,
+    };
     let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
-        let network = (&inside, files.as_deref());
-        child(
-            &spec,
-            &stdio,
-            channel,
-            host_uts,
-            network,
-            view,
-            &previous_mask,
-        )
+        child(&spec, &prepared, channel)
     })
     .map_err(userns::explain_clone_failure)?;
-    let dialer = connect_child(&spec, child, &inside, cgroup.as_ref())
+    let dialer = connect_child(&spec, child, &prepared.inside, cgroup.as_ref())
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
@@ -275,7 +155,7 @@ fn run(args: RunArgs) -> Result<u8> {
     if let Some(dialer) = dialer {
         ports::start_proxy(published, dialer);
     }
-    let relay = stdio.start_relay(started.terminal)?;
+    let relay = prepared.stdio.start_relay(started.terminal)?;
     let ended = init::supervise(child)?;
     relay.finish();
     report_out_of_memory(&spec, cgroup.as_ref(), ended);
@@ -291,7 +171,7 @@ fn make_cgroup(spec: &Spec, placement: Option<&cgroup::Placement>) -> Result<Opt
         ));
         return Ok(None);
     };
-    let data_root = &spec.network.data_root;
+    let data_root = &spec.data_root;
     let parent = &spec.cgroup_parent;
     let made = cgroup::create(placement, parent, &spec.id, &spec.resources, data_root)?;
     Ok(Some(made))
@@ -312,7 +192,7 @@ fn report_out_of_memory(spec: &Spec, cgroup: Option<&Owned>, ended: Ended) {
 fn join_network(spec: &Spec) -> Result<Option<Joined>> {
     match spec.network.mode {
         NetworkMode::Bridge { subnet } => Ok(Some(network::join_bridge(
-            &spec.network.data_root,
+            &spec.data_root,
             &subnet,
             &spec.id,
             &spec.hostname,
@@ -350,18 +230,26 @@ fn connect_child(
 }
 // ANCHOR_END: connect_child
 
+/// What the parent made for the child before the clone, besides the spec: one value, to
+/// which each chapter adds its part.
+struct Prepared<'a> {
+    stdio: Stdio,
+    /// The host's UTS namespace, so the child can see that it has a new one.
+    host_uts: (u64, u64),
+    /// The container's side of the network (chapter 6).
+    inside: Inside,
+    /// The container's own /etc/hosts, hostname and resolv.conf, on the bridge (chapter 6).
+    files: Option<PathBuf>,
+    /// The hierarchy to show inside, when the container has a cgroup of its own.
+    cgroup_view: Option<&'a Hierarchy>,
+    /// The signal mask to give the command back.
+    previous_mask: SigSet,
+}
+
 // ANCHOR: child
 /// The child: as in chapter 6, and once let go (and so in its cgroup), a cgroup namespace
 /// and a read-only view of its own part of the cgroup tree.
-fn child(
-    spec: &Spec,
-    stdio: &Stdio,
-    channel: &ChildEnd,
-    host_uts: (u64, u64),
-    (inside, files): (&Inside, Option<&Path>),
-    cgroup_view: Option<&Hierarchy>,
-    previous_mask: &SigSet,
-) -> Result<Infallible> {
+fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infallible> {
     channel.wait_for_go()?;
     let make_device = match spec.user_namespace {
         Some(_) => {
@@ -373,14 +261,14 @@ fn child(
     };
     // After become_root: the kernel clears this request when a process's ids change.
     spawn::die_with_parent(channel)?;
-    if cgroup_view.is_some() {
+    if prepared.cgroup_view.is_some() {
         inside::enter_cgroup_namespace()?;
     }
     process::new_session()?;
     trace::syscall(format_args!("getpid()"), Ok(getpid()))?;
-    uts::set_hostname(&spec.hostname, host_uts)?;
+    uts::set_hostname(&spec.hostname, prepared.host_uts)?;
     if spec.network.mode != NetworkMode::Host {
-        network::configure_inside(inside)?;
+        network::configure_inside(&prepared.inside)?;
     }
     let plan = RootPlan {
         rootfs: spec.root.path.clone(),
@@ -391,10 +279,10 @@ fn child(
         .map_err(|error| {
             userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
         })?;
-    if let Some(files) = files {
+    if let Some(files) = &prepared.files {
         network::mount_container_files(files, &root)?;
     }
-    if let Some(hierarchy) = cgroup_view {
+    if let Some(hierarchy) = prepared.cgroup_view {
         inside::mount_cgroup_fs(&root, hierarchy)?;
     }
     procfs::mount_proc(&root.find_dir("proc")?.path())?;
@@ -402,12 +290,14 @@ fn child(
     // container.
     drop(root);
     mounts::pivot_root(&plan.rootfs)?;
-    stdio.connect_child(channel, Path::new("/dev/ptmx"))?;
+    prepared
+        .stdio
+        .connect_child(channel, Path::new("/dev/ptmx"))?;
     process::close_other_fds(channel)?;
     if spec.init {
-        init::run_as_init(&spec.process, channel, previous_mask)
+        init::run_as_init(&spec.process, channel, &prepared.previous_mask)
     } else {
-        init::restore_signals(previous_mask)?;
+        init::restore_signals(&prepared.previous_mask)?;
         command::exec(&spec.process)
     }
 }
