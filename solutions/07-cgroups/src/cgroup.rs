@@ -112,14 +112,16 @@ pub trait Cgroup: std::fmt::Debug {
 /// Puts `pid` in the cgroup at `dir`: its number, written into `cgroup.procs`. The same on
 /// v1 and v2; on v1 it is done once in each controller's tree.
 pub fn place(dir: &Path, pid: Pid) -> Result<()> {
-    // EXERCISE 7.2 (book 7.2): put the process in the cgroup
-    // HINT: a cgroup is a directory; its file cgroup.procs lists the processes in it.
-    // HINT: writing a PID into that file moves the process (and its future children) there.
-    // HINT: cgroupfs::write(dir, "cgroup.procs", &pid.to_string()) writes it, and narrates it.
+    // EXERCISE 7.1 (book 7.2): put the process in the cgroup
+    // HINT: a cgroup is a directory, and one of its files lists the processes in it. Writing a
+    // HINT: PID into that file moves the process there. Read section 7.2.
+    // HINT 2: the file is cgroup.procs. cgroupfs::write(dir, file, text) writes one file of a
+    // HINT 2: cgroup, and narrates it for --trace.
+    // HINT 3: one write, of pid.to_string(), with ?; then Ok(()).
     // TRIVIAL: Ok(())
     cgroupfs::write(dir, "cgroup.procs", &pid.to_string())?;
     Ok(())
-    // END EXERCISE 7.2
+    // END EXERCISE 7.1
 }
 // ANCHOR_END: place
 
@@ -311,11 +313,13 @@ pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
 /// `killed: out of memory (limit 64 MiB)`, as docker marks it `OOMKilled`. `code` is the
 /// container's exit code (137 when its own command was killed, 128 + SIGKILL).
 pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, code: u8) -> Option<String> {
-    // EXERCISE 7.3 (book 7.3): report a kill for lack of memory
-    // HINT: cgroup.oom_kills() counts the processes the kernel killed for memory; 0: say nothing.
-    // HINT: name the limit when there was one: limits.memory is Option<Bytes>, shown as "64 MiB".
-    // HINT: code 137 means the command itself was killed: "killed: out of memory (limit 64 MiB)";
-    // HINT: else one of its processes was: "a process was killed: out of memory (limit 64 MiB)".
+    // EXERCISE 7.2 (book 7.3): report a kill for lack of memory
+    // HINT: the cgroup counts the processes the kernel killed for lack of memory. None killed:
+    // HINT: say nothing. Else say who was killed, and the limit if there was one. Read section 7.3.
+    // HINT 2: cgroup.oom_kills() is the count. limits.memory is an Option<Bytes>, shown as
+    // HINT 2: "64 MiB". The exit code 137 (128 + SIGKILL) means the command itself was killed.
+    // HINT 3: the line is "killed: out of memory (limit 64 MiB)" for the command, or "a process
+    // HINT 3: was killed: out of memory (limit 64 MiB)" for another; without a limit, no brackets.
     // TRIVIAL: None
     if cgroup.oom_kills() == 0 {
         return None;
@@ -330,7 +334,7 @@ pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, code: u8) -> Option<S
         "a process was killed"
     };
     Some(format!("{who}: out of memory{limit}"))
-    // END EXERCISE 7.3
+    // END EXERCISE 7.2
 }
 // ANCHOR_END: out_of_memory
 
