@@ -105,7 +105,8 @@ pub fn exec(process: &Process) -> Result<Infallible> {
     })?;
     // TODO: EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
     // HINT: execve swaps this process's program for another: on success it never returns, so
-    // HINT: anything to say about the call must be said before it. Read section 1.2.
+    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
+    // HINT: Read section 1.2.
     todo!("exercise 1.4: replace this process with the program at `path` (book section 1.2)")
 }
 // ANCHOR_END: exec

@@ -77,7 +77,8 @@ pub fn pivot_root(new_root: &Path) -> Result<()> {
     trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
     // TODO: EXERCISE 2.2 (book 2.2): swap the roots, then detach the old one
     // HINT: we stand in new_root. One call makes it "/" and stacks the old root on top of it,
-    // HINT: right where we stand; a second takes the old root away. Section 2.2 shows both.
+    // HINT: right where we stand; a second takes the old root away. Narrate each with
+    // HINT: trace::syscall. Section 2.2 shows both.
     todo!("exercise 2.2: swap the roots, then detach the old one (book section 2.2)")
 }
 // ANCHOR_END: pivot

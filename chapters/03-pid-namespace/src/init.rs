@@ -66,7 +66,8 @@ pub fn supervise(command: Pid) -> Result<u8> {
     let signals = watched();
     // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
     // HINT: an init waits for signals. When a child ends, it reaps; when the command has ended,
-    // HINT: it returns its code. Every other signal is passed on to the command. Read section 3.3.
+    // HINT: it returns its code. Every other signal is passed on to the command. Narrate the
+    // HINT: wait and each signal passed on with trace::syscall. Read section 3.3.
     todo!("exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others (book section 3.3)")
 }
 // ANCHOR_END: supervise

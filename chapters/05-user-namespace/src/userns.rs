@@ -270,7 +270,7 @@ pub fn become_root() -> Result<()> {
     // TODO: EXERCISE 5.2 (book 5.2): become gid 0 and uid 0 inside the namespace
     // HINT: set the group ids first, then the user ids: once the uid has changed, changing
     // HINT: groups may no longer be allowed. Set all three of each: real, effective and saved.
-    // HINT: Read section 5.2.
+    // HINT: Narrate each call with trace::syscall. Read section 5.2.
     todo!("exercise 5.2: become gid 0 and uid 0 inside the namespace (book section 5.2)")
 }
 // ANCHOR_END: become_root

@@ -116,7 +116,8 @@ pub fn exec(process: &Process) -> Result<Infallible> {
     })?;
     // EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
     // HINT: execve swaps this process's program for another: on success it never returns, so
-    // HINT: anything to say about the call must be said before it. Read section 1.2.
+    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
+    // HINT: Read section 1.2.
     // HINT 2: nix::unistd::execve takes C strings: to_c_string makes one of the path, of each
     // HINT 2: argument and of each variable. trace::announce narrates a call that may not return.
     // HINT 2: On failure, return CommandError::CannotExecute with the path and the errno.

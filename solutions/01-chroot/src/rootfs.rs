@@ -66,7 +66,8 @@ pub fn check_mount_point(rootfs: &Path, name: &str) -> Result<()> {
 pub fn enter(rootfs: &Path) -> Result<()> {
     // EXERCISE 1.2 (book 1.3): make `rootfs` this process's "/" and stand inside it
     // HINT: changing what "/" means does not move the process: its current directory is still
-    // HINT: outside the new root. Section 1.3 shows the escape this leaves open.
+    // HINT: outside the new root. Narrate each call with trace::syscall: the tests read the
+    // HINT: trace. Read section 1.3.
     // HINT 2: nix::unistd::chroot, then nix::unistd::chdir to "/". Wrap each call in
     // HINT 2: trace::syscall, with the call's text, so --trace shows both.
     // HINT 3: trace::syscall(format_args!("chroot({rootfs:?})"), unistd::chroot(rootfs))?;

@@ -79,7 +79,8 @@ pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
 pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
     // HINT: a device file is made, not copied: it holds only a type (character), a major and a
-    // HINT: minor number, and a mode. The umask takes bits off that mode. Read section 2.3.
+    // HINT: minor number, and a mode. The umask takes bits off that mode, so set it again.
+    // HINT: Narrate each call with trace::syscall. Read section 2.3.
     // HINT 2: nix::sys::stat::mknod makes the file, with SFlag for its type and stat::makedev for
     // HINT 2: the two numbers. stat::fchmodat then sets the mode 0666 again, past the umask.
     // HINT 2: Wrap each in trace::syscall.

@@ -65,7 +65,8 @@ pub fn supervise(command: Pid) -> Result<u8> {
     let signals = watched();
     // EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
     // HINT: an init waits for signals. When a child ends, it reaps; when the command has ended,
-    // HINT: it returns its code. Every other signal is passed on to the command. Read section 3.3.
+    // HINT: it returns its code. Every other signal is passed on to the command. Narrate the
+    // HINT: wait and each signal passed on with trace::syscall. Read section 3.3.
     // HINT 2: signals.wait() returns the next watched signal (they are blocked, so they queue).
     // HINT 2: reap_children(command) reaps, and says Some(code) once the command has ended.
     // HINT 2: nix::sys::signal::kill passes a signal on. Wrap the wait and kill in trace::syscall.

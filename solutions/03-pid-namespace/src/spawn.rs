@@ -43,7 +43,8 @@ pub fn clone_child(
 fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> Result<Pid> {
     // EXERCISE 3.1 (book 3.1): start the child with clone(2) in the namespaces `flags` names
     // HINT: clone is fork with a choice of what the child shares: `flags` names the new
-    // HINT: namespaces. The parent must still hear when the child ends. Read section 3.1.
+    // HINT: namespaces. The parent must still hear when the child ends. Narrate the call
+    // HINT: with trace::syscall: a test reads the trace. Read section 3.1.
     // HINT 2: nix::sched::clone(child_main, stack, flags, signal): the signal is the one sent to
     // HINT 2: the parent when the child ends, SIGCHLD as after fork. The call is unsafe: say in a
     // HINT 2: SAFETY comment why it is sound here. Narrate it with trace::syscall.

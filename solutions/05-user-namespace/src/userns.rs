@@ -280,7 +280,7 @@ pub fn become_root() -> Result<()> {
     // EXERCISE 5.2 (book 5.2): become gid 0 and uid 0 inside the namespace
     // HINT: set the group ids first, then the user ids: once the uid has changed, changing
     // HINT: groups may no longer be allowed. Set all three of each: real, effective and saved.
-    // HINT: Read section 5.2.
+    // HINT: Narrate each call with trace::syscall. Read section 5.2.
     // HINT 2: nix::unistd::setresgid and setresuid set the three ids at once; Gid::from_raw and
     // HINT 2: Uid::from_raw make id 0. Wrap each call in trace::syscall, so --trace shows them.
     // HINT 3: let root_group = Gid::from_raw(0); trace::syscall(format_args!("setresgid(0, 0, 0)"),
