@@ -38,6 +38,12 @@ fn write_state(state: &BTreeMap<Number, usize>) -> Result<()> {
     fs::write(&path, text).with_context(|| format!("cannot write {path:?}"))
 }
 
+/// The level the next run shows: the learner has read level 1 in the code, so the first
+/// run shows level 2; past the last level, the last again.
+fn next_level(shown: Option<usize>, levels: usize) -> usize {
+    (shown.unwrap_or(1) + 1).min(levels)
+}
+
 fn find(number: Number) -> Result<(PathBuf, Exercise)> {
     let chapter = gen::chapter(number.chapter)?;
     gen::exercises_of(&chapter)?
@@ -61,9 +67,8 @@ pub fn hint(number: Number, reset: bool) -> Result<()> {
     if levels == 0 {
         bail!("exercise {number} has no hints");
     }
-    // The learner has read level 1 in the code: the first run shows level 2.
     let shown = state.get(&number).copied().unwrap_or(1);
-    let level = (shown + 1).min(levels);
+    let level = next_level(state.get(&number).copied(), levels);
     println!(
         "exercise {number}: {} (chapters/{}, book section {})",
         exercise.title,
@@ -90,4 +95,21 @@ pub fn hint(number: Number, reset: bool) -> Result<()> {
     }
     state.insert(number, level);
     write_state(&state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_level;
+
+    #[test]
+    fn each_run_shows_one_level_more_up_to_the_last() {
+        assert_eq!(next_level(None, 3), 2);
+        assert_eq!(next_level(Some(2), 3), 3);
+        assert_eq!(next_level(Some(3), 3), 3);
+        assert_eq!(
+            next_level(None, 1),
+            1,
+            "an exercise with one level shows it again"
+        );
+    }
 }
