@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! // EXERCISE 1.2 (book 1.3): make `rootfs` this process's "/"
-//! // HINT: what to call, and where to read
+//! // HINT: the idea, and where to read
+//! // HINT 2: what to call
+//! // HINT 3: the shape of the code
 //! // TRIVIAL: Ok(())
 //! ...the reference code...
 //! // END EXERCISE 1.2
@@ -13,6 +15,11 @@
 //! In the learner's copy, the code between the hints and the end marker becomes
 //! `todo!("exercise 1.2: ... (book section 1.3)")`. A region should end its function, so
 //! the `todo!()` is the function's value.
+//!
+//! Hints are graduated, as rustlings' `hint`. Only the level-1 `// HINT:` lines are copied
+//! into `chapters/`: the idea and the section to read, never the code. `// HINT 2:` (what to
+//! call) and `// HINT 3:` (the shape of the code) stay in `solutions/`, and
+//! `cargo xtask hint N.M` shows them one level at a time, when the learner asks.
 //!
 //! The `// TRIVIAL:` line names the smallest body that compiles in the region's place
 //! (`Ok(())`), or says why there is none (`none (why)`). The course invariant puts that body
@@ -100,6 +107,11 @@ pub struct Exercise {
     pub line: usize,
     /// What the `// TRIVIAL:` line says; `None` when the region has no such line.
     pub trivial: Option<Trivial>,
+    /// The hints, by level from 1: `hints[0]` is the text of the `// HINT:` lines, which the
+    /// learner's copy keeps; later levels are the `// HINT 2:` lines, then `// HINT 3:`.
+    pub hints: Vec<Vec<String>>,
+    /// The reference code between the TRIVIAL line and the end marker.
+    pub body: Vec<String>,
 }
 
 impl Exercise {
@@ -129,18 +141,21 @@ pub enum Form {
     Todo,
     /// The `// TRIVIAL:` body: an exercise that compiles but does nothing.
     Trivial,
+    /// The reference code alone, without the markers and hints: the book's folded answer.
+    Answer,
 }
 
 /// A source file cut into plain lines and exercise regions.
 enum Piece<'a> {
     Line(&'a str),
-    Region(Region<'a>),
+    Region(Box<Region<'a>>),
 }
 
 struct Region<'a> {
     exercise: Exercise,
     indent: &'a str,
     begin: &'a str,
+    /// The level-1 hint lines, as they are: the ones a learner's copy keeps.
     hints: Vec<&'a str>,
     body: Vec<&'a str>,
     end: &'a str,
@@ -158,7 +173,7 @@ impl Markers {
         Markers {
             begin: Regex::new(r"^(\s*)// EXERCISE (\d+\.\d+) \(book (\d+\.\d+)\): (.+)$")
                 .expect("valid regex"),
-            hint: Regex::new(r"^\s*// HINT: ").expect("valid regex"),
+            hint: Regex::new(r"^\s*// HINT(?: ([1-9]))?: (.*)$").expect("valid regex"),
             trivial: Regex::new(r"^\s*// TRIVIAL:(.*)$").expect("valid regex"),
             end: Regex::new(r"^\s*// END EXERCISE (\d+\.\d+)$").expect("valid regex"),
         }
@@ -220,6 +235,8 @@ fn parse(source: &str) -> Result<Vec<Piece<'_>>> {
             title: begin[4].to_string(),
             line: index + 1,
             trivial: None,
+            hints: Vec::new(),
+            body: Vec::new(),
         };
         let region = Region {
             exercise,
@@ -229,7 +246,9 @@ fn parse(source: &str) -> Result<Vec<Piece<'_>>> {
             body: Vec::new(),
             end: "",
         };
-        pieces.push(Piece::Region(parse_region(region, &mut lines, &markers)?));
+        pieces.push(Piece::Region(Box::new(parse_region(
+            region, &mut lines, &markers,
+        )?)));
     }
     Ok(pieces)
 }
@@ -247,6 +266,7 @@ fn parse_region<'a>(
                 bail!("exercise {number} is closed by END EXERCISE {}", &end[1]);
             }
             region.end = line;
+            region.exercise.body = region.body.iter().map(|line| line.to_string()).collect();
             return Ok(region);
         }
         if let Some(trivial) = markers.trivial.captures(line) {
@@ -259,11 +279,27 @@ fn parse_region<'a>(
             let parsed = Trivial::parse(&trivial[1])
                 .with_context(|| format!("line {}, exercise {number}", index + 1))?;
             region.exercise.trivial = Some(parsed);
-        } else if region.body.is_empty()
-            && region.exercise.trivial.is_none()
-            && markers.hint.is_match(line)
+        } else if let Some(hint) = markers
+            .hint
+            .captures(line)
+            .filter(|_| region.body.is_empty() && region.exercise.trivial.is_none())
         {
-            region.hints.push(line);
+            let level = hint.get(1).map_or(1, |m| m.as_str().parse().unwrap_or(1));
+            let hints = &mut region.exercise.hints;
+            if level > hints.len() + 1 || level < hints.len() {
+                bail!(
+                    "line {}: exercise {number}'s HINT {level} comes out of order: \
+                     HINT: lines first, then HINT 2:, then HINT 3:",
+                    index + 1
+                );
+            }
+            if level > hints.len() {
+                hints.push(Vec::new());
+            }
+            hints[level - 1].push(hint[2].to_string());
+            if level == 1 {
+                region.hints.push(line);
+            }
         } else {
             region.body.push(line);
         }
@@ -277,6 +313,12 @@ fn parse_region<'a>(
 fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
     let exercise = &region.exercise;
     let indent = region.indent;
+    if form == Form::Answer {
+        for line in &region.body {
+            push_line(output, line);
+        }
+        return Ok(());
+    }
     if form == Form::Solved {
         push_line(output, region.begin);
     } else {
@@ -298,6 +340,7 @@ fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
             }
             push_line(output, region.end);
         }
+        Form::Answer => unreachable!("an answer is rendered above"),
         Form::Todo => {
             let message = exercise
                 .todo_message()
@@ -415,5 +458,36 @@ mod tests {
     fn a_trivial_line_after_the_code_is_an_error() {
         let late = SOURCE.replace("    1\n", "    1\n    // TRIVIAL: 0\n");
         assert!(rewrite(&late, &todo).is_err());
+    }
+
+    const GRADUATED: &str = "fn f() -> u8 {\n    // EXERCISE 1.1 (book 1.2): one\n    // HINT: the idea\n    // HINT 2: what to call\n    // HINT 3: the shape\n    // TRIVIAL: 0\n    1\n    // END EXERCISE 1.1\n}\n";
+
+    #[test]
+    fn only_the_first_level_of_hints_is_copied() {
+        let found = find(GRADUATED).unwrap();
+        assert_eq!(found[0].hints.len(), 3);
+        assert_eq!(found[0].hints[1], ["what to call"]);
+        for form in [Form::Todo, Form::Trivial, Form::Solved] {
+            let (text, _) = rewrite(GRADUATED, &|_| form).unwrap();
+            assert!(text.contains("// HINT: the idea\n"), "{text}");
+            assert!(
+                !text.contains("HINT 2") && !text.contains("HINT 3"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn hint_levels_out_of_order_are_an_error() {
+        let skipped = GRADUATED.replace("    // HINT 2: what to call\n", "");
+        assert!(find(&skipped).is_err());
+        let back = GRADUATED.replace("HINT 3: the shape", "HINT: the shape");
+        assert!(find(&back).is_err());
+    }
+
+    #[test]
+    fn an_answer_is_the_reference_code_without_markers() {
+        let (text, _) = rewrite(GRADUATED, &|_| Form::Answer).unwrap();
+        assert_eq!(text, "fn f() -> u8 {\n    1\n}\n");
     }
 }

@@ -97,7 +97,9 @@ pub fn chapters_dir(root: &Path) -> PathBuf {
 pub fn run(check: bool, force: bool) -> Result<()> {
     let chapters_dir = chapters_dir(&workspace::root());
     let files = all_learner_files()?;
+    let answers = answer_files()?;
     if check {
+        check_answers(&answers)?;
         return check_up_to_date(&chapters_dir, &files);
     }
     let edited = edited_files(&chapters_dir, &files)?;
@@ -116,6 +118,105 @@ pub fn run(check: bool, force: bool) -> Result<()> {
     let manifest = chapters_dir.join(generated::FILE_NAME);
     fs::write(&manifest, generated::render(&files))
         .with_context(|| format!("cannot write {manifest:?}"))?;
+    write_answers(&answers)?;
+    println!("generated {ANSWERS_DIR}");
+    Ok(())
+}
+
+/// Where gen writes the book's folded answers, from the top of the workspace.
+pub const ANSWERS_DIR: &str = "book/answers";
+
+/// The book's folded answers: each file of `solutions/` that holds an exercise, with each
+/// region reduced to its reference code. mdBook anchors cannot leave lines out, so the book
+/// includes these copies, never the markers and hints of `solutions/`.
+fn answer_files() -> Result<BTreeMap<PathBuf, String>> {
+    let mut all = BTreeMap::new();
+    for chapter in chapters()? {
+        let source_dir = chapter.solution_dir();
+        for relative in source_files(&source_dir)? {
+            if relative.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(source_dir.join(&relative))?;
+            let origin = format!("solutions/{}/{}", chapter.slug, relative.display());
+            let (answer, found) = exercises::rewrite(&text, &|_| Form::Answer)
+                .with_context(|| format!("in {origin}"))?;
+            if found.is_empty() {
+                continue;
+            }
+            let header = format!(
+                "// {origin} without its exercise markers, made by `cargo xtask gen` for the \
+                 book's folded answers.\n"
+            );
+            let formatted = rustfmt(&format!("{header}{answer}"))
+                .with_context(|| format!("formatting the answers of {origin}"))?;
+            all.insert(Path::new(&chapter.slug).join(relative), formatted);
+        }
+    }
+    Ok(all)
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let Ok(entries) = fs::read_dir(dir.join(&relative)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = relative.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn write_answers(answers: &BTreeMap<PathBuf, String>) -> Result<()> {
+    let dir = workspace::root().join(ANSWERS_DIR);
+    for relative in files_under(&dir)? {
+        if !answers.contains_key(&relative) {
+            fs::remove_file(dir.join(relative))?;
+        }
+    }
+    for (relative, text) in answers {
+        let path = dir.join(relative);
+        fs::create_dir_all(path.parent().expect("a file has a parent"))?;
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            fs::write(&path, text).with_context(|| format!("cannot write {path:?}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_answers(answers: &BTreeMap<PathBuf, String>) -> Result<()> {
+    let dir = workspace::root().join(ANSWERS_DIR);
+    let mut stale = Vec::new();
+    for (relative, text) in answers {
+        if fs::read_to_string(dir.join(relative)).ok().as_deref() != Some(text.as_str()) {
+            stale.push(format!("{ANSWERS_DIR}/{} differs", relative.display()));
+        }
+    }
+    for relative in files_under(&dir)? {
+        if !answers.contains_key(&relative) {
+            stale.push(format!(
+                "{ANSWERS_DIR}/{} should not be there",
+                relative.display()
+            ));
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "{ANSWERS_DIR} is not what `cargo xtask gen` makes from solutions/:\n  {}\nrun `cargo xtask gen`",
+            stale.join("\n  ")
+        );
+    }
     Ok(())
 }
 
@@ -403,6 +504,8 @@ mod tests {
             title: "x".into(),
             line,
             trivial: None,
+            hints: Vec::new(),
+            body: Vec::new(),
         };
         (PathBuf::from("src/lib.rs"), exercise)
     }
@@ -445,5 +548,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("exercise 2.1 is in chapter 3"), "{error}");
+    }
+
+    /// Item 12 of "What a new learner hit": the hint a learner's copy keeps gives the idea,
+    /// never the code. No level-1 hint of any exercise may hold a line of its answer.
+    #[test]
+    fn no_hint_in_chapters_holds_a_line_of_its_answer() {
+        let mut problems = Vec::new();
+        for chapter in chapters().unwrap() {
+            for (file, exercise) in exercises_of(&chapter).unwrap() {
+                let Some(kept) = exercise.hints.first() else {
+                    problems.push(format!("exercise {} has no HINT: line", exercise.number));
+                    continue;
+                };
+                let kept = kept.join(" ");
+                for line in &exercise.body {
+                    let line = line.trim();
+                    // The whole line, and what it binds or returns: `quota_us: (formula)`.
+                    let mut pieces = vec![line];
+                    for separator in [": ", " = ", "=> ", "return "] {
+                        pieces.extend(line.split_once(separator).map(|(_, rest)| rest));
+                    }
+                    for code in pieces {
+                        let code = code.trim().trim_end_matches([';', '?', ',', '{']);
+                        // Short code (`Ok(())`, `})`) says nothing of the answer.
+                        if code.len() < 12 || line.starts_with("//") || !kept.contains(code) {
+                            continue;
+                        }
+                        problems.push(format!(
+                            "exercise {} ({}/{}): its hint holds the code {code:?}",
+                            exercise.number,
+                            chapter.slug,
+                            file.display()
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

@@ -6,6 +6,7 @@
 //! - `test [--chapter N] [--impl solutions|chapters] [--cgroup-vm]`: build what is needed and
 //!   run the tests; `--cgroup-vm` runs the cgroup tests again in a pure cgroup v2 VM
 //! - `check N`: a learner's command: test chapter N and say which exercise is not done
+//! - `hint N.M [--reset]`: a learner's command: the next hint of exercise N.M
 //! - `invariant`: every chapter's tests fail on the unsolved crate, naming an exercise
 //! - `demo`: run a container from the newest chapter
 //! - `book [--serve]`: build the book and check its includes and links; serve it over HTTP
@@ -18,6 +19,7 @@ mod demo;
 mod exercises;
 mod gen;
 mod generated;
+mod hint;
 mod invariant;
 mod rename;
 mod rootfs;
@@ -75,6 +77,14 @@ enum Task {
         /// The chapter number.
         chapter: u32,
     },
+    /// Show the next hint of exercise N.M: each run goes one level deeper.
+    Hint {
+        /// The exercise, as its todo!() names it: 5.3.
+        exercise: exercises::Number,
+        /// Forget how far you got, and start again at the first hint.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Check, in a scratch copy, that each chapter's tests fail against its unsolved crate.
     Invariant,
     /// Run a container from the newest chapter that shows its hostname, PID and mounts.
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
             cgroup_vm,
         } => testing::test(chapter, implementation, cgroup_vm),
         Task::Check { chapter } => check::check(chapter),
+        Task::Hint { exercise, reset } => hint::hint(exercise, reset),
         Task::Invariant => invariant::invariant(),
         Task::Demo => demo::run(),
         Task::Book(args) => book::run(&args),

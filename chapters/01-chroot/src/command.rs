@@ -90,9 +90,8 @@ pub fn environment() -> Vec<String> {
 /// looked for in each directory of `PATH`, in order, skipping files that may not be run.
 pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
     // TODO: EXERCISE 1.3 (book 1.2): find the command inside the container
-    // HINT: a name that contains b'/' is already a path: return it as it is.
-    // HINT: otherwise try Path::new(dir).join(command) for each dir in PATH.split(':'),
-    // HINT: and return the first that is_executable_file. None when there is none.
+    // HINT: a name with a slash in it is already a path. Any other name is looked up in each
+    // HINT: directory of the search path, in order, as a shell does (section 1.2).
     todo!("exercise 1.3: find the command inside the container (book section 1.2)")
 }
 // ANCHOR_END: find_in_path
@@ -113,9 +112,9 @@ pub fn exec(process: &Process) -> Result<Infallible> {
         command: program.clone(),
     })?;
     // TODO: EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
-    // HINT: execve wants C strings: to_c_string turns each argument and variable into one.
-    // HINT: announce the call with trace::announce first: on success execve never returns.
-    // HINT: when execve fails, return CommandError::CannotExecute with its errno.
+    // HINT: execve swaps this process's program for another: on success it never returns, so
+    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
+    // HINT: Read section 1.2.
     todo!("exercise 1.4: replace this process with the program at `path` (book section 1.2)")
 }
 // ANCHOR_END: exec

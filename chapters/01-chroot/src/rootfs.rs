@@ -66,9 +66,9 @@ pub fn check_mount_point(rootfs: &Path, name: &str) -> Result<()> {
 /// Makes `rootfs` this process's `/`, and moves into it.
 pub fn enter(rootfs: &Path) -> Result<()> {
     // TODO: EXERCISE 1.2 (book 1.3): make `rootfs` this process's "/" and stand inside it
-    // HINT: nix::unistd::chroot changes what "/" means but does not move the process:
-    // HINT: its current directory is still outside. Follow it with chdir("/").
-    // HINT: wrap each call in trace::syscall so --trace shows it.
+    // HINT: changing what "/" means does not move the process: its current directory is still
+    // HINT: outside the new root. Narrate each call with trace::syscall: the tests read the
+    // HINT: trace. Read section 1.3.
     todo!("exercise 1.2: make `rootfs` this process's \"/\" and stand inside it (book section 1.3)")
 }
 // ANCHOR_END: enter

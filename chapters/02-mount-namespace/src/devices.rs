@@ -79,8 +79,9 @@ pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
 /// Creates one character device file, readable and writable by everyone.
 pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // TODO: EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
-    // HINT: stat::mknod with SFlag::S_IFCHR and stat::makedev(major, minor).
-    // HINT: the umask takes bits off mknod's mode, so set 0666 again with stat::fchmodat.
+    // HINT: a device file is made, not copied: it holds only a type (character), a major and a
+    // HINT: minor number, and a mode. The umask takes bits off that mode, so set it again.
+    // HINT: Narrate each call with trace::syscall. Read section 2.3.
     todo!("exercise 2.3: create the character device file `path` for `device` (book section 2.3)")
 }
 // ANCHOR_END: populate

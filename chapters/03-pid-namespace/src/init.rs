@@ -67,10 +67,9 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
 pub fn supervise(command: Pid) -> Result<Ended> {
     let signals = watched();
     // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
-    // HINT: signals.wait() returns the next watched signal (they are blocked, so they queue).
-    // HINT: on SIGCHLD, call reap_children(command): Some(ended) means the command has ended.
-    // HINT: any other signal goes to the command with kill(command, signal).
-    // HINT: wrap sigwait and kill in trace::syscall, so --trace shows the loop at work.
+    // HINT: an init waits for signals. When a child ends, it reaps; when the command has ended,
+    // HINT: it returns how it ended. Every other signal is passed on to the command. Narrate
+    // HINT: the wait and each signal passed on with trace::syscall. Read section 3.3.
     todo!("exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others (book section 3.3)")
 }
 // ANCHOR_END: supervise

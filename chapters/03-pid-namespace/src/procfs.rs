@@ -14,8 +14,8 @@ use crate::mounts;
 /// container's.
 pub fn mount_proc(target: &Path) -> Result<()> {
     // TODO: EXERCISE 3.2 (book 3.2): mount a new procfs on target
-    // HINT: mounts::mount with source "proc", fstype "proc" and no data. Nothing in /proc
-    // HINT: needs set-user-ID bits, device files or programs: MS_NOSUID|MS_NODEV|MS_NOEXEC.
+    // HINT: a procfs shows the processes of the PID namespace of whoever mounts it. Nothing in
+    // HINT: it needs set-user-ID bits, device files or programs. Read section 3.2.
     todo!("exercise 3.2: mount a new procfs on target (book section 3.2)")
 }
 // ANCHOR_END: mount_proc

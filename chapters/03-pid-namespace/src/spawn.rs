@@ -43,10 +43,9 @@ pub fn clone_child(
 /// names, and returns its PID as the parent sees it.
 fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> Result<Pid> {
     // TODO: EXERCISE 3.1 (book 3.1): start the child with clone(2) in the namespaces `flags` names
-    // HINT: sched::clone(child_main, stack, flags, Some(Signal::SIGCHLD as i32)).
-    // HINT: SIGCHLD is the signal the parent gets when the child ends, as after fork.
-    // HINT: it is unsafe: write a SAFETY comment on why it is sound here.
-    // HINT: report it with trace::syscall, as clone(FLAGS, SIGCHLD), so --trace shows it.
+    // HINT: clone is fork with a choice of what the child shares: `flags` names the new
+    // HINT: namespaces. The parent must still hear when the child ends. Narrate the call
+    // HINT: with trace::syscall: a test reads the trace. Read section 3.1.
     todo!("exercise 3.1: start the child with clone(2) in the namespaces `flags` names (book section 3.1)")
 }
 // ANCHOR_END: clone_child

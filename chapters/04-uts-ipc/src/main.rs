@@ -72,7 +72,8 @@ impl TryFrom<RunArgs> for Spec {
 /// The namespaces a container gets in this chapter.
 fn namespaces() -> CloneFlags {
     // TODO: EXERCISE 4.2 (book 4.2): add the UTS and IPC namespaces to chapter 3's two
-    // HINT: CloneFlags::CLONE_NEWUTS and CloneFlags::CLONE_NEWIPC, joined with `|`.
+    // HINT: the flags are a set: add the two namespaces of this chapter to those of chapter 3.
+    // HINT: Read section 4.2.
     todo!("exercise 4.2: add the UTS and IPC namespaces to chapter 3's two (book section 4.2)")
 }
 // ANCHOR_END: namespaces

@@ -64,7 +64,8 @@ pub fn set_hostname(name: &str, host_namespace: (u64, u64)) -> Result<()> {
         );
     }
     // TODO: EXERCISE 4.1 (book 4.1): give the container its own host name
-    // HINT: one call: nix::unistd::sethostname, wrapped in trace::syscall.
+    // HINT: one call sets the host name, and in a new UTS namespace only the container sees it.
+    // HINT: Narrate it with trace::syscall: a test reads the trace. Read section 4.1.
     todo!("exercise 4.1: give the container its own host name (book section 4.1)")
 }
 // ANCHOR_END: set_hostname

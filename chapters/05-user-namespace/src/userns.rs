@@ -248,10 +248,8 @@ fn as_option(map: &IdMap) -> String {
 /// ordinary user's gid map needs `setgroups` denied first (book 5.1).
 pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<()> {
     // TODO: EXERCISE 5.1 (book 5.1): write the uid map, deny setgroups if needed, write the gid map
-    // HINT: write_map(child, Ids::User, uid_maps) writes one map, by whichever way it may.
-    // HINT: an ordinary user writing its gid map itself must first write "deny" to
-    // HINT: /proc/PID/setgroups: needs_setgroups_denied(gid_maps) says when, and
-    // HINT: write_proc_file(child, "setgroups", "deny") does it. Then the gid map.
+    // HINT: the parent writes the child's two maps, uid first. An ordinary user who writes its
+    // HINT: own gid map must first turn setgroups off for the child. Read section 5.1.
     todo!("exercise 5.1: write the uid map, deny setgroups if needed, write the gid map (book section 5.1)")
 }
 // ANCHOR_END: write_maps
@@ -345,9 +343,9 @@ fn helper_path(ids: Ids) -> Option<PathBuf> {
 /// are ids of the caller's on the host.
 pub fn become_root() -> Result<()> {
     // TODO: EXERCISE 5.2 (book 5.2): become gid 0 and uid 0 inside the namespace
-    // HINT: unistd::setresgid(Gid::from_raw(0), ..) sets the real, effective and saved ids.
-    // HINT: groups first: once the uid is set, changing groups may no longer be allowed.
-    // HINT: wrap each in trace::syscall, as setresgid(0, 0, 0) and setresuid(0, 0, 0).
+    // HINT: set the group ids first, then the user ids: once the uid has changed, changing
+    // HINT: groups may no longer be allowed. Set all three of each: real, effective and saved.
+    // HINT: Narrate each call with trace::syscall. Read section 5.2.
     todo!("exercise 5.2: become gid 0 and uid 0 inside the namespace (book section 5.2)")
 }
 // ANCHOR_END: become_root
@@ -368,9 +366,9 @@ pub fn drop_supplementary_groups() -> Result<()> {
 /// does. It plugs into chapter 2's `RootPlan` as its `make_device`.
 pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
     // TODO: EXERCISE 5.3 (book 5.3): bind-mount the host's /dev/NAME onto a new empty file
-    // HINT: fcntl::open(path, OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC, 0o666) makes it.
-    // HINT: then mounts::mount(Some(host), path, None, MsFlags::MS_BIND, None), where host is
-    // HINT: Path::new("/dev").join(device.name).
+    // HINT: a user namespace may not make device files, but it may bind-mount the host's own
+    // HINT: onto an empty file. Create the file first, narrating that call with trace::syscall
+    // HINT: as the other calls are (the book's trace shows it), then mount. Read section 5.3.
     todo!("exercise 5.3: bind-mount the host's /dev/NAME onto a new empty file (book section 5.3)")
 }
 // ANCHOR_END: bind_host_device

@@ -101,13 +101,9 @@ pub fn add_veth(
     bridge: &Link,
 ) -> Result<()> {
     // TODO: EXERCISE 6.1 (book 6.3): make a veth pair whose peer is eth0 in the container
-    // HINT: the peer is a whole LinkMessage of its own, inside the first one's LinkInfo:
-    // HINT: LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))), after
-    // HINT: LinkInfo::Kind(InfoKind::Veth). The peer's attributes name it (IfName) and
-    // HINT: place it (NetNsPid, the container's PID as this namespace sees it).
-    // HINT: LinkAttribute::Controller(bridge.index) on the host end makes it a bridge port.
-    // HINT: send it with netlink.request(RouteNetlinkMessage::NewLink(..), NLM_F_CREATE |
-    // HINT: NLM_F_EXCL, format_args!("ip link add ...")), then set_up the host end.
+    // HINT: one netlink request makes both ends: the host's end, a port of the bridge, and its
+    // HINT: peer, named eth0 and placed in the container's network namespace. Then bring the
+    // HINT: host's end up. Section 6.3 shows the message, attribute by attribute.
     todo!("exercise 6.1: make a veth pair whose peer is eth0 in the container (book section 6.3)")
 }
 // ANCHOR_END: add_veth

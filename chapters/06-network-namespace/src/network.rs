@@ -496,10 +496,9 @@ fn configure_ethernet(
     ethernet: &Ethernet,
 ) -> Result<()> {
     // TODO: EXERCISE 6.2 (book 6.3): give eth0 its address, bring it up, route through the bridge
-    // HINT: link::find(netlink, link::CONTAINER_END) finds eth0 (the parent made it here).
-    // HINT: link::add_address(netlink, &eth0, ethernet.address, ethernet.subnet.prefix)
-    // HINT: then link::set_up; the default route needs eth0 up, since the kernel checks
-    // HINT: that the gateway (ethernet.subnet.gateway()) is reachable through an up link.
+    // HINT: inside the container: find eth0, give it its address, bring it up, and add the
+    // HINT: default route through the bridge. The order matters: the kernel takes a route only
+    // HINT: through a link that is up. Read section 6.3.
     todo!("exercise 6.2: give eth0 its address, bring it up, route through the bridge (book section 6.3)")
 }
 // ANCHOR_END: configure_ethernet

@@ -193,10 +193,8 @@ pub fn start_proxy(published: Vec<Published>, dialer: Dialer) {
 /// and then `shutdown(SHUT_WR)` still gets its whole answer.
 pub fn relay(client: TcpStream, server: TcpStream) {
     // TODO: EXERCISE 6.3 (book 6.5): copy both ways at once, passing on each side's end
-    // HINT: copy_then_close(from, to) does one direction and then passes on its end.
-    // HINT: run one direction in a new thread (thread::spawn) and the other in this one,
-    // HINT: on try_clone()s of the streams; join the thread before returning, so both
-    // HINT: copies finish before the streams close.
+    // HINT: a relay copies two ways at once, so one direction runs in a thread of its own. When
+    // HINT: one side has no more to say, pass that on to the other. Read section 6.5.
     todo!("exercise 6.3: copy both ways at once, passing on each side's end (book section 6.5)")
 }
 // ANCHOR_END: relay

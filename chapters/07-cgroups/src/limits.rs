@@ -296,11 +296,11 @@ impl Cpus {
     /// The quota for this share: in every period of 100 ms the container's processes
     /// together may run `cpus` × 100 ms, then they wait for the next period.
     pub fn quota(self) -> CpuQuota {
-        // TODO: EXERCISE 7.1 (book 7.4): turn a share of CPUs into a quota per period
-        // HINT: the period is CPU_PERIOD_US (100 000 µs); 1.0 CPU may run the whole period.
-        // HINT: 0.5 CPU is 50 000 µs per period, 2 CPUs 200 000 µs (two CPUs at once).
-        // HINT: round to whole microseconds: (self.0 * CPU_PERIOD_US as f64).round() as u64.
-        todo!("exercise 7.1: turn a share of CPUs into a quota per period (book section 7.4)")
+        // TODO: EXERCISE 7.3 (book 7.4): turn a share of CPUs into a quota per period
+        // HINT: the kernel takes a quota of CPU time per period: 1.0 CPU may run the whole
+        // HINT: period, 0.5 CPU half of it, 2 CPUs twice it (two CPUs at once).
+        // HINT: Read section 7.4.
+        todo!("exercise 7.3: turn a share of CPUs into a quota per period (book section 7.4)")
     }
     // ANCHOR_END: quota
 }

@@ -89,9 +89,13 @@ pub fn environment() -> Vec<String> {
 /// looked for in each directory of `PATH`, in order, skipping files that may not be run.
 pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
     // EXERCISE 1.3 (book 1.2): find the command inside the container
-    // HINT: a name that contains b'/' is already a path: return it as it is.
-    // HINT: otherwise try Path::new(dir).join(command) for each dir in PATH.split(':'),
-    // HINT: and return the first that is_executable_file. None when there is none.
+    // HINT: a name with a slash in it is already a path. Any other name is looked up in each
+    // HINT: directory of the search path, in order, as a shell does (section 1.2).
+    // HINT 2: the search path is the constant PATH, directories joined by ':'. Path::join makes
+    // HINT 2: a candidate; is_executable_file says whether it will do.
+    // HINT 3: if the name's bytes contain b'/', return Some(PathBuf::from(command)). Else split
+    // HINT 3: PATH on ':', map each dir to Path::new(dir).join(command), and find the first that
+    // HINT 3: is_executable_file. find returns an Option, which is the function's value.
     // TRIVIAL: None
     if command.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(command));
@@ -119,9 +123,15 @@ pub fn exec(process: &Process) -> Result<Infallible> {
         command: program.clone(),
     })?;
     // EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
-    // HINT: execve wants C strings: to_c_string turns each argument and variable into one.
-    // HINT: announce the call with trace::announce first: on success execve never returns.
-    // HINT: when execve fails, return CommandError::CannotExecute with its errno.
+    // HINT: execve swaps this process's program for another: on success it never returns, so
+    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
+    // HINT: Read section 1.2.
+    // HINT 2: nix::unistd::execve takes C strings: to_c_string makes one of the path, of each
+    // HINT 2: argument and of each variable. trace::announce narrates a call that may not return.
+    // HINT 2: On failure, return CommandError::CannotExecute with the path and the errno.
+    // HINT 3: collect the arguments and the variables into Vec<CString>s (collect into a
+    // HINT 3: Result<Vec<_>>, then ?). Announce execve(path, argv, env), then match execve's
+    // HINT 3: result: Ok(never) => match never {}, Err(errno) => Err(CannotExecute{..}.into()).
     // TRIVIAL: none (a Result<Infallible> has no Ok value: a body must run execve or fail)
     let path_c = to_c_string(path.as_os_str())?;
     let argv = process

@@ -213,9 +213,13 @@ pub fn wait_for(child: Pid) -> Result<u8> {
 /// signal N gives 128 + N. `None` means the child has not ended.
 pub fn exit_code(status: WaitStatus) -> Option<u8> {
     // EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime passes on
-    // HINT: match on WaitStatus::Exited(_, code) and WaitStatus::Signaled(_, signal, _);
-    // HINT: `signal as u8` is the signal's number (they all fit in a byte).
-    // HINT: anything else (stopped, continued) has not ended yet: None.
+    // HINT: a command that exits passes on its own code; one killed by a signal passes on
+    // HINT: 128 plus the signal's number, as a shell does. Anything else has not ended yet.
+    // HINT: Section 1.2 says why. `cargo xtask hint 1.1` gives more, one step at a time.
+    // HINT 2: match on the WaitStatus: its Exited and Signaled variants carry the code and the
+    // HINT 2: signal. A Signal converts to its number with `as u8` (every number fits in a byte).
+    // HINT 3: three arms: Exited(_, code) gives Some(code as u8), Signaled(_, signal, _) gives
+    // HINT 3: Some(128 + signal as u8), and `_` gives None.
     // TRIVIAL: None
     match status {
         WaitStatus::Exited(_, code) => Some(code as u8),

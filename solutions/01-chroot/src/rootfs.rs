@@ -65,9 +65,13 @@ pub fn check_mount_point(rootfs: &Path, name: &str) -> Result<()> {
 /// Makes `rootfs` this process's `/`, and moves into it.
 pub fn enter(rootfs: &Path) -> Result<()> {
     // EXERCISE 1.2 (book 1.3): make `rootfs` this process's "/" and stand inside it
-    // HINT: nix::unistd::chroot changes what "/" means but does not move the process:
-    // HINT: its current directory is still outside. Follow it with chdir("/").
-    // HINT: wrap each call in trace::syscall so --trace shows it.
+    // HINT: changing what "/" means does not move the process: its current directory is still
+    // HINT: outside the new root. Narrate each call with trace::syscall: the tests read the
+    // HINT: trace. Read section 1.3.
+    // HINT 2: nix::unistd::chroot, then nix::unistd::chdir to "/". Wrap each call in
+    // HINT 2: trace::syscall, with the call's text, so --trace shows both.
+    // HINT 3: trace::syscall(format_args!("chroot({rootfs:?})"), unistd::chroot(rootfs))?;
+    // HINT 3: the same for chdir("/"), then Ok(()).
     // TRIVIAL: Ok(())
     trace::syscall(format_args!("chroot({rootfs:?})"), unistd::chroot(rootfs))?;
     trace::syscall(format_args!("chdir(\"/\")"), unistd::chdir("/"))?;

@@ -78,8 +78,15 @@ pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
 /// Creates one character device file, readable and writable by everyone.
 pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
-    // HINT: stat::mknod with SFlag::S_IFCHR and stat::makedev(major, minor).
-    // HINT: the umask takes bits off mknod's mode, so set 0666 again with stat::fchmodat.
+    // HINT: a device file is made, not copied: it holds only a type (character), a major and a
+    // HINT: minor number, and a mode. The umask takes bits off that mode, so set it again.
+    // HINT: Narrate each call with trace::syscall. Read section 2.3.
+    // HINT 2: nix::sys::stat::mknod makes the file, with SFlag for its type and stat::makedev for
+    // HINT 2: the two numbers. stat::fchmodat then sets the mode 0666 again, past the umask.
+    // HINT 2: Wrap each in trace::syscall.
+    // HINT 3: let mode = Mode::from_bits_truncate(0o666); mknod(path, S_IFCHR, mode,
+    // HINT 3: makedev(device.major, device.minor)), then fchmodat(AT_FDCWD, path, mode,
+    // HINT 3: FchmodatFlags::FollowSymlink), each with ? after its trace::syscall; then Ok(()).
     // TRIVIAL: Ok(())
     let (major, minor) = (device.major, device.minor);
     let read_write = Mode::from_bits_truncate(0o666);

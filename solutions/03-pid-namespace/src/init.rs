@@ -66,10 +66,16 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
 pub fn supervise(command: Pid) -> Result<Ended> {
     let signals = watched();
     // EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
-    // HINT: signals.wait() returns the next watched signal (they are blocked, so they queue).
-    // HINT: on SIGCHLD, call reap_children(command): Some(ended) means the command has ended.
-    // HINT: any other signal goes to the command with kill(command, signal).
-    // HINT: wrap sigwait and kill in trace::syscall, so --trace shows the loop at work.
+    // HINT: an init waits for signals. When a child ends, it reaps; when the command has ended,
+    // HINT: it returns how it ended. Every other signal is passed on to the command. Narrate
+    // HINT: the wait and each signal passed on with trace::syscall. Read section 3.3.
+    // HINT 2: signals.wait() returns the next watched signal (they are blocked, so they queue).
+    // HINT 2: reap_children(command) reaps, and says Some(ended) once the command has ended.
+    // HINT 2: nix::sys::signal::kill passes a signal on. Wrap the wait and kill in trace::syscall.
+    // HINT 3: loop { let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;
+    // HINT 3: if signal == Signal::SIGCHLD { if let Some(ended) = reap_children(command)? {
+    // HINT 3: return Ok(ended) } } else { trace::syscall(<"kill(PID, SIGNAL)">,
+    // HINT 3: kill(command, signal))?; } }
     // TRIVIAL: Ok(Ended { code: 0, signal: None })
     loop {
         let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;

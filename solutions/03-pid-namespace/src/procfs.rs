@@ -13,8 +13,12 @@ use crate::mounts;
 /// container's.
 pub fn mount_proc(target: &Path) -> Result<()> {
     // EXERCISE 3.2 (book 3.2): mount a new procfs on target
-    // HINT: mounts::mount with source "proc", fstype "proc" and no data. Nothing in /proc
-    // HINT: needs set-user-ID bits, device files or programs: MS_NOSUID|MS_NODEV|MS_NOEXEC.
+    // HINT: a procfs shows the processes of the PID namespace of whoever mounts it. Nothing in
+    // HINT: it needs set-user-ID bits, device files or programs. Read section 3.2.
+    // HINT 2: mounts::mount, with source "proc" and file system type "proc", no data, and the
+    // HINT 2: flags MS_NOSUID, MS_NODEV and MS_NOEXEC.
+    // HINT 3: let flags = <the three MsFlags joined with |>;
+    // HINT 3: mounts::mount(Some(Path::new("proc")), target, Some("proc"), flags, None)
     // TRIVIAL: Ok(())
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mounts::mount(Some(Path::new("proc")), target, Some("proc"), flags, None)

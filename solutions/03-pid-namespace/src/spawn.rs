@@ -42,10 +42,15 @@ pub fn clone_child(
 /// names, and returns its PID as the parent sees it.
 fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> Result<Pid> {
     // EXERCISE 3.1 (book 3.1): start the child with clone(2) in the namespaces `flags` names
-    // HINT: sched::clone(child_main, stack, flags, Some(Signal::SIGCHLD as i32)).
-    // HINT: SIGCHLD is the signal the parent gets when the child ends, as after fork.
-    // HINT: it is unsafe: write a SAFETY comment on why it is sound here.
-    // HINT: report it with trace::syscall, as clone(FLAGS, SIGCHLD), so --trace shows it.
+    // HINT: clone is fork with a choice of what the child shares: `flags` names the new
+    // HINT: namespaces. The parent must still hear when the child ends. Narrate the call
+    // HINT: with trace::syscall: a test reads the trace. Read section 3.1.
+    // HINT 2: nix::sched::clone(child_main, stack, flags, signal): the signal is the one sent to
+    // HINT 2: the parent when the child ends, SIGCHLD as after fork. The call is unsafe: say in a
+    // HINT 2: SAFETY comment why it is sound here. Narrate it with trace::syscall.
+    // HINT 3: let result = unsafe { sched::clone(child_main, stack, flags,
+    // HINT 3: Some(Signal::SIGCHLD as i32)) }; then Ok(trace::syscall(
+    // HINT 3: format_args!("clone({}, SIGCHLD)", trace::flags(flags)), result)?).
     // TRIVIAL: none (a Pid clone did not make is no child: the tests would hang, not fail)
     // SAFETY: the runtime is single-threaded, and the child gets its own copy of memory
     // (no CLONE_VM), so it cannot disturb the parent; the stack outlives the call.

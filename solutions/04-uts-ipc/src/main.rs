@@ -69,7 +69,10 @@ impl TryFrom<RunArgs> for Spec {
 /// The namespaces a container gets in this chapter.
 fn namespaces() -> CloneFlags {
     // EXERCISE 4.2 (book 4.2): add the UTS and IPC namespaces to chapter 3's two
-    // HINT: CloneFlags::CLONE_NEWUTS and CloneFlags::CLONE_NEWIPC, joined with `|`.
+    // HINT: the flags are a set: add the two namespaces of this chapter to those of chapter 3.
+    // HINT: Read section 4.2.
+    // HINT 2: CloneFlags has one constant per namespace: CLONE_NEWUTS and CLONE_NEWIPC here.
+    // HINT 3: CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, each a CloneFlags::.
     // TRIVIAL: CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
     CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID

@@ -63,7 +63,11 @@ pub fn set_hostname(name: &str, host_namespace: (u64, u64)) -> Result<()> {
         );
     }
     // EXERCISE 4.1 (book 4.1): give the container its own host name
-    // HINT: one call: nix::unistd::sethostname, wrapped in trace::syscall.
+    // HINT: one call sets the host name, and in a new UTS namespace only the container sees it.
+    // HINT: Narrate it with trace::syscall: a test reads the trace. Read section 4.1.
+    // HINT 2: nix::unistd::sethostname, wrapped in trace::syscall.
+    // HINT 3: trace::syscall(format_args!("sethostname({name:?})"), unistd::sethostname(name))?;
+    // HINT 3: then Ok(()).
     // TRIVIAL: Ok(())
     trace::syscall(
         format_args!("sethostname({name:?})"),

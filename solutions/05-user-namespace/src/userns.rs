@@ -247,10 +247,13 @@ fn as_option(map: &IdMap) -> String {
 /// ordinary user's gid map needs `setgroups` denied first (book 5.1).
 pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<()> {
     // EXERCISE 5.1 (book 5.1): write the uid map, deny setgroups if needed, write the gid map
-    // HINT: write_map(child, Ids::User, uid_maps) writes one map, by whichever way it may.
-    // HINT: an ordinary user writing its gid map itself must first write "deny" to
-    // HINT: /proc/PID/setgroups: needs_setgroups_denied(gid_maps) says when, and
-    // HINT: write_proc_file(child, "setgroups", "deny") does it. Then the gid map.
+    // HINT: the parent writes the child's two maps, uid first. An ordinary user who writes its
+    // HINT: own gid map must first turn setgroups off for the child. Read section 5.1.
+    // HINT 2: write_map writes one map, by whichever way is allowed (Ids::User, then Ids::Group).
+    // HINT 2: needs_setgroups_denied(gid_maps) says when "deny" must go into /proc/PID/setgroups,
+    // HINT 2: and write_proc_file writes it.
+    // HINT 3: write_map(child, Ids::User, uid_maps)?; if needs_setgroups_denied(gid_maps) {
+    // HINT 3: write_proc_file(child, "setgroups", "deny")?; } then the gid map is the value.
     // TRIVIAL: Ok(())
     write_map(child, Ids::User, uid_maps)?;
     if needs_setgroups_denied(gid_maps) {
@@ -350,9 +353,14 @@ fn helper_path(ids: Ids) -> Option<PathBuf> {
 /// are ids of the caller's on the host.
 pub fn become_root() -> Result<()> {
     // EXERCISE 5.2 (book 5.2): become gid 0 and uid 0 inside the namespace
-    // HINT: unistd::setresgid(Gid::from_raw(0), ..) sets the real, effective and saved ids.
-    // HINT: groups first: once the uid is set, changing groups may no longer be allowed.
-    // HINT: wrap each in trace::syscall, as setresgid(0, 0, 0) and setresuid(0, 0, 0).
+    // HINT: set the group ids first, then the user ids: once the uid has changed, changing
+    // HINT: groups may no longer be allowed. Set all three of each: real, effective and saved.
+    // HINT: Narrate each call with trace::syscall. Read section 5.2.
+    // HINT 2: nix::unistd::setresgid and setresuid set the three ids at once; Gid::from_raw and
+    // HINT 2: Uid::from_raw make id 0. Wrap each call in trace::syscall, so --trace shows them.
+    // HINT 3: let root_group = Gid::from_raw(0); trace::syscall(format_args!("setresgid(0, 0, 0)"),
+    // HINT 3: unistd::setresgid(root_group, root_group, root_group))?; the same with setresuid and
+    // HINT 3: Uid, then Ok(()).
     // TRIVIAL: Ok(())
     let root_group = Gid::from_raw(0);
     let call = format_args!("setresgid(0, 0, 0)");
@@ -381,9 +389,16 @@ pub fn drop_supplementary_groups() -> Result<()> {
 /// does. It plugs into chapter 2's `RootPlan` as its `make_device`.
 pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 5.3 (book 5.3): bind-mount the host's /dev/NAME onto a new empty file
-    // HINT: fcntl::open(path, OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC, 0o666) makes it.
-    // HINT: then mounts::mount(Some(host), path, None, MsFlags::MS_BIND, None), where host is
-    // HINT: Path::new("/dev").join(device.name).
+    // HINT: a user namespace may not make device files, but it may bind-mount the host's own
+    // HINT: onto an empty file. Create the file first, narrating that call with trace::syscall
+    // HINT: as the other calls are (the book's trace shows it), then mount. Read section 5.3.
+    // HINT 2: nix::fcntl::open creates the file: flags O_CREAT, O_WRONLY and O_CLOEXEC, and a Mode,
+    // HINT 2: Mode::from_bits_truncate(0o666) (a bare 0o666 does not compile). Narrate it with
+    // HINT 2: trace::syscall, as open(PATH, O_CREAT|O_WRONLY, 0666). Then mounts::mount with
+    // HINT 2: MS_BIND, from the host's device, /dev joined with device.name.
+    // HINT 3: let fd = trace::syscall(format_args!("open({path:?}, O_CREAT|O_WRONLY, 0666)"),
+    // HINT 3: fcntl::open(path, flags, mode))?; drop(fd); then
+    // HINT 3: mounts::mount(Some(&host), path, None, MsFlags::MS_BIND, None) is the value.
     // TRIVIAL: Ok(())
     let mode = Mode::from_bits_truncate(0o666);
     let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC;

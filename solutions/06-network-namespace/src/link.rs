@@ -100,13 +100,16 @@ pub fn add_veth(
     bridge: &Link,
 ) -> Result<()> {
     // EXERCISE 6.1 (book 6.3): make a veth pair whose peer is eth0 in the container
-    // HINT: the peer is a whole LinkMessage of its own, inside the first one's LinkInfo:
-    // HINT: LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))), after
-    // HINT: LinkInfo::Kind(InfoKind::Veth). The peer's attributes name it (IfName) and
-    // HINT: place it (NetNsPid, the container's PID as this namespace sees it).
-    // HINT: LinkAttribute::Controller(bridge.index) on the host end makes it a bridge port.
-    // HINT: send it with netlink.request(RouteNetlinkMessage::NewLink(..), NLM_F_CREATE |
-    // HINT: NLM_F_EXCL, format_args!("ip link add ...")), then set_up the host end.
+    // HINT: one netlink request makes both ends: the host's end, a port of the bridge, and its
+    // HINT: peer, named eth0 and placed in the container's network namespace. Then bring the
+    // HINT: host's end up. Section 6.3 shows the message, attribute by attribute.
+    // HINT 2: the peer is a LinkMessage of its own, with attributes IfName and NetNsPid (the
+    // HINT 2: container's PID). The host's LinkMessage has IfName, Controller (the bridge's index)
+    // HINT 2: and LinkInfo: Kind(InfoKind::Veth), then Data(InfoData::Veth(InfoVeth::Peer(..))).
+    // HINT 2: netlink.request sends it with NLM_F_CREATE and NLM_F_EXCL; find and set_up follow.
+    // HINT 3: build peer, then message; netlink.request(RouteNetlinkMessage::NewLink(message),
+    // HINT 3: NLM_F_CREATE | NLM_F_EXCL, format_args!("ip link add ..."))?; then find(netlink,
+    // HINT 3: host_end)? (None is an error) and set_up(netlink, &host) is the value.
     // TRIVIAL: Ok(())
     let mut peer = LinkMessage::default();
     peer.attributes = vec![

@@ -495,10 +495,14 @@ fn configure_ethernet(
     ethernet: &Ethernet,
 ) -> Result<()> {
     // EXERCISE 6.2 (book 6.3): give eth0 its address, bring it up, route through the bridge
-    // HINT: link::find(netlink, link::CONTAINER_END) finds eth0 (the parent made it here).
-    // HINT: link::add_address(netlink, &eth0, ethernet.address, ethernet.subnet.prefix)
-    // HINT: then link::set_up; the default route needs eth0 up, since the kernel checks
-    // HINT: that the gateway (ethernet.subnet.gateway()) is reachable through an up link.
+    // HINT: inside the container: find eth0, give it its address, bring it up, and add the
+    // HINT: default route through the bridge. The order matters: the kernel takes a route only
+    // HINT: through a link that is up. Read section 6.3.
+    // HINT 2: this module's link functions do each step: find (by the name CONTAINER_END),
+    // HINT 2: add_address, set_up, add_default_route. The address and prefix are in `ethernet`;
+    // HINT 2: the gateway is ethernet.subnet.gateway().
+    // HINT 3: let eth0 = link::find(..)?.context("no eth0")?; add_address(netlink, &eth0, address,
+    // HINT 3: prefix)?; set_up(netlink, &eth0)?; add_default_route(netlink, gateway) is the value.
     // TRIVIAL: Ok(())
     let eth0 = link::find(netlink, link::CONTAINER_END)?
         .context("the container has no eth0: the parent did not plug it in")?;

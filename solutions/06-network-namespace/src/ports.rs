@@ -192,10 +192,13 @@ pub fn start_proxy(published: Vec<Published>, dialer: Dialer) {
 /// and then `shutdown(SHUT_WR)` still gets its whole answer.
 pub fn relay(client: TcpStream, server: TcpStream) {
     // EXERCISE 6.3 (book 6.5): copy both ways at once, passing on each side's end
-    // HINT: copy_then_close(from, to) does one direction and then passes on its end.
-    // HINT: run one direction in a new thread (thread::spawn) and the other in this one,
-    // HINT: on try_clone()s of the streams; join the thread before returning, so both
-    // HINT: copies finish before the streams close.
+    // HINT: a relay copies two ways at once, so one direction runs in a thread of its own. When
+    // HINT: one side has no more to say, pass that on to the other. Read section 6.5.
+    // HINT 2: copy_then_close(from, to) does one direction and then passes on its end.
+    // HINT 2: TcpStream::try_clone gives a second handle for the thread; thread::spawn starts it,
+    // HINT 2: and join waits for it, so both copies finish before the streams close.
+    // HINT 3: clone both streams (if either fails, return); spawn a thread that copies
+    // HINT 3: client to server; copy server to client here; then join the thread.
     // TRIVIAL: { let up = (client.try_clone().unwrap(), server.try_clone().unwrap()); copy_then_close(up.0, up.1); copy_then_close(server, client) }
     let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else {
         return;

@@ -114,14 +114,16 @@ pub trait Cgroup: std::fmt::Debug {
 /// Puts `pid` in the cgroup at `dir`: its number, written into `cgroup.procs`. The same on
 /// v1 and v2; on v1 it is done once in each controller's tree.
 pub fn place(dir: &Path, pid: Pid) -> Result<()> {
-    // EXERCISE 7.2 (book 7.2): put the process in the cgroup
-    // HINT: a cgroup is a directory; its file cgroup.procs lists the processes in it.
-    // HINT: writing a PID into that file moves the process (and its future children) there.
-    // HINT: cgroupfs::write(dir, "cgroup.procs", &pid.to_string()) writes it, and narrates it.
+    // EXERCISE 7.1 (book 7.2): put the process in the cgroup
+    // HINT: a cgroup is a directory, and one of its files lists the processes in it. Writing a
+    // HINT: PID into that file moves the process there. Read section 7.2.
+    // HINT 2: the file is cgroup.procs. cgroupfs::write(dir, file, text) writes one file of a
+    // HINT 2: cgroup, and narrates it for --trace.
+    // HINT 3: one write, of pid.to_string(), with ?; then Ok(()).
     // TRIVIAL: Ok(())
     cgroupfs::write(dir, "cgroup.procs", &pid.to_string())?;
     Ok(())
-    // END EXERCISE 7.2
+    // END EXERCISE 7.1
 }
 // ANCHOR_END: place
 
@@ -314,12 +316,14 @@ pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
 /// the container's first process ended: killed by `SIGKILL`, or exited with a code (a shell
 /// whose child was killed exits with 137 too, and the container lived on).
 pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, ended: Ended) -> Option<String> {
-    // EXERCISE 7.3 (book 7.3): report a kill for lack of memory
-    // HINT: cgroup.oom_kills() counts the processes the kernel killed for memory; 0: say nothing.
-    // HINT: name the limit when there was one: limits.memory is Option<Bytes>, shown as "64 MiB".
-    // HINT: ended.signal is Some(SIGKILL) when the command itself was killed: "killed: out of
-    // HINT: memory (limit 64 MiB)"; else one of its processes was: "a process was killed: ...".
-    // HINT: (the exit code alone cannot tell: a shell passes a killed child's 137 on).
+    // EXERCISE 7.2 (book 7.3): report a kill for lack of memory
+    // HINT: the cgroup counts the processes the kernel killed for lack of memory. None killed:
+    // HINT: say nothing. Else say who was killed, and the limit if there was one. Read section 7.3.
+    // HINT 2: cgroup.oom_kills() is the count. limits.memory is an Option<Bytes>, shown as
+    // HINT 2: "64 MiB". ended.signal is Some(SIGKILL) when the command itself was killed (its
+    // HINT 2: exit code alone cannot tell: a shell passes a killed child's 137 on).
+    // HINT 3: the line is "killed: out of memory (limit 64 MiB)" for the command, or "a process
+    // HINT 3: was killed: out of memory (limit 64 MiB)" for another; without a limit, no brackets.
     // TRIVIAL: None
     if cgroup.oom_kills() == 0 {
         return None;
@@ -334,7 +338,7 @@ pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, ended: Ended) -> Opti
         "a process was killed"
     };
     Some(format!("{who}: out of memory{limit}"))
-    // END EXERCISE 7.3
+    // END EXERCISE 7.2
 }
 // ANCHOR_END: out_of_memory
 

@@ -295,16 +295,20 @@ impl Cpus {
     /// The quota for this share: in every period of 100 ms the container's processes
     /// together may run `cpus` × 100 ms, then they wait for the next period.
     pub fn quota(self) -> CpuQuota {
-        // EXERCISE 7.1 (book 7.4): turn a share of CPUs into a quota per period
-        // HINT: the period is CPU_PERIOD_US (100 000 µs); 1.0 CPU may run the whole period.
-        // HINT: 0.5 CPU is 50 000 µs per period, 2 CPUs 200 000 µs (two CPUs at once).
-        // HINT: round to whole microseconds: (self.0 * CPU_PERIOD_US as f64).round() as u64.
+        // EXERCISE 7.3 (book 7.4): turn a share of CPUs into a quota per period
+        // HINT: the kernel takes a quota of CPU time per period: 1.0 CPU may run the whole
+        // HINT: period, 0.5 CPU half of it, 2 CPUs twice it (two CPUs at once).
+        // HINT: Read section 7.4.
+        // HINT 2: the period is the constant CPU_PERIOD_US (100 000 µs). The quota is the share
+        // HINT 2: (self.0, an f64) times the period, rounded to whole microseconds.
+        // HINT 3: CpuQuota { quota_us: <share times period as f64, .round(), as u64>,
+        // HINT 3: period_us: CPU_PERIOD_US }.
         // TRIVIAL: CpuQuota { quota_us: CPU_PERIOD_US, period_us: CPU_PERIOD_US }
         CpuQuota {
             quota_us: (self.0 * CPU_PERIOD_US as f64).round() as u64,
             period_us: CPU_PERIOD_US,
         }
-        // END EXERCISE 7.1
+        // END EXERCISE 7.3
     }
     // ANCHOR_END: quota
 }

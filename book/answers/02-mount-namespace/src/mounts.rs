@@ -1,0 +1,99 @@
+// solutions/02-mount-namespace/src/mounts.rs without its exercise markers, made by `cargo xtask gen` for the book's folded answers.
+//! Mounts: making the mount table private, bind mounts, tmpfs, and `pivot_root`.
+//! Book: sections 2.1 and 2.2.
+
+use std::path::Path;
+
+use anyhow::Result;
+use nix::errno::Errno;
+use nix::mount::{self, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd;
+
+use crate::trace;
+
+/// `mount(2)`, narrated. `None` is C's `NULL`.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let or_null = |text: Option<String>| text.unwrap_or_else(|| "NULL".to_string());
+    let call = format!(
+        "mount({}, {target:?}, {}, {}, {})",
+        or_null(source.map(|s| format!("{s:?}"))),
+        or_null(fstype.map(|s| format!("{s:?}"))),
+        trace::flags(flags),
+        or_null(data.map(|s| format!("{s:?}"))),
+    );
+    let result = mount::mount(source, target, fstype, flags, data);
+    trace::syscall(format_args!("{call}"), result)?;
+    Ok(())
+}
+
+// ANCHOR: make_private
+/// Stops mount events from flowing between this mount namespace and the host's.
+pub fn make_private() -> Result<()> {
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+}
+// ANCHOR_END: make_private
+
+/// Mounts a directory on itself. `pivot_root` needs the new root to be a mount point,
+/// and a plain directory in the host's tree is not one.
+pub fn bind_onto_itself(dir: &Path) -> Result<()> {
+    mount(
+        Some(dir),
+        dir,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+}
+
+/// A fresh, empty, memory-backed filesystem at `target`.
+pub fn mount_tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<()> {
+    mount(
+        Some(Path::new("tmpfs")),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(options),
+    )
+}
+
+// ANCHOR: pivot
+/// Makes `new_root` the root of this mount namespace and detaches the old one, so no path,
+/// not even `..` from `/`, leads back to the host's files. Nothing is written in the new
+/// root: the old one is stacked on top of it, not parked in a directory of it.
+pub fn pivot_root(new_root: &Path) -> Result<()> {
+    trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
+    trace::syscall(
+        format_args!("pivot_root(\".\", \".\")"),
+        unistd::pivot_root(".", "."),
+    )?;
+    trace::syscall(
+        format_args!("umount2(\".\", MNT_DETACH)"),
+        mount::umount2(".", MntFlags::MNT_DETACH),
+    )?;
+    Ok(())
+}
+// ANCHOR_END: pivot
+
+/// Creates a directory, and is content if it is already there.
+pub fn make_dir_if_missing(dir: &Path) -> Result<()> {
+    match unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
+        Err(Errno::EEXIST) => Ok(()),
+        result => Ok(trace::syscall(
+            format_args!("mkdir({dir:?}, 0700)"),
+            result,
+        )?),
+    }
+}
