@@ -272,11 +272,11 @@ impl Need {
                     )
                 })
             }
-            Need::CgroupV2 if cgroups::version() != "v2" => Some(
+            Need::CgroupV2 if cgroups::version() != "v2" => Some(format!(
                 "needs pure cgroup v2, and this machine's memory, cpu and pids controllers are \
-                 v1: `cargo xtask test --cgroup-vm` runs it on pure v2, in a VM"
-                    .to_string(),
-            ),
+                 v1: `{}` runs it on pure v2, in a VM",
+                cgroup_vm_command()
+            )),
             Need::LoadableModules if !Path::new("/proc/modules").exists() => {
                 Some("needs a kernel that loads modules; this one was built without".to_string())
             }
@@ -292,10 +292,19 @@ fn root_for_cgroups() -> String {
         "v2" => "needs root to make cgroups and set their limits (an ordinary user only gets \
                  limits in a cgroup delegated to it: book 7.6)"
             .to_string(),
-        _ => "needs root: this machine's memory, cpu and pids controllers are cgroup v1, which \
-              cannot be handed to an ordinary user (`cargo xtask test --impl chapters --chapter \
-              7 --cgroup-vm` runs the tests on v2, in a VM)"
-            .to_string(),
+        _ => format!(
+            "needs root: this machine's memory, cpu and pids controllers are cgroup v1, which \
+             cannot be handed to an ordinary user (`{}` runs the tests on v2, in a VM)",
+            cgroup_vm_command()
+        ),
+    }
+}
+
+/// The command that runs the cgroup tests on pure v2, for the binaries being tested.
+fn cgroup_vm_command() -> &'static str {
+    match testing_solutions() {
+        true => "cargo xtask test --cgroup-vm",
+        false => "cargo xtask test --impl chapters --chapter 7 --cgroup-vm",
     }
 }
 

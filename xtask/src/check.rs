@@ -205,13 +205,22 @@ pub fn test_message(output: &str, name: &str) -> Vec<String> {
         .take_while(|line| !line.starts_with("---- ") && *line != "failures:")
         .take_while(|line| !line.starts_with("stack backtrace:"))
         .filter(|line| !line.trim().is_empty() && !line.starts_with("note: "))
-        .map(str::to_string)
+        .map(without_thread)
         .collect();
     if message.len() > MESSAGE_LINES {
         message.truncate(MESSAGE_LINES);
         message.push("...".to_string());
     }
     message
+}
+
+/// `thread 'name' (123) panicked at tests/ch07.rs:51:9:` says the test's name again: keep
+/// where it panicked.
+fn without_thread(line: &str) -> String {
+    match line.split_once(" panicked at ") {
+        Some((_, place)) if line.starts_with("thread '") => format!("panicked at {place}"),
+        _ => line.to_string(),
+    }
 }
 
 /// The exercises no test that ran here exercises, by the committed table. One the table
@@ -245,7 +254,8 @@ fn not_run_lines(facts: &Facts) -> Vec<String> {
         .iter()
         .map(|line| format!("  note: not run here: {line}"))
         .collect();
-    if facts.number == 7 && facts.cgroup_v1 && !lines.is_empty() {
+    let said = lines.iter().any(|line| line.contains(CGROUP_VM_COMMAND));
+    if facts.number == 7 && facts.cgroup_v1 && !lines.is_empty() && !said {
         lines.push(format!("  {CGROUP_VM_HINT}"));
     }
     lines
@@ -254,6 +264,7 @@ fn not_run_lines(facts: &Facts) -> Vec<String> {
 /// Chapter 7 on a cgroup v1 machine: the learner's own code can still be checked on v2.
 pub const CGROUP_VM_HINT: &str = "this machine has cgroup v1; check your code on v2, in a VM, \
      with: cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
+const CGROUP_VM_COMMAND: &str = "cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
 
 fn unfinished_line(todo: &Unfinished, exercises: &[(PathBuf, Exercise)]) -> String {
     let exercise = exercises.iter().find(|(_, e)| e.number == todo.number);
@@ -394,7 +405,7 @@ failures:
 
 ---- modules stdout ----
 
-thread 'modules' panicked at tests/ch05.rs:10:5:
+thread 'modules' (4242) panicked at tests/ch05.rs:10:5:
 chapter05: the module was not loaded
 stack backtrace:
    0: rust_begin_unwind
@@ -412,7 +423,7 @@ failures:
                 "  every exercise has code, but these tests fail:",
                 "    modules",
                 "      exercises 5.2: load a module (book section 5.2)",
-                "      | thread 'modules' panicked at tests/ch05.rs:10:5:",
+                "      | panicked at tests/ch05.rs:10:5:",
             ]
         );
         assert_eq!(
