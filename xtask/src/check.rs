@@ -246,14 +246,27 @@ fn unexercised<'a>(facts: &Facts<'a>) -> Vec<&'a Exercise> {
         .collect()
 }
 
-/// What did not run and why, as notes, and where chapter 7 can be checked on cgroup v2.
+/// What did not run and why, as notes: one per reason, with its tests below it, since many
+/// tests share one (every root-only test, as an ordinary user). Then where chapter 7 can be
+/// checked on cgroup v2.
 fn not_run_lines(facts: &Facts) -> Vec<String> {
-    let mut lines: Vec<String> = facts
-        .outcome
-        .not_run
-        .iter()
-        .map(|line| format!("  note: not run here: {line}"))
-        .collect();
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in &facts.outcome.not_run {
+        let (test, reason) = line.split_once(": ").unwrap_or((line, "no reason given"));
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, tests)) => tests.push(test),
+            None => by_reason.push((reason, vec![test])),
+        }
+    }
+    let mut lines = Vec::new();
+    for (reason, tests) in &by_reason {
+        let count = match tests.len() {
+            1 => "1 test".to_string(),
+            n => format!("{n} tests"),
+        };
+        lines.push(format!("  note: {count} not run here: {reason}"));
+        lines.extend(tests.iter().map(|test| format!("    {test}")));
+    }
     let said = lines.iter().any(|line| line.contains(CGROUP_VM_COMMAND));
     if facts.number == 7 && facts.cgroup_v1 && !lines.is_empty() && !said {
         lines.push(format!("  {CGROUP_VM_HINT}"));
@@ -372,7 +385,8 @@ mod tests {
             report.lines,
             [
                 "chapter 5: done! The 21 tests that ran pass and exercise every exercise.",
-                "  note: not run here: ch05::modules: needs a kernel that loads modules",
+                "  note: 1 test not run here: needs a kernel that loads modules",
+                "    ch05::modules",
                 "next: cargo xtask check 6",
             ]
         );
@@ -390,6 +404,20 @@ mod tests {
         assert!(!report.lines.iter().any(|line| line.contains("5.1")));
         assert!(!report.lines.iter().any(|line| line.starts_with("next:")));
         assert!(report.verdict.unwrap().contains("not fully checked"));
+    }
+
+    #[test]
+    fn tests_not_run_for_one_reason_share_one_note() {
+        let not_run = ["ch05::both: needs root", "ch05::modules: needs root"];
+        let report = report_of(&outcome(14, &[], &not_run, ""), false, 5);
+        assert_eq!(
+            report.lines[2..],
+            [
+                "  note: 2 tests not run here: needs root",
+                "    ch05::both",
+                "    ch05::modules"
+            ]
+        );
     }
 
     #[test]
