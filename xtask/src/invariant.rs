@@ -142,7 +142,13 @@ fn check_every_chapter(workspace: &Workspace, only: Option<u32>) -> Result<Vec<S
 
 /// The tests that exercise an exercise, from the run with it alone undone.
 fn tests_of(old: &BTreeSet<String>, outcome: &Outcome) -> BTreeSet<String> {
-    let failed = outcome.failing_tests.iter().cloned().collect();
+    // `cargo test ... did not finish` (a run that never got to its tests) names no test.
+    let failed = outcome
+        .failing_tests
+        .iter()
+        .filter(|name| !name.contains(' '))
+        .cloned()
+        .collect();
     let not_run = outcome
         .not_run
         .iter()
