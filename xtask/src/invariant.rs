@@ -59,7 +59,10 @@ pub fn invariant(only: Option<u32>) -> Result<()> {
             problems.join("\n  ")
         );
     }
-    println!("course invariant holds for every chapter and every exercise");
+    match only {
+        Some(number) => println!("course invariant holds for chapter {number}"),
+        None => println!("course invariant holds for every chapter and every exercise"),
+    }
     Ok(())
 }
 
