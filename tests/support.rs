@@ -154,9 +154,14 @@ pub fn from_chapter(first: u32) -> Vec<Runtime> {
 }
 
 /// Chapter k's binary and every later one, run by root only: for a test that needs root
-/// itself (to make a mount namespace of its own before the runtime starts, say).
+/// itself (to make a mount namespace of its own before the runtime starts, say). From
+/// chapter 5 on an ordinary user's runs are tested elsewhere, and the reason says so.
 pub fn from_chapter_as_root(first: u32) -> Vec<Runtime> {
-    runtimes(first..=newest_chapter())
+    let need = match first < FIRST_ROOTLESS_CHAPTER {
+        true => Need::Root,
+        false => Need::RootRuns,
+    };
+    runtimes_needing(first..=newest_chapter(), &[need])
 }
 
 /// What a test may need from the machine it runs on.
@@ -164,6 +169,11 @@ pub fn from_chapter_as_root(first: u32) -> Vec<Runtime> {
 pub enum Need {
     /// Root: chapters 1 to 4 use chroot, mounts and namespaces, which need it.
     Root,
+    /// Root, for a test of what the runtime does when root runs it (from chapter 5, where
+    /// an ordinary user's runs have tests of their own).
+    RootRuns,
+    /// Root, to make cgroups under the kit's parent and set their limits.
+    RootForCgroups,
     /// An ordinary user to run as: see [`test_user`].
     UnprivilegedUser,
     /// A kernel that lets ordinary users make user namespaces.
@@ -200,6 +210,12 @@ impl Need {
                  only has inside a user namespace (chapter 5)"
                     .to_string(),
             ),
+            Need::RootRuns if !root => Some(
+                "needs root: it checks what the runtime does when root runs it (your runs as \
+                 an ordinary user are checked by the chapter's other tests)"
+                    .to_string(),
+            ),
+            Need::RootForCgroups if !root => Some(root_for_cgroups()),
             Need::UnprivilegedUser if test_user().is_none() => {
                 Some("needs an ordinary user to run as".to_string())
             }
@@ -256,16 +272,39 @@ impl Need {
                     )
                 })
             }
-            Need::CgroupV2 if cgroups::version() != "v2" => Some(
+            Need::CgroupV2 if cgroups::version() != "v2" => Some(format!(
                 "needs pure cgroup v2, and this machine's memory, cpu and pids controllers are \
-                 v1: `cargo xtask test --cgroup-vm` runs it on pure v2, in a VM"
-                    .to_string(),
-            ),
+                 v1: `{}` runs it on pure v2, in a VM",
+                cgroup_vm_command()
+            )),
             Need::LoadableModules if !Path::new("/proc/modules").exists() => {
                 Some("needs a kernel that loads modules; this one was built without".to_string())
             }
             _ => None,
         }
+    }
+}
+
+/// Why a cgroup test needs root here: on v1 nothing can hand controllers to an ordinary
+/// user at all, so the way to check one's own code is the v2 VM.
+fn root_for_cgroups() -> String {
+    match cgroups::version() {
+        "v2" => "needs root to make cgroups and set their limits (an ordinary user only gets \
+                 limits in a cgroup delegated to it: book 7.6)"
+            .to_string(),
+        _ => format!(
+            "needs root: this machine's memory, cpu and pids controllers are cgroup v1, which \
+             cannot be handed to an ordinary user (`{}` runs the tests on v2, in a VM)",
+            cgroup_vm_command()
+        ),
+    }
+}
+
+/// The command that runs the cgroup tests on pure v2, for the binaries being tested.
+fn cgroup_vm_command() -> &'static str {
+    match testing_solutions() {
+        true => "cargo xtask test --cgroup-vm",
+        false => "cargo xtask test --impl chapters --chapter 7 --cgroup-vm",
     }
 }
 

@@ -2,10 +2,12 @@
 //! chapter's tests against the learner's crate and says which exercise is not done yet,
 //! where its `todo!()` is, and which book section to read. Book: "Check your work".
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::exercise_tests::{self, Table};
 use crate::exercises::{Exercise, Number};
 use crate::gen::{self, Chapter};
 use crate::rootfs;
@@ -43,72 +45,259 @@ pub fn check(number: u32) -> Result<()> {
     );
     let outcome = testing::run_tests(&workspace, Some(number), Impl::Chapters, false)?;
     println!();
-    if outcome.failed == 0 && outcome.passed > 0 && unfinished.is_empty() {
-        return all_passed(number, &outcome);
+    let facts = Facts {
+        number,
+        next: gen::chapters()?
+            .into_iter()
+            .map(|c| c.number)
+            .find(|&n| n > number),
+        outcome: &outcome,
+        unfinished: &unfinished,
+        exercises: &gen::exercises_of(&chapter)?,
+        table: &exercise_tests::load()?,
+        cgroup_v1: workspace::cgroup_version()? == "v1",
+    };
+    let report = report(&facts);
+    println!("{}", report.lines.join("\n"));
+    match report.verdict {
+        Some(verdict) => bail!("{verdict}"),
+        None => Ok(()),
     }
-    println!(
+}
+
+/// What `check` knows once the tests have run: all the report is made from.
+pub struct Facts<'a> {
+    pub number: u32,
+    pub next: Option<u32>,
+    pub outcome: &'a Outcome,
+    pub unfinished: &'a [Unfinished],
+    pub exercises: &'a [(PathBuf, Exercise)],
+    pub table: &'a Table,
+    pub cgroup_v1: bool,
+}
+
+/// The lines to print, and the error to end with (`None`: done, exit 0).
+pub struct Report {
+    pub lines: Vec<String>,
+    pub verdict: Option<String>,
+}
+
+/// A test that could not run never counts as passed; but a chapter whose every exercise was
+/// exercised by tests that ran and passed is done, and what did not run is only a note.
+pub fn report(facts: &Facts) -> Report {
+    let outcome = facts.outcome;
+    if outcome.failed > 0 || !facts.unfinished.is_empty() {
+        return not_done(facts);
+    }
+    let unexercised = unexercised(facts);
+    if unexercised.is_empty() && outcome.passed > 0 {
+        return done(facts);
+    }
+    let number = facts.number;
+    if outcome.passed == 0 && outcome.not_run.is_empty() {
+        return Report {
+            lines: vec![format!(
+                "chapter {number}: no test ran, so nothing was checked"
+            )],
+            verdict: Some(format!("chapter {number} is not checked")),
+        };
+    }
+    unchecked(facts, &unexercised)
+}
+
+/// Every test that ran passed, but some exercise was exercised by none of them.
+fn unchecked(facts: &Facts, unexercised: &[&Exercise]) -> Report {
+    let number = facts.number;
+    let mut lines = vec![format!(
+        "chapter {number}: the {} tests that ran pass, but no test that ran here exercises:",
+        facts.outcome.passed
+    )];
+    for exercise in unexercised {
+        lines.push(format!(
+            "  exercise {}: {} (book section {})",
+            exercise.number, exercise.title, exercise.section
+        ));
+    }
+    lines.extend(not_run_lines(facts));
+    Report {
+        lines,
+        verdict: Some(format!(
+            "chapter {number} is not fully checked: its tests need what this machine lacks"
+        )),
+    }
+}
+
+/// Every test that ran passed and every exercise was exercised by one of them.
+fn done(facts: &Facts) -> Report {
+    let (number, outcome) = (facts.number, facts.outcome);
+    let mut lines = match outcome.not_run.is_empty() {
+        true => vec![format!(
+            "chapter {number}: all {} tests pass. Well done!",
+            outcome.passed
+        )],
+        false => vec![format!(
+            "chapter {number}: done! The {} tests that ran pass and exercise every exercise.",
+            outcome.passed
+        )],
+    };
+    lines.extend(not_run_lines(facts));
+    if let Some(next) = facts.next {
+        lines.push(format!("next: cargo xtask check {next}"));
+    }
+    Report {
+        lines,
+        verdict: None,
+    }
+}
+
+fn not_done(facts: &Facts) -> Report {
+    let (number, outcome) = (facts.number, facts.outcome);
+    let mut lines = vec![format!(
         "chapter {number}: {} passed, {} failed, {} not run",
         outcome.passed,
         outcome.failed,
         outcome.not_run.len()
-    );
-    let exercises = gen::exercises_of(&chapter)?;
-    for todo in &unfinished {
-        print_unfinished(todo, &exercises);
+    )];
+    for todo in facts.unfinished {
+        lines.push(unfinished_line(todo, facts.exercises));
     }
-    if unfinished.is_empty() {
-        println!("  every exercise has code, but these tests fail:");
+    if facts.unfinished.is_empty() {
+        lines.push("  every exercise has code, but these tests fail:".to_string());
         for name in &outcome.failing_tests {
-            println!("    {name}");
+            lines.extend(failing_test_lines(facts, name));
         }
-        println!(
-            "  see why with: cargo xtask test --impl chapters --chapter {number}\n  \
-             (each test prints the container's stdout, stderr and exit code)"
-        );
+        lines.push(format!(
+            "  see all they printed with: cargo xtask test --impl chapters --chapter {number}"
+        ));
     }
-    print_not_run(&outcome);
-    bail!("chapter {number} is not done yet")
+    lines.extend(not_run_lines(facts));
+    Report {
+        lines,
+        verdict: Some(format!("chapter {number} is not done yet")),
+    }
 }
 
-/// Every test that ran passed: done, unless some could not run here.
-fn all_passed(number: u32, outcome: &Outcome) -> Result<()> {
-    if !outcome.not_run.is_empty() {
-        println!(
-            "chapter {number}: the {} tests that ran pass, but {} could not run on this machine:",
-            outcome.passed,
-            outcome.not_run.len()
-        );
-        print_not_run(outcome);
-        bail!("chapter {number} is not fully checked: run it where these tests can run");
+/// A failing test, the exercises it exercises, and its own message.
+fn failing_test_lines(facts: &Facts, name: &str) -> Vec<String> {
+    let mut lines = vec![format!("    {name}")];
+    for (number, tests) in facts.table {
+        if !tests.contains(name) {
+            continue;
+        }
+        let exercise = facts.exercises.iter().find(|(_, e)| e.number == *number);
+        if let Some((_, exercise)) = exercise {
+            lines.push(format!(
+                "      exercises {}: {} (book section {})",
+                exercise.number, exercise.title, exercise.section
+            ));
+        }
     }
-    println!(
-        "chapter {number}: all {} tests pass. Well done!",
-        outcome.passed
-    );
-    let next = gen::chapters()?.into_iter().find(|c| c.number > number);
-    if let Some(next) = next {
-        println!("next: cargo xtask check {}", next.number);
+    for line in test_message(&facts.outcome.output, name) {
+        lines.push(format!("      | {line}"));
     }
-    Ok(())
+    lines
 }
 
-fn print_unfinished(todo: &Unfinished, exercises: &[(std::path::PathBuf, Exercise)]) {
+/// The most lines of a test's message `check` shows: the rest is in `cargo xtask test`.
+const MESSAGE_LINES: usize = 12;
+
+/// What a failing test printed in libtest's `---- name stdout ----` section, without the
+/// backtrace and libtest's notes: the test's own words are what the learner needs.
+pub fn test_message(output: &str, name: &str) -> Vec<String> {
+    let heading = format!("---- {name} stdout ----");
+    let Some((_, after)) = output.split_once(&heading) else {
+        return Vec::new();
+    };
+    let mut message: Vec<String> = after
+        .lines()
+        .take_while(|line| !line.starts_with("---- ") && *line != "failures:")
+        .take_while(|line| !line.starts_with("stack backtrace:"))
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("note: "))
+        .map(without_thread)
+        .collect();
+    if message.len() > MESSAGE_LINES {
+        message.truncate(MESSAGE_LINES);
+        message.push("...".to_string());
+    }
+    message
+}
+
+/// `thread 'name' (123) panicked at tests/ch07.rs:51:9:` says the test's name again: keep
+/// where it panicked.
+fn without_thread(line: &str) -> String {
+    match line.split_once(" panicked at ") {
+        Some((_, place)) if line.starts_with("thread '") => format!("panicked at {place}"),
+        _ => line.to_string(),
+    }
+}
+
+/// The exercises no test that ran here exercises, by the committed table. One the table
+/// does not list counts as unexercised where some test did not run: nothing says otherwise.
+fn unexercised<'a>(facts: &Facts<'a>) -> Vec<&'a Exercise> {
+    if facts.outcome.not_run.is_empty() {
+        return Vec::new();
+    }
+    let not_run: BTreeSet<&str> = facts
+        .outcome
+        .not_run
+        .iter()
+        .map(|line| exercise_tests::not_run_name(line))
+        .collect();
+    facts
+        .exercises
+        .iter()
+        .map(|(_, exercise)| exercise)
+        .filter(|exercise| {
+            let tests = facts.table.get(&exercise.number);
+            !tests.is_some_and(|tests| tests.iter().any(|t| !not_run.contains(t.as_str())))
+        })
+        .collect()
+}
+
+/// What did not run and why, as notes: one per reason, with its tests below it, since many
+/// tests share one (every root-only test, as an ordinary user). Then where chapter 7 can be
+/// checked on cgroup v2.
+fn not_run_lines(facts: &Facts) -> Vec<String> {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in &facts.outcome.not_run {
+        let (test, reason) = line.split_once(": ").unwrap_or((line, "no reason given"));
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, tests)) => tests.push(test),
+            None => by_reason.push((reason, vec![test])),
+        }
+    }
+    let mut lines = Vec::new();
+    for (reason, tests) in &by_reason {
+        let count = match tests.len() {
+            1 => "1 test".to_string(),
+            n => format!("{n} tests"),
+        };
+        lines.push(format!("  note: {count} not run here: {reason}"));
+        lines.extend(tests.iter().map(|test| format!("    {test}")));
+    }
+    let said = lines.iter().any(|line| line.contains(CGROUP_VM_COMMAND));
+    if facts.number == 7 && facts.cgroup_v1 && !lines.is_empty() && !said {
+        lines.push(format!("  {CGROUP_VM_HINT}"));
+    }
+    lines
+}
+
+/// Chapter 7 on a cgroup v1 machine: the learner's own code can still be checked on v2.
+pub const CGROUP_VM_HINT: &str = "this machine has cgroup v1; check your code on v2, in a VM, \
+     with: cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
+const CGROUP_VM_COMMAND: &str = "cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
+
+fn unfinished_line(todo: &Unfinished, exercises: &[(PathBuf, Exercise)]) -> String {
     let exercise = exercises.iter().find(|(_, e)| e.number == todo.number);
     match exercise {
-        Some((_, exercise)) => println!(
+        Some((_, exercise)) => format!(
             "  not done yet: exercise {}: {}\n    in {}\n    read book section {}",
             exercise.number, exercise.title, todo.location, exercise.section
         ),
-        None => println!(
+        None => format!(
             "  not done yet: exercise {}\n    in {}",
             todo.number, todo.location
         ),
-    }
-}
-
-fn print_not_run(outcome: &Outcome) {
-    for line in &outcome.not_run {
-        println!("  not run: {line}");
     }
 }
 
@@ -136,4 +325,166 @@ pub fn unfinished(chapter: &Chapter, root: &Path) -> Result<Vec<Unfinished>> {
     }
     found.sort_by_key(|todo| todo.number);
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(number: &str, title: &str) -> (PathBuf, Exercise) {
+        let exercise = Exercise {
+            number: number.parse().unwrap(),
+            section: number.to_string(),
+            title: title.to_string(),
+            line: 1,
+            trivial: None,
+        };
+        (PathBuf::from("src/main.rs"), exercise)
+    }
+
+    fn table(rows: &[(&str, &[&str])]) -> Table {
+        rows.iter()
+            .map(|(number, tests)| {
+                let tests = tests.iter().map(|t| t.to_string()).collect();
+                (number.parse().unwrap(), tests)
+            })
+            .collect()
+    }
+
+    fn outcome(passed: u32, failing: &[&str], not_run: &[&str], output: &str) -> Outcome {
+        Outcome {
+            passed,
+            failed: failing.len() as u32,
+            failing_tests: failing.iter().map(|t| t.to_string()).collect(),
+            not_run: not_run.iter().map(|t| t.to_string()).collect(),
+            output: output.to_string(),
+        }
+    }
+
+    /// The report for chapter 5 with two exercises, each with its own test.
+    fn report_of(outcome: &Outcome, cgroup_v1: bool, number: u32) -> Report {
+        let exercises = [
+            exercise("5.1", "map the ids"),
+            exercise("5.2", "load a module"),
+        ];
+        let table = table(&[("5.1", &["maps"]), ("5.2", &["modules", "both"])]);
+        report(&Facts {
+            number,
+            next: Some(number + 1),
+            outcome,
+            unfinished: &[],
+            exercises: &exercises,
+            table: &table,
+            cgroup_v1,
+        })
+    }
+
+    #[test]
+    fn a_test_that_could_not_run_is_a_note_when_every_exercise_was_exercised() {
+        let outcome = outcome(
+            21,
+            &[],
+            &["ch05::modules: needs a kernel that loads modules"],
+            "",
+        );
+        let report = report_of(&outcome, false, 5);
+        assert_eq!(report.verdict, None);
+        assert_eq!(
+            report.lines,
+            [
+                "chapter 5: done! The 21 tests that ran pass and exercise every exercise.",
+                "  note: 1 test not run here: needs a kernel that loads modules",
+                "    ch05::modules",
+                "next: cargo xtask check 6",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_exercise_no_test_that_ran_exercises_is_named_and_not_done() {
+        let not_run = ["ch05::both: needs root", "ch05::modules: needs root"];
+        let report = report_of(&outcome(14, &[], &not_run, ""), false, 5);
+        assert!(report.lines[0].contains("no test that ran here exercises"));
+        assert_eq!(
+            report.lines[1],
+            "  exercise 5.2: load a module (book section 5.2)"
+        );
+        assert!(!report.lines.iter().any(|line| line.contains("5.1")));
+        assert!(!report.lines.iter().any(|line| line.starts_with("next:")));
+        assert!(report.verdict.unwrap().contains("not fully checked"));
+    }
+
+    #[test]
+    fn tests_not_run_for_one_reason_share_one_note() {
+        let not_run = ["ch05::both: needs root", "ch05::modules: needs root"];
+        let report = report_of(&outcome(14, &[], &not_run, ""), false, 5);
+        assert_eq!(
+            report.lines[2..],
+            [
+                "  note: 2 tests not run here: needs root",
+                "    ch05::both",
+                "    ch05::modules"
+            ]
+        );
+    }
+
+    #[test]
+    fn chapter_7_on_cgroup_v1_says_how_to_check_on_v2() {
+        let report = report_of(&outcome(3, &[], &["ch07::maps: needs root"], ""), true, 7);
+        assert!(report.lines.contains(&format!("  {CGROUP_VM_HINT}")));
+    }
+
+    #[test]
+    fn a_failing_test_is_tied_to_its_exercise_and_shows_its_message_alone() {
+        let output = "\
+failures:
+
+---- modules stdout ----
+
+thread 'modules' (4242) panicked at tests/ch05.rs:10:5:
+chapter05: the module was not loaded
+stack backtrace:
+   0: rust_begin_unwind
+   1: core::panicking::panic_fmt
+note: Some details are omitted
+
+failures:
+    modules
+";
+        let report = report_of(&outcome(20, &["modules"], &[], output), false, 5);
+        assert_eq!(report.verdict.as_deref(), Some("chapter 5 is not done yet"));
+        assert_eq!(
+            report.lines[1..5],
+            [
+                "  every exercise has code, but these tests fail:",
+                "    modules",
+                "      exercises 5.2: load a module (book section 5.2)",
+                "      | panicked at tests/ch05.rs:10:5:",
+            ]
+        );
+        assert_eq!(
+            report.lines[5],
+            "      | chapter05: the module was not loaded"
+        );
+        assert!(report.lines[6].starts_with("  see all they printed with:"));
+    }
+
+    #[test]
+    fn every_test_passing_with_none_left_out_is_done() {
+        let report = report_of(&outcome(22, &[], &[], ""), false, 5);
+        assert_eq!(report.verdict, None);
+        assert_eq!(
+            report.lines,
+            [
+                "chapter 5: all 22 tests pass. Well done!",
+                "next: cargo xtask check 6"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_ran_is_never_done() {
+        let report = report_of(&outcome(0, &[], &[], ""), false, 5);
+        assert!(report.verdict.is_some());
+    }
 }

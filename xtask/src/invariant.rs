@@ -5,21 +5,25 @@
 //! - with every exercise undone, the tests fail and name an exercise of the chapter;
 //! - with one exercise undone (`todo!()`), they fail and name it, and `check` names it alone;
 //! - with one exercise replaced by its `// TRIVIAL:` body, which compiles and does nothing,
-//!   they still fail. A test that passes when an exercise does nothing checks nothing.
+//!   they still fail. A test that passes when an exercise does nothing checks nothing;
+//! - the tests that fail with one exercise undone are those `xtask/exercise-tests.txt` lists
+//!   for it (see [`exercise_tests`]); where not, the file is rewritten and the run fails.
 //!
 //! All of it happens in a scratch copy of the workspace, removed at the end: the learner's
 //! own `chapters/` are never written.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 use crate::check;
+use crate::exercise_tests::{self, Table};
 use crate::exercises::{Exercise, Form, Number, Trivial};
 use crate::gen::{self, Chapter};
 use crate::rootfs;
-use crate::testing::{self, Impl};
+use crate::testing::{self, Impl, Outcome};
 use crate::workspace::{self, Workspace};
 
 /// What the scratch copy needs to build and test: the workspace manifest and lock file,
@@ -34,7 +38,8 @@ const COPIED: [&str; 7] = [
     "xtask",
 ];
 
-pub fn invariant() -> Result<()> {
+/// The invariant for every chapter, or for `only` that one (the table keeps the others' lines).
+pub fn invariant(only: Option<u32>) -> Result<()> {
     testing::require_root()?;
     rootfs::ensure()?;
     // Dropping `scratch` removes the copy, whether the checks pass, fail or stop with an error.
@@ -47,14 +52,17 @@ pub fn invariant() -> Result<()> {
         "working in a scratch copy of the workspace: {}",
         scratch.path().display()
     );
-    let problems = check_every_chapter(&workspace)?;
+    let problems = check_every_chapter(&workspace, only)?;
     if !problems.is_empty() {
         bail!(
             "the course invariant does not hold:\n  {}",
             problems.join("\n  ")
         );
     }
-    println!("course invariant holds for every chapter and every exercise");
+    match only {
+        Some(number) => println!("course invariant holds for chapter {number}"),
+        None => println!("course invariant holds for every chapter and every exercise"),
+    }
     Ok(())
 }
 
@@ -107,22 +115,65 @@ fn write_variant(
 }
 
 /// The problems found, one line each; an error only for what could not be checked at all.
-fn check_every_chapter(workspace: &Workspace) -> Result<Vec<String>> {
+fn check_every_chapter(workspace: &Workspace, only: Option<u32>) -> Result<Vec<String>> {
     let mut problems = Vec::new();
+    let old_table = exercise_tests::load()?;
+    let mut table = old_table.clone();
     for chapter in gen::chapters()? {
+        if only.is_some_and(|only| only != chapter.number) {
+            continue;
+        }
+        table.retain(|number, _| number.chapter != chapter.number);
         let exercises = gen::exercises_of(&chapter)?;
         let every_number: Vec<Number> = exercises.iter().map(|(_, e)| e.number).collect();
         write_variant(workspace, &chapter, &|_| Form::Todo)?;
         let prefix = format!("exercise {}.", chapter.number);
         let what = format!("chapter {}, every exercise undone", chapter.number);
-        problems.extend(expect_failure(workspace, &chapter, &what, Some(&prefix))?);
+        problems.extend(expect_failure(workspace, &chapter, &what, Some(&prefix))?.0);
         problems.extend(expect_named(workspace, &chapter, &what, &every_number)?);
         for (file, exercise) in &exercises {
-            problems.extend(check_one_undone(workspace, &chapter, exercise)?);
+            let (found, outcome) = check_one_undone(workspace, &chapter, exercise)?;
+            problems.extend(found);
+            let old = old_table.get(&exercise.number).cloned().unwrap_or_default();
+            table.insert(exercise.number, tests_of(&old, &outcome));
             problems.extend(check_trivial(workspace, &chapter, file, exercise)?);
         }
     }
+    problems.extend(keep_table_true(&old_table, &table)?);
     Ok(problems)
+}
+
+/// The tests that exercise an exercise, from the run with it alone undone.
+fn tests_of(old: &BTreeSet<String>, outcome: &Outcome) -> BTreeSet<String> {
+    // `cargo test ... did not finish` (a run that never got to its tests) names no test.
+    let failed = outcome
+        .failing_tests
+        .iter()
+        .filter(|name| !name.contains(' '))
+        .cloned()
+        .collect();
+    let not_run = outcome
+        .not_run
+        .iter()
+        .map(|line| exercise_tests::not_run_name(line).to_string())
+        .collect();
+    exercise_tests::updated(old, &failed, &not_run)
+}
+
+/// Rewrites `xtask/exercise-tests.txt` where this run learned otherwise, and says so: the
+/// file is committed, so a stale one fails the invariant until the new one is committed.
+fn keep_table_true(old: &Table, new: &Table) -> Result<Vec<String>> {
+    if old == new {
+        println!("xtask/exercise-tests.txt is up to date: ok");
+        return Ok(Vec::new());
+    }
+    let path = exercise_tests::path();
+    fs::write(&path, exercise_tests::format(new))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let problem =
+        "xtask/exercise-tests.txt was out of date: it is rewritten, commit it".to_string();
+    println!("{problem}");
+    Ok(vec![problem])
 }
 
 /// The form of each exercise when only `number` is not done, as `form`.
@@ -136,18 +187,19 @@ fn only(number: Number, form: Form) -> impl Fn(&Exercise) -> Form {
     }
 }
 
+/// The problems found with `exercise` alone undone, and what its tests did.
 fn check_one_undone(
     workspace: &Workspace,
     chapter: &Chapter,
     exercise: &Exercise,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Outcome)> {
     let number = exercise.number;
     write_variant(workspace, chapter, &only(number, Form::Todo))?;
     let what = format!("exercise {number} alone undone");
     let needle = crate::exercises::todo_prefix(number);
-    let mut problems = expect_failure(workspace, chapter, &what, Some(&needle))?;
+    let (mut problems, outcome) = expect_failure(workspace, chapter, &what, Some(&needle))?;
     problems.extend(expect_named(workspace, chapter, &what, &[number])?);
-    Ok(problems)
+    Ok((problems, outcome))
 }
 
 fn check_trivial(
@@ -172,26 +224,28 @@ fn check_trivial(
         Some(Trivial::Body(body)) => {
             write_variant(workspace, chapter, &only(number, Form::Trivial))?;
             let what = format!("exercise {number} with its trivial body `{body}`");
-            expect_failure(workspace, chapter, &what, None)
+            Ok(expect_failure(workspace, chapter, &what, None)?.0)
         }
     }
 }
 
 /// Builds the learner crate as it is in `workspace`, runs its chapter's tests, and expects
-/// them to fail, with output that names `needle` if one is given.
+/// them to fail, with output that names `needle` if one is given. Also gives what the tests
+/// did (nothing where the crate does not compile).
 fn expect_failure(
     workspace: &Workspace,
     chapter: &Chapter,
     what: &str,
     needle: Option<&str>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Outcome)> {
     let mut build = workspace.cargo();
     build.args(["build", "--quiet", "-p", &chapter.learner_name()]);
     if workspace::run(&mut build).is_err() {
-        return Ok(vec![format!(
+        let problem = format!(
             "{what}: chapter{:02} does not compile (the errors are above)",
             chapter.number
-        )]);
+        );
+        return Ok((vec![problem], Outcome::default()));
     }
     let outcome = testing::run_tests(workspace, Some(chapter.number), Impl::Chapters, false)?;
     let problem = if outcome.failed == 0 {
@@ -212,7 +266,7 @@ fn expect_failure(
         None => println!("{what}: the tests fail: ok"),
         Some(problem) => println!("{problem}"),
     }
-    Ok(problem.into_iter().collect())
+    Ok((problem.into_iter().collect(), outcome))
 }
 
 /// `cargo xtask check` must name exactly the exercises left undone, and no other.
