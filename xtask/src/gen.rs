@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::exercises::{self, Exercise, Form};
-use crate::{generated, rename, workspace};
+use crate::{generated, rename, wiring, workspace};
 
 /// A reference crate: `solutions/03-pid-namespace` is chapter 3, slug `03-pid-namespace`.
 #[derive(Debug, Clone)]
@@ -98,6 +98,8 @@ pub fn run(check: bool, force: bool) -> Result<()> {
     let chapters_dir = chapters_dir(&workspace::root());
     let files = all_learner_files()?;
     if check {
+        // A chapter left out of the workspace, the tests, the book or the README fails here.
+        wiring::check(&workspace::root(), &chapters()?)?;
         return check_up_to_date(&chapters_dir, &files);
     }
     let edited = edited_files(&chapters_dir, &files)?;
