@@ -46,11 +46,11 @@ fn the_container_sees_only_its_own_mounts() {
             // In a user namespace each device file is the host's, bind-mounted (chapter 5).
             let devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random"];
             allowed.extend(devices.into_iter().chain(["/dev/urandom", "/dev/tty"]));
-        } else if runtime.chapter >= 6 {
+        } else if runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
             // On the bridge (root's default from chapter 6), the container's own files.
             allowed.extend(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
         }
-        if runtime.chapter >= 7 {
+        if runtime.chapter >= byoc_tests::FIRST_CGROUP_CHAPTER {
             // Its part of the cgroup tree (chapter 7): one cgroup2 mount, or on v1 a tmpfs
             // with a mount for each controller's tree.
             allowed.insert("/sys/fs/cgroup");
@@ -194,9 +194,9 @@ fn the_root_filesystem_is_not_written() {
 
 /// `--net none` where the runtime has networks (chapter 6 on): these tests are about the root.
 fn no_network(runtime: &Runtime) -> &'static [&'static str] {
-    match runtime.chapter {
-        6.. => &["--net", "none"],
-        _ => &[],
+    match runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
+        true => &["--net", "none"],
+        false => &[],
     }
 }
 
@@ -205,7 +205,7 @@ fn no_network(runtime: &Runtime) -> &'static [&'static str] {
 fn dev_variants(runtime: &Runtime) -> Vec<Vec<&'static str>> {
     let plain = no_network(runtime).to_vec();
     let mut variants = vec![plain.clone()];
-    if runtime.chapter >= 5 {
+    if runtime.chapter >= byoc_tests::FIRST_ROOTLESS_CHAPTER {
         variants.push([plain, vec!["--userns"]].concat());
     }
     variants

@@ -248,7 +248,7 @@ fn a_symlink_at_proc_never_leads_the_procfs_out_of_the_root_filesystem() {
         let root = byoc_tests::hostile::HostileRoot::new();
         root.symlink("proc", &root.victim.join("inner"));
         let options: &[&str] = match runtime.chapter {
-            6.. => &["--net", "none"],
+            chapter if chapter >= byoc_tests::FIRST_NETWORK_CHAPTER => &["--net", "none"],
             _ => &[],
         };
         let run = root.run(&runtime, options, &["true"]);
@@ -261,7 +261,7 @@ fn a_symlink_at_proc_never_leads_the_procfs_out_of_the_root_filesystem() {
 fn the_init_shows_the_container_nothing_of_the_hosts_command_line_or_environment() {
     const SECRET: &str = "MY_SECRET_TOKEN";
     for runtime in from_chapter(3) {
-        let network: &[&str] = if runtime.chapter >= 6 {
+        let network: &[&str] = if runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
             &["--net", "none"]
         } else {
             &[]

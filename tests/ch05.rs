@@ -455,7 +455,7 @@ fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
 #[test]
 fn maps_that_leave_the_containers_root_unmapped_are_refused_in_one_line() {
     for runtime in from_chapter_as_root(5) {
-        let network: &[&str] = if runtime.chapter >= 6 {
+        let network: &[&str] = if runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
             &["--net", "none"]
         } else {
             &[]

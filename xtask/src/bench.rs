@@ -25,10 +25,6 @@ use crate::workspace::{self, cargo};
 /// What every container runs: it does nothing, so what is timed is the runtime alone.
 const COMMAND: &str = "/bin/true";
 
-/// The chapter that puts containers in a cgroup with limits (`--memory`, `--cpus`,
-/// `--pids-limit`, `--cgroup-parent`). Older binaries refuse those options.
-const FIRST_CGROUP_CHAPTER: u32 = 7;
-
 /// The limits of the kit's variants that have them, and of crun's and runc's config.json.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Limits {
@@ -377,7 +373,7 @@ impl Kit {
 /// The limits a chapter's container sets, for the kit and its peers alike: none before
 /// chapter 7.
 fn limits_of(chapter: u32) -> Option<Limits> {
-    (chapter >= FIRST_CGROUP_CHAPTER).then_some(LIMITS)
+    (chapter >= byoc_facts::FIRST_CGROUP_CHAPTER).then_some(LIMITS)
 }
 
 /// The kit's options for a variant, after `--rootfs` and `--root`. From chapter 7 each
@@ -391,7 +387,7 @@ fn kit_options(chapter: u32, kit: Kit, cgroup_parent: &str) -> Vec<String> {
     if let (Kit::Like | Kit::Bridge, Some(limits)) = (kit, limits_of(chapter)) {
         options.extend(limit_options(limits));
     }
-    if chapter >= FIRST_CGROUP_CHAPTER {
+    if chapter >= byoc_facts::FIRST_CGROUP_CHAPTER {
         options.extend(["--cgroup-parent".into(), cgroup_parent.into()]);
     }
     options

@@ -15,9 +15,6 @@ const SCRIPT: &str = "echo \"hostname: $(hostname)\"; \
                       cd /proc; echo \"processes I can see:\" [0-9]*; \
                       echo 'mount table:'; cat /proc/self/mounts";
 
-/// The chapter that gives containers a network of their own.
-const FIRST_NETWORK_CHAPTER: u32 = 6;
-
 pub fn run() -> Result<()> {
     let newest = gen::chapters()?
         .pop()
@@ -34,7 +31,7 @@ pub fn run() -> Result<()> {
     // From chapter 6 a container as root is plugged into a bridge on the host's network by
     // default. The demo leaves the machine's network alone: the container gets its own
     // network namespace with only loopback (chapter 6 shows the bridge).
-    let network = if newest.number >= FIRST_NETWORK_CHAPTER {
+    let network = if newest.number >= byoc_facts::FIRST_NETWORK_CHAPTER {
         "--net none "
     } else {
         ""

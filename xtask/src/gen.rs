@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::exercises::{self, Exercise, Form};
-use crate::{generated, rename, workspace};
+use crate::{generated, rename, wiring, workspace};
 
 /// A reference crate: `solutions/03-pid-namespace` is chapter 3, slug `03-pid-namespace`.
 #[derive(Debug, Clone)]
@@ -99,6 +99,8 @@ pub fn run(check: bool, force: bool) -> Result<()> {
     let files = all_learner_files()?;
     let answers = answer_files()?;
     if check {
+        // A chapter left out of the workspace, the tests, the book or the README fails here.
+        wiring::check(&workspace::root(), &chapters()?)?;
         check_answers(&answers)?;
         return check_up_to_date(&chapters_dir, &files);
     }

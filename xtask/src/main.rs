@@ -28,6 +28,7 @@ mod rootfs;
 mod testing;
 mod todos;
 mod vm;
+mod wiring;
 mod workspace;
 
 use std::process::ExitCode;
