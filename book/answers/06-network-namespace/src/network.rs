@@ -326,7 +326,8 @@ fn check_keeper(bridge: &Link, keeper: &str) -> Result<()> {
             "bridge {BRIDGE} keeps its leases in data root {theirs:?}, and this \
              runtime's is {ours:?}: two lease files would give the same addresses twice \
              (use --root {theirs:?}, or run in a network namespace of your own with \
-             `unshare -n`, where the bridge is a new one; see book 6.3)"
+             `unshare -n` and a --root of its own, where the bridge is a new one; see \
+             book 6.3)"
         ),
         None => bail!(
             "bridge {BRIDGE} does not name the data root that keeps its leases (its \
@@ -394,7 +395,8 @@ fn explain_bridge_race(error: anyhow::Error) -> anyhow::Error {
     anyhow!(
         "bridge {BRIDGE} was made at this same moment by a runtime with another data \
          root: two lease files would give the same addresses twice (use the same --root, \
-         or run in a network namespace of your own with `unshare -n`; see book 6.3)"
+         or run in a network namespace of your own with `unshare -n` and a --root of its \
+         own; see book 6.3)"
     )
 }
 
