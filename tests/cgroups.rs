@@ -5,8 +5,8 @@
 //! (`--cgroup-parent`, default `byoc`). The harness gives every run its own parent,
 //! `byoc-test-PID-N`, through `BYOC_CGROUP_PARENT`: tests run in parallel, and a check
 //! "nothing is left" must only look at what this run made. After the run, the parent must
-//! have no cgroup left in it, in any tree; then the harness removes the parent itself (the
-//! runtime leaves a parent in place, as docker leaves `docker`).
+//! have no cgroup left in it, in any tree; then the harness removes the parent itself
+//! (the runtime leaves a parent in place, as docker leaves `docker`).
 
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ pub const PARENT_VARIABLE: &str = "BYOC_CGROUP_PARENT";
 /// The prefix of every cgroup parent the tests use.
 pub const TEST_PARENT_PREFIX: &str = "byoc-test-";
 
-/// `v1` or `v2`: the hierarchy the kit uses on this machine, decided as the kit decides it
-/// (any of the kit's controllers mounted as v1 makes it v1).
+/// `v1` or `v2`: the hierarchy the kit uses on this machine, decided as the kit decides
+/// it (any of the kit's controllers mounted as v1 makes it v1).
 pub fn version() -> &'static str {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let v1 = mountinfo.lines().any(|line| {
@@ -100,8 +100,8 @@ pub fn left_under(parent: &str, tops: &[PathBuf]) -> Vec<PathBuf> {
     left
 }
 
-/// Fails if the run left a cgroup under its parent. Whatever it left is removed first, with
-/// the parent, in every tree: a failing test must not leave the machine untidy.
+/// Fails if the run left a cgroup under its parent. Whatever it left is removed first,
+/// with the parent, in every tree: a failing test must not leave the machine untidy.
 pub fn assert_none_left(parent: &str, tops: &[PathBuf], runtime: &str, report: &str) {
     let Removed { left, stuck } = remove_all_under(parent, tops);
     assert!(
@@ -179,9 +179,9 @@ fn v2_mount() -> PathBuf {
         .expect("a cgroup2 mount")
 }
 
-/// Whether this process, run by an ordinary user, is in a cgroup delegated to that user (on a
-/// systemd desktop, a terminal's cgroup under `user@UID.service` is): the runtime then keeps
-/// limits for them, as `cgroup::locate` decides.
+/// Whether this process, run by an ordinary user, is in a cgroup delegated to that user
+/// (on a systemd desktop, a terminal's cgroup under `user@UID.service` is): the runtime
+/// then keeps limits for them, as `cgroup::locate` decides.
 pub fn running_in_own_delegated_cgroup() -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -199,18 +199,19 @@ pub fn running_in_own_delegated_cgroup() -> bool {
     std::fs::metadata(v2_mount().join(own)).is_ok_and(|meta| meta.uid() == me)
 }
 
-/// A subtree of the v2 tree handed to an ordinary user, as systemd hands `user@UID.service`
-/// to each user (`Delegate=yes`): the directory and the files that let its owner make
-/// cgroups under it, move processes between them and hand controllers down belong to the
-/// user. The runtime runs in `session` under it, as a login's processes run in a cgroup
-/// under their user's.
+/// A subtree of the v2 tree handed to an ordinary user, as systemd hands
+/// `user@UID.service` to each user (`Delegate=yes`): the directory and the files that let
+/// its owner make cgroups under it, move processes between them and hand controllers down
+/// belong to the user. The runtime runs in `session` under it, as a login's processes run
+/// in a cgroup under their user's.
 pub struct Delegated {
     pub top: PathBuf,
     session: PathBuf,
 }
 
 /// The files systemd gives a user along with a delegated directory.
-const DELEGATED_FILES: [&str; 3] = ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"];
+const DELEGATED_FILES: [&str; 3] =
+    ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"];
 
 impl Delegated {
     /// Makes `byoc-test-PID-N-delegated` and its `session`, and hands them to `user`.
@@ -222,7 +223,8 @@ impl Delegated {
         let top = mount.join(format!("{}-delegated", fresh_parent()));
         let session = top.join("session");
         for dir in [&top, &session] {
-            std::fs::create_dir(dir).unwrap_or_else(|error| panic!("mkdir {dir:?}: {error}"));
+            std::fs::create_dir(dir)
+                .unwrap_or_else(|error| panic!("mkdir {dir:?}: {error}"));
             let give = |path: &Path| {
                 chown(path, Some(user.uid), Some(user.gid))
                     .unwrap_or_else(|error| panic!("chown {path:?}: {error}"))

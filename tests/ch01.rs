@@ -1,7 +1,9 @@
 //! Chapter 1: a container is a process in a chroot. Book: chapter 1.
 //! Runs against chapter 1's binary and every later one, unless a test says otherwise.
 
-use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command};
+use byoc_tests::{
+    assert_calls_in_order, assert_escape, from_chapter, host_temp_dir, run_command,
+};
 use byoc_tests::{host_only_file, open_pty, shell_on_a_terminal, stage_for_unprivileged};
 use byoc_tests::{runtimes, testing_solutions, trace_by_actor, trace_filters};
 use byoc_tests::{transcript, transcript_settings};
@@ -42,9 +44,9 @@ fn death_by_signal_gives_128_plus_the_signal() {
 fn the_runtime_outlives_a_ctrl_c_meant_for_the_command() {
     for runtime in from_chapter(1) {
         // Ctrl-C reaches the runtime (the container leads a session of its own), and the
-        // command decides what it means. This command ignores it; the runtime must not die
-        // of it either, but pass it on and still report. Had it died, its exit code would
-        // be 130: the signal is pending from the moment kill returns.
+        // command decides what it means. This command ignores it; the runtime must not
+        // die of it either, but pass it on and still report. Had it died, its exit code
+        // would be 130: the signal is pending from the moment kill returns.
         let ignores_sigint = "trap '' INT; echo ready; read line";
         let container = runtime.start_waiting(&[], &["sh", "-c", ignores_sigint]);
         // SAFETY: kill has no memory-safety preconditions.
@@ -166,9 +168,10 @@ fn a_missing_root_filesystem_gives_125_and_one_clear_line() {
 
 #[test]
 fn without_root_the_error_says_so() {
-    // Chapters 1 to 4 need root; chapter 5 adds containers for ordinary users. The runtime
-    // and the root filesystem are staged where the unprivileged user can reach them, so the
-    // run gets as far as the call that needs root, wherever the kit itself is.
+    // Chapters 1 to 4 need root; chapter 5 adds containers for ordinary users. The
+    // runtime and the root filesystem are staged where the unprivileged user can reach
+    // them, so the run gets as far as the call that needs root, wherever the kit itself
+    // is.
     for runtime in runtimes(1..=4) {
         let staged = stage_for_unprivileged(&runtime);
         let mut command = std::process::Command::new(&staged.binary);
@@ -207,9 +210,9 @@ fn the_hosts_own_root_is_refused_and_left_untouched() {
 #[test]
 fn no_descriptor_of_the_runtime_reaches_the_container() {
     for runtime in from_chapter(1) {
-        // A descriptor the runtime inherits and does not know of: an open directory of the
-        // host, at number 7, not close-on-exec. Through it, a container could reach the
-        // host's files (runc's CVE-2024-21626).
+        // A descriptor the runtime inherits and does not know of: an open directory of
+        // the host, at number 7, not close-on-exec. Through it, a container could reach
+        // the host's files (runc's CVE-2024-21626).
         let host_dir = host_temp_dir();
         let dir = std::fs::File::open(host_dir.path()).expect("the temp dir opens");
         let raw = std::os::fd::AsRawFd::as_raw_fd(&dir);
@@ -260,10 +263,14 @@ fn the_trace_tells_the_story_of_a_run() {
         let run = runtime.trace(&[], &["true"]);
         run.expect_success();
         assert_calls_in_order(&run, &["socketpair", "fork", "write", "read", "wait4"]);
-        assert_calls_in_order(&run, &["read", "chroot", "chdir", "close_range", "execve"]);
+        assert_calls_in_order(
+            &run,
+            &["read", "chroot", "chdir", "close_range", "execve"],
+        );
         if testing_solutions() {
-            trace_filters()
-                .bind(|| insta::assert_snapshot!("ch01_trace", trace_by_actor(&run.stderr)));
+            trace_filters().bind(|| {
+                insta::assert_snapshot!("ch01_trace", trace_by_actor(&run.stderr))
+            });
         }
     }
 }
@@ -294,7 +301,8 @@ fn the_container_cannot_type_into_the_runtimes_terminal() {
         for options in [&[][..], &["-t"][..]] {
             // The runtime's stdout and stderr are a terminal, as when a person runs it.
             // Whatever the container pushes into a terminal's input (TIOCSTI) must not
-            // reach that one: it would be run by the host's shell after the container ends.
+            // reach that one: it would be run by the host's shell after the container
+            // ends.
             let mut pty = open_pty().raw();
             let mut command = runtime.command(options, &["probe", "tiocsti"]);
             command

@@ -8,7 +8,9 @@ use byoc_tests::hostile::HostileRoot;
 use byoc_tests::{assert_one_line_error, Runtime};
 
 use byoc_tests::mount_table;
-use byoc_tests::{assert_calls_in_order, assert_escape, from_chapter, from_chapter_as_root};
+use byoc_tests::{
+    assert_calls_in_order, assert_escape, from_chapter, from_chapter_as_root,
+};
 use byoc_tests::{
     host_temp_dir, run_command, shell_on_a_terminal, transcript, transcript_settings,
 };
@@ -39,11 +41,13 @@ fn the_container_sees_only_its_own_mounts() {
         let pid = container.container_pid();
         let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
         container.release().expect_success();
-        let points: BTreeSet<&str> = table.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+        let points: BTreeSet<&str> =
+            table.lines().filter_map(|l| l.split(' ').nth(4)).collect();
         let required = BTreeSet::from(["/", "/dev", "/dev/pts", "/tmp"]);
         let mut allowed = BTreeSet::from(["/", "/dev", "/dev/pts", "/tmp", "/proc"]);
         if runtime.rootless.is_some() {
-            // In a user namespace each device file is the host's, bind-mounted (chapter 5).
+            // In a user namespace each device file is the host's, bind-mounted (chapter
+            // 5).
             let devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random"];
             allowed.extend(devices.into_iter().chain(["/dev/urandom", "/dev/tty"]));
         } else if runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
@@ -51,8 +55,8 @@ fn the_container_sees_only_its_own_mounts() {
             allowed.extend(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
         }
         if runtime.chapter >= byoc_tests::FIRST_CGROUP_CHAPTER {
-            // Its part of the cgroup tree (chapter 7): one cgroup2 mount, or on v1 a tmpfs
-            // with a mount for each controller's tree.
+            // Its part of the cgroup tree (chapter 7): one cgroup2 mount, or on v1 a
+            // tmpfs with a mount for each controller's tree.
             allowed.insert("/sys/fs/cgroup");
             allowed.extend(points.iter().filter(|point| {
                 point
@@ -73,9 +77,10 @@ fn the_container_sees_only_its_own_mounts() {
 #[test]
 fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
     for runtime in from_chapter_as_root(2) {
-        // Many hosts (every one with systemd) make "/" shared, so that a new mount namespace
-        // still passes mount events to the host. Make that so for this run, whatever this
-        // host does: start the runtime in a mount namespace of its own where "/" is shared.
+        // Many hosts (every one with systemd) make "/" shared, so that a new mount
+        // namespace still passes mount events to the host. Make that so for this run,
+        // whatever this host does: start the runtime in a mount namespace of its own
+        // where "/" is shared.
         let mut command = runtime.command(&[], &WAIT_FOR_A_LINE);
         // SAFETY: the closure runs in the forked child before exec and only makes two
         // system calls, which is safe in a child of a multi-threaded process.
@@ -101,8 +106,9 @@ fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
         let pid = container.container_pid();
         let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
         container.release().expect_success();
-        // Optional fields (between the mount options and " - ") name a mount's peer group:
-        // "shared:N" sends events, "master:N" receives them. A private mount has neither.
+        // Optional fields (between the mount options and " - ") name a mount's peer
+        // group: "shared:N" sends events, "master:N" receives them. A private mount has
+        // neither.
         let propagating: Vec<&str> = table
             .lines()
             .filter(|line| line.contains(" shared:") || line.contains(" master:"))
@@ -119,7 +125,8 @@ fn the_containers_mounts_are_private_even_when_the_hosts_are_shared() {
 #[test]
 fn dev_has_the_six_minimal_devices_a_devpts_and_nothing_else() {
     // Mode 0666: everyone may read and write them. The runtime runs with umask 022 here,
-    // which takes the write bits for others off what mknod makes, unless it sets them again.
+    // which takes the write bits for others off what mknod makes, unless it sets them
+    // again.
     let expected = [
         "full char 1:7 0666",
         "null char 1:3 0666",
@@ -192,7 +199,8 @@ fn the_root_filesystem_is_not_written() {
     }
 }
 
-/// `--net none` where the runtime has networks (chapter 6 on): these tests are about the root.
+/// `--net none` where the runtime has networks (chapter 6 on): these tests are about the
+/// root.
 fn no_network(runtime: &Runtime) -> &'static [&'static str] {
     match runtime.chapter >= byoc_tests::FIRST_NETWORK_CHAPTER {
         true => &["--net", "none"],
@@ -200,8 +208,8 @@ fn no_network(runtime: &Runtime) -> &'static [&'static str] {
     }
 }
 
-/// The ways a runtime sets up `/dev`: with `mknod`, and from chapter 5 in a user namespace,
-/// by bind-mounting the host's devices.
+/// The ways a runtime sets up `/dev`: with `mknod`, and from chapter 5 in a user
+/// namespace, by bind-mounting the host's devices.
 fn dev_variants(runtime: &Runtime) -> Vec<Vec<&'static str>> {
     let plain = no_network(runtime).to_vec();
     let mut variants = vec![plain.clone()];
@@ -239,7 +247,8 @@ fn a_symlink_to_slash_at_dev_makes_nothing_in_the_hosts_root() {
         for options in dev_variants(&runtime) {
             let root = HostileRoot::new();
             root.symlink("dev", Path::new("/"));
-            let (run, seen) = root.run_with_a_stand_in_host_root(&runtime, &options, &["true"]);
+            let (run, seen) =
+                root.run_with_a_stand_in_host_root(&runtime, &options, &["true"]);
             assert_eq!(
                 seen.after,
                 seen.before,
@@ -282,8 +291,9 @@ fn the_trace_tells_the_story_of_a_run() {
         ];
         assert_calls_in_order(&run, &story);
         if testing_solutions() {
-            trace_filters()
-                .bind(|| insta::assert_snapshot!("ch02_trace", trace_by_actor(&run.stderr)));
+            trace_filters().bind(|| {
+                insta::assert_snapshot!("ch02_trace", trace_by_actor(&run.stderr))
+            });
         }
     }
 }
@@ -300,7 +310,8 @@ fn what_the_container_sees() {
                 &tmp,
             ),
         ]);
-        transcript_settings().bind(|| insta::assert_snapshot!("ch02_container_view", text));
+        transcript_settings()
+            .bind(|| insta::assert_snapshot!("ch02_container_view", text));
     }
 }
 
@@ -317,7 +328,8 @@ fn a_root_filesystem_without_dev_is_refused_before_anything_starts() {
         let run = run_command(&runtime.name, command);
         run.expect_code(125);
         assert!(
-            run.stderr.contains("has no /dev") && run.stderr.contains("cargo xtask rootfs"),
+            run.stderr.contains("has no /dev")
+                && run.stderr.contains("cargo xtask rootfs"),
             "{}",
             run.report()
         );
@@ -333,7 +345,8 @@ fn a_root_filesystem_without_dev_is_refused_before_anything_starts() {
 #[test]
 fn under_dash_t_the_container_has_a_terminal_of_its_own() {
     for runtime in from_chapter(2) {
-        // Its own devpts: the first pseudo-terminal in it is number 0, whatever the host has.
+        // Its own devpts: the first pseudo-terminal in it is number 0, whatever the host
+        // has.
         let (mut pty, mut shell) = shell_on_a_terminal(&runtime);
         pty.type_text("tty; ls /dev/pts\r");
         let shown = pty.read_until("ptmx");

@@ -107,8 +107,11 @@ fn without_an_init_pid_1_ignores_sigterm() {
         // The kernel drops the signal inside kill() itself: once the runtime's trace says
         // kill returned, PID 1 must be alive, with no SIGTERM waiting to be delivered.
         container.wait_for_stderr_line("SIGTERM) = 0");
-        let status = std::fs::read_to_string(format!("/proc/{}/status", container.container_pid()))
-            .expect("PID 1 is still there");
+        let status = std::fs::read_to_string(format!(
+            "/proc/{}/status",
+            container.container_pid()
+        ))
+        .expect("PID 1 is still there");
         let pending = |field: &str| {
             let mask = status
                 .lines()
@@ -136,12 +139,14 @@ fn send(pid: i32, signal: i32) {
 
 #[test]
 fn without_an_ipc_namespace_the_hosts_message_queues_show() {
-    // Chapter 3 only: chapter 4 gives the container an IPC namespace, and the queue vanishes.
+    // Chapter 3 only: chapter 4 gives the container an IPC namespace, and the queue
+    // vanishes.
     let queue = HostQueue::create();
     for runtime in runtimes(3..=3) {
         let run = runtime.run(&[], &["probe", "ipc"]);
         run.expect_success();
-        let visible: Vec<String> = run.value("msqids").split(' ').map(str::to_string).collect();
+        let visible: Vec<String> =
+            run.value("msqids").split(' ').map(str::to_string).collect();
         assert!(visible.contains(&queue.id.to_string()), "{}", run.report());
     }
 }
@@ -182,8 +187,9 @@ fn the_trace_tells_the_story_of_a_run() {
         );
         assert_calls_in_order(&run, &["close_range", "fork", "sigprocmask", "execve"]);
         if testing_solutions() {
-            trace_filters()
-                .bind(|| insta::assert_snapshot!("ch03_trace", trace_by_actor(&run.stderr)));
+            trace_filters().bind(|| {
+                insta::assert_snapshot!("ch03_trace", trace_by_actor(&run.stderr))
+            });
         }
     }
 }

@@ -93,8 +93,9 @@ fn the_trace_tells_the_story_of_a_run() {
         );
         assert_calls_in_order(&run, &["mount", "close_range", "sigprocmask", "execve"]);
         if testing_solutions() {
-            trace_filters()
-                .bind(|| insta::assert_snapshot!("ch04_trace", trace_by_actor(&run.stderr)));
+            trace_filters().bind(|| {
+                insta::assert_snapshot!("ch04_trace", trace_by_actor(&run.stderr))
+            });
         }
     }
 }
@@ -102,7 +103,8 @@ fn the_trace_tells_the_story_of_a_run() {
 #[test]
 fn what_the_container_sees() {
     for runtime in from_chapter(4) {
-        let named = runtime.run(&["--hostname", "box"], &["sh", "-c", "hostname; probe ipc"]);
+        let named =
+            runtime.run(&["--hostname", "box"], &["sh", "-c", "hostname; probe ipc"]);
         let refused = runtime.run(&["--hostname", "not a name"], &["true"]);
         let text = transcript(&[
             (
@@ -114,6 +116,7 @@ fn what_the_container_sees() {
                 &refused,
             ),
         ]);
-        transcript_settings().bind(|| insta::assert_snapshot!("ch04_container_view", text));
+        transcript_settings()
+            .bind(|| insta::assert_snapshot!("ch04_container_view", text));
     }
 }

@@ -3,7 +3,9 @@
 //! staged copy of the runtime and the root filesystem that user can reach.
 
 use byoc_tests::test_user;
-use byoc_tests::{from_chapter_as_root, meets, rootless_from_chapter, stage_for_unprivileged};
+use byoc_tests::{
+    from_chapter_as_root, meets, rootless_from_chapter, stage_for_unprivileged,
+};
 use byoc_tests::{testing_solutions, trace_by_actor, trace_filters, transcript};
 use byoc_tests::{transcript_settings, Need, Run, TestUser};
 
@@ -105,10 +107,14 @@ fn the_host_sees_the_containers_processes_as_the_caller() {
     for runtime in rootless_from_chapter(5) {
         let user = user();
         let staged = stage_for_unprivileged(&runtime);
-        let command = staged.command_as(&user, &[], &["sh", "-c", "echo ready; read line"]);
+        let command =
+            staged.command_as(&user, &[], &["sh", "-c", "echo ready; read line"]);
         let container = runtime.start_waiting_command(command);
-        let status = std::fs::read_to_string(format!("/proc/{}/status", container.container_pid()))
-            .expect("the container's status is readable from the host");
+        let status = std::fs::read_to_string(format!(
+            "/proc/{}/status",
+            container.container_pid()
+        ))
+        .expect("the container's status is readable from the host");
         container.release().expect_success();
         let uids = status
             .lines()
@@ -127,8 +133,8 @@ fn the_host_sees_the_containers_processes_as_the_caller() {
 #[test]
 fn a_host_file_owned_by_root_is_nobodys_inside_and_cannot_be_written() {
     for runtime in rootless_from_chapter(5) {
-        // A kernel setting: a file of the host's root whoever staged the root filesystem (a
-        // learner's own copy of it is theirs, and so root's inside).
+        // A kernel setting: a file of the host's root whoever staged the root filesystem
+        // (a learner's own copy of it is theirs, and so root's inside).
         let file = "/proc/sys/vm/drop_caches";
         let script = format!("echo owner: $(stat -c %u:%g {file}); echo 1 > {file}");
         let run = runtime.run_as(&user(), &[], &["sh", "-c", &script]);
@@ -149,10 +155,12 @@ fn a_file_made_inside_belongs_to_the_caller_on_the_host() {
         let staged = stage_for_unprivileged(&runtime);
         let scratch = staged.rootfs.join("scratch");
         std::fs::create_dir(&scratch).expect("a scratch dir in the staged rootfs");
-        std::os::unix::fs::chown(&scratch, Some(user.uid), Some(user.gid)).expect("chown");
+        std::os::unix::fs::chown(&scratch, Some(user.uid), Some(user.gid))
+            .expect("chown");
         let command = staged.command_as(&user, &[], &["touch", "/scratch/made-inside"]);
         byoc_tests::run_command(&runtime.name, command).expect_success();
-        let made = std::fs::metadata(scratch.join("made-inside")).expect("the file is there");
+        let made =
+            std::fs::metadata(scratch.join("made-inside")).expect("the file is there");
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
             (made.uid(), made.gid()),
@@ -272,8 +280,8 @@ fn root_gets_a_user_namespace_only_when_it_asks() {
             "{}",
             plain.report()
         );
-        // The container's root is then host uid 100000, which must reach the root filesystem:
-        // a staged copy, as the kit itself may sit where only root may enter.
+        // The container's root is then host uid 100000, which must reach the root
+        // filesystem: a staged copy, as the kit itself may sit where only root may enter.
         let staged = stage_for_unprivileged(&runtime);
         let mut command = staged.command(&["--userns"], &["probe", "user"]);
         // Root's own data root (chapter 6 on): the staged one is the test user's, and a
@@ -326,8 +334,9 @@ fn the_trace_tells_the_story_of_a_rootless_run() {
             ],
         );
         if testing_solutions() {
-            rootless_filters(&user, &staged.rootfs)
-                .bind(|| insta::assert_snapshot!("ch05_trace", trace_by_actor(&run.stderr)));
+            rootless_filters(&user, &staged.rootfs).bind(|| {
+                insta::assert_snapshot!("ch05_trace", trace_by_actor(&run.stderr))
+            });
         }
     }
 }
@@ -347,8 +356,8 @@ fn what_an_ordinary_user_sees() {
         settings.add_filter(&format!(r"\b{}\b", user.uid), "[UID]");
         settings.add_filter(&format!(r"\b{}\b", user.gid), "[GID]");
         settings.add_filter(&full_capabilities(), "[ALL CAPABILITIES]");
-        // The supplementary groups are the learner's own, whatever they are: a test of their
-        // own checks them, so this one holds with or without them.
+        // The supplementary groups are the learner's own, whatever they are: a test of
+        // their own checks them, so this one holds with or without them.
         settings.add_filter(r" groups=[^\n]*", "");
         settings.bind(|| insta::assert_snapshot!("ch05_rootless_view", text));
     }
@@ -383,9 +392,10 @@ fn an_ordinary_users_own_group_shows_as_root_and_the_others_as_the_overflow_id()
 #[test]
 fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
     for runtime in from_chapter_as_root(5) {
-        // The runtime is started in a user namespace of the test's own, in which the limit
-        // of user namespaces is 0 (the limit is kept per user namespace): the kernel itself
-        // then refuses the runtime's CLONE_NEWUSER, and the host's setting is not touched.
+        // The runtime is started in a user namespace of the test's own, in which the
+        // limit of user namespaces is 0 (the limit is kept per user namespace): the
+        // kernel itself then refuses the runtime's CLONE_NEWUSER, and the host's setting
+        // is not touched.
         let mut command = runtime.command(&["--userns"], &["true"]);
         // SAFETY: the closure runs in the forked child before exec and makes only system
         // calls (unshare, open, write, close) with static, NUL-terminated strings.
@@ -393,7 +403,8 @@ fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
             std::os::unix::process::CommandExt::pre_exec(&mut command, || {
                 let write = |path: &std::ffi::CStr, text: &[u8]| {
                     let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
-                    let written = fd >= 0 && libc::write(fd, text.as_ptr().cast(), text.len()) > 0;
+                    let written =
+                        fd >= 0 && libc::write(fd, text.as_ptr().cast(), text.len()) > 0;
                     libc::close(fd);
                     written
                 };
@@ -411,7 +422,8 @@ fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
         let run = byoc_tests::run_command(&runtime.name, command);
         run.expect_code(125);
         assert!(
-            run.stderr.contains("user.max_user_namespaces = 0") && run.stderr.contains("book 5.4"),
+            run.stderr.contains("user.max_user_namespaces = 0")
+                && run.stderr.contains("book 5.4"),
             "{}",
             run.report()
         );
@@ -421,8 +433,8 @@ fn a_kernel_setting_that_refuses_user_namespaces_is_named_in_the_error() {
 #[test]
 fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
     for runtime in from_chapter_as_root(5) {
-        // A temp dir only root may enter (mode 0700), with a root filesystem inside: under
-        // --userns the container's root is host uid 100000, which may not enter it.
+        // A temp dir only root may enter (mode 0700), with a root filesystem inside:
+        // under --userns the container's root is host uid 100000, which may not enter it.
         let private = byoc_tests::host_temp_dir();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
@@ -463,7 +475,11 @@ fn maps_that_leave_the_containers_root_unmapped_are_refused_in_one_line() {
         for map in ["--uid-map", "--gid-map"] {
             let options = [network, &[map, "1:100000:65536"]].concat();
             let run = runtime.run(&options, &["true"]);
-            byoc_tests::assert_one_line_error(&runtime, &run, "leaves the container's root");
+            byoc_tests::assert_one_line_error(
+                &runtime,
+                &run,
+                "leaves the container's root",
+            );
             assert!(run.stderr.contains(map), "{}", run.report());
         }
     }
@@ -474,7 +490,8 @@ fn a_map_given_alone_and_refused_for_the_other_kind_says_it_stood_for_both() {
     for runtime in rootless_from_chapter(5) {
         let user = user();
         if user.uid == user.gid {
-            // The same number: the reused map is the right one for both, and nothing fails.
+            // The same number: the reused map is the right one for both, and nothing
+            // fails.
             byoc_tests::not_run("the test user's uid and gid are the same number");
             return;
         }

@@ -49,7 +49,8 @@ fn interface<'a>(report: &'a str, name: &str) -> Option<&'a str> {
 
 /// The IPv4 address of `eth0` in a `probe net` report, without its prefix length.
 fn eth0_address(report: &str) -> String {
-    let eth0 = interface(report, "eth0").unwrap_or_else(|| panic!("no eth0 in:\n{report}"));
+    let eth0 =
+        interface(report, "eth0").unwrap_or_else(|| panic!("no eth0 in:\n{report}"));
     let address = eth0.split_whitespace().nth(1).expect("eth0 has an address");
     address.split('/').next().unwrap_or(address).to_string()
 }
@@ -68,7 +69,8 @@ fn with_net_none_only_loopback_is_there_and_it_is_up() {
             .collect();
         assert_eq!(names, ["lo"], "{}: {}", runtime.name, run.report());
         assert!(
-            interface(&run.stdout, "lo").is_some_and(|lo| lo.starts_with("up 127.0.0.1/8")),
+            interface(&run.stdout, "lo")
+                .is_some_and(|lo| lo.starts_with("up 127.0.0.1/8")),
             "{}: loopback should be up with 127.0.0.1: {}",
             runtime.name,
             run.report()
@@ -127,7 +129,11 @@ fn containers_started_at_once_get_their_own_addresses_and_reach_each_other() {
         // Started together, so that they ask for leases at the same moment.
         let containers: Vec<Waiting> = std::thread::scope(|scope| {
             let starting: Vec<_> = (0..4)
-                .map(|_| scope.spawn(|| host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)))
+                .map(|_| {
+                    scope.spawn(|| {
+                        host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)
+                    })
+                })
                 .collect();
             starting
                 .into_iter()
@@ -205,7 +211,8 @@ fn containers_started_at_once_get_their_own_addresses_and_reach_each_other() {
 fn a_container_has_its_own_hosts_hostname_and_resolv_conf() {
     for runtime in root_runtimes() {
         let host = NetHost::new();
-        let rootfs_hosts = std::fs::read_to_string(runtime.rootfs().join("etc/hosts")).unwrap();
+        let rootfs_hosts =
+            std::fs::read_to_string(runtime.rootfs().join("etc/hosts")).unwrap();
         let run = host.run(
             &runtime,
             &["--hostname", "web"],
@@ -238,8 +245,9 @@ fn a_container_reaches_the_world_with_the_hosts_address() {
     for runtime in root_runtimes() {
         let host = NetHost::new();
         let world = World::joined_to(&host);
-        let listener =
-            world.within(|| TcpListener::bind((WORLD_ADDRESS, 7000)).expect("the world listens"));
+        let listener = world.within(|| {
+            TcpListener::bind((WORLD_ADDRESS, 7000)).expect("the world listens")
+        });
         let server = std::thread::spawn(move || answer_with_peer_address(listener));
         let address = format!("{WORLD_ADDRESS}:7000");
         let run = host.run(&runtime, &[], &["probe", "connect", &address]);
@@ -262,8 +270,8 @@ fn a_container_reaches_the_world_with_the_hosts_address() {
     }
 }
 
-/// The world's server: accepts one connection (for a few seconds at most), tells the client
-/// which address it came from, and returns that address.
+/// The world's server: accepts one connection (for a few seconds at most), tells the
+/// client which address it came from, and returns that address.
 fn answer_with_peer_address(listener: TcpListener) -> Option<String> {
     listener.set_nonblocking(true).expect("nonblocking");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -275,7 +283,9 @@ fn answer_with_peer_address(listener: TcpListener) -> Option<String> {
                 let _ = connection.write_all(format!("seen from {peer}\n").as_bytes());
                 return Some(peer);
             }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(_) => return None,
         }
     }
@@ -285,7 +295,8 @@ fn answer_with_peer_address(listener: TcpListener) -> Option<String> {
 fn a_published_port_reaches_the_container_both_ways_many_at_once() {
     for runtime in all_runtimes() {
         let host = NetHost::new();
-        let container = host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
+        let container =
+            host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
         let host_ref = &host;
         let echoed: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|scope| {
             let clients: Vec<_> = (0..5u8)
@@ -317,9 +328,11 @@ fn a_published_port_reaches_the_container_both_ways_many_at_once() {
 fn a_client_that_waits_for_the_answer_before_it_closes_gets_it() {
     for runtime in all_runtimes() {
         let host = NetHost::new();
-        let container = host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
+        let container =
+            host.start_waiting(&runtime, &["-p", "8080:80"], &["probe", "serve", "80"]);
         // As wget and browsers do: send the request, keep the sending side open, and read
-        // the answer. A relay that copies one way to the end before the other never answers.
+        // the answer. A relay that copies one way to the end before the other never
+        // answers.
         let answer = host.within(|| ask_and_wait(8080));
         let run = container.release();
         assert_eq!(
@@ -345,11 +358,12 @@ fn ask_and_wait(port: u16) -> Option<String> {
     String::from_utf8(answer.to_vec()).ok()
 }
 
-/// Sends 200 KB (different for each `n`) to the echo server behind host port `port`, stops
-/// sending, and reads everything that comes back.
+/// Sends 200 KB (different for each `n`) to the echo server behind host port `port`,
+/// stops sending, and reads everything that comes back.
 fn echo_through(port: u16, n: u8) -> (Vec<u8>, Vec<u8>) {
     let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ n).collect();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the published port accepts");
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).expect("the published port accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -369,7 +383,8 @@ fn echo_through(port: u16, n: u8) -> (Vec<u8>, Vec<u8>) {
 fn bad_network_options_are_refused_with_one_line_and_nothing_left() {
     for runtime in root_runtimes() {
         let host = NetHost::new();
-        let taken = host.within(|| TcpListener::bind(("0.0.0.0", 8081)).expect("the test listens"));
+        let taken = host
+            .within(|| TcpListener::bind(("0.0.0.0", 8081)).expect("the test listens"));
         let cases: [(&[&str], &str); 5] = [
             (&["-p", "8081:80"], "cannot publish host port 0.0.0.0:8081: something on the host listens there already"),
             (&["-p", "70000:80"], "port 70000 is out of range (1-65535)"),
@@ -390,7 +405,8 @@ fn bad_network_options_are_refused_with_one_line_and_nothing_left() {
 fn a_subnet_that_overlaps_a_host_route_is_refused() {
     for runtime in root_runtimes() {
         let host = NetHost::new();
-        // A network the host is on already (a bridge: every kernel that runs chapter 6 has them).
+        // A network the host is on already (a bridge: every kernel that runs chapter 6
+        // has them).
         host.ip(&["link", "add", "other0", "type", "bridge"]);
         host.ip(&["addr", "add", "10.88.5.1/24", "dev", "other0"]);
         host.ip(&["link", "set", "other0", "up"]);
@@ -445,9 +461,10 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
             "{}: the killed runtime's lease: {left:?}",
             runtime.name
         );
-        // The next runtime reclaims the lease (its address waits its turn: the next one is
-        // given), and removes the killed one's files; the kernel removes its cable. From
-        // chapter 7 it is started under the same cgroup parent, where it reclaims cgroups.
+        // The next runtime reclaims the lease (its address waits its turn: the next one
+        // is given), and removes the killed one's files; the kernel removes its cable.
+        // From chapter 7 it is started under the same cgroup parent, where it reclaims
+        // cgroups.
         let mut next = runtime.command(&[], &["probe", "net"]);
         same_cgroup_parent(&mut next, killed.cgroup_parent());
         let next = host.within(|| run_command(&runtime.name, next));
@@ -468,8 +485,9 @@ fn what_a_runtime_killed_with_sigkill_leaves_is_cleaned_up_by_the_next() {
     }
 }
 
-/// Starts `next` under `parent`, the cgroup parent of an earlier run (chapter 7 on), so that
-/// it reclaims what that run left: a runtime reclaims cgroups under its own parent only.
+/// Starts `next` under `parent`, the cgroup parent of an earlier run (chapter 7 on), so
+/// that it reclaims what that run left: a runtime reclaims cgroups under its own parent
+/// only.
 fn same_cgroup_parent(next: &mut std::process::Command, parent: Option<&str>) {
     if let Some(parent) = parent {
         next.env(cgroups::PARENT_VARIABLE, parent);
@@ -560,7 +578,8 @@ fn runtime_pid_once_ready(parent: &mut std::process::Child) -> i32 {
 fn wait_until_zombie(pid: i32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = stat
             .rsplit(") ")
             .next()
@@ -576,8 +595,9 @@ fn wait_until_zombie(pid: i32) {
     }
 }
 
-/// A data root of a test's own, `DIR/data`, and beside it a victim directory, `DIR/victim`,
-/// with a file in it: what a forged record aims at, which must stay as it is.
+/// A data root of a test's own, `DIR/data`, and beside it a victim directory,
+/// `DIR/victim`, with a file in it: what a forged record aims at, which must stay as it
+/// is.
 struct Beside {
     dir: tempfile::TempDir,
 }
@@ -630,7 +650,9 @@ impl Beside {
             for entry in entries.flatten() {
                 match entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                     true => dirs.push(entry.path()),
-                    false => tree.push((entry.path(), std::fs::read(entry.path()).unwrap())),
+                    false => {
+                        tree.push((entry.path(), std::fs::read(entry.path()).unwrap()))
+                    }
                 }
             }
         }
@@ -690,7 +712,8 @@ fn a_data_root_that_is_not_the_callers_alone_is_refused_in_one_line() {
             let beside = Beside::new();
             let data_root = beside.data_root();
             std::os::unix::fs::chown(&data_root, Some(owner), None).expect("chown works");
-            std::fs::set_permissions(&data_root, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(&data_root, std::fs::Permissions::from_mode(mode))
+                .unwrap();
             let mut command = runtime.command(&[], &["true"]);
             command.env("BYOC_ROOT", &data_root);
             let run = host.within(|| run_command(&runtime.name, command));
@@ -744,7 +767,9 @@ fn the_trace_tells_the_story_of_a_run_on_the_bridge() {
         // The snapshot is chapter 6's story; later chapters add their own steps to it.
         if testing_solutions() && runtime.chapter == 6 {
             let settings = network_trace_filters();
-            settings.bind(|| insta::assert_snapshot!("ch06_trace", trace_by_actor(&run.stderr)));
+            settings.bind(|| {
+                insta::assert_snapshot!("ch06_trace", trace_by_actor(&run.stderr))
+            });
         }
         host.assert_clean(&runtime);
     }
@@ -937,7 +962,8 @@ fn a_container_still_on_the_old_subnet_is_named_when_a_new_one_is_asked_for() {
             runtime.name
         );
         running.release().expect_success();
-        // What the test removed by hand, the rule of the bridge it deleted goes by hand too.
+        // What the test removed by hand, the rule of the bridge it deleted goes by hand
+        // too.
         host.within(|| {
             let status = std::process::Command::new("nft")
                 .args(["delete", "table", "ip", "byoc"])
@@ -950,7 +976,8 @@ fn a_container_still_on_the_old_subnet_is_named_when_a_new_one_is_asked_for() {
 }
 
 #[test]
-fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_addresses() {
+fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_addresses(
+) {
     for runtime in root_runtimes() {
         let host = NetHost::new();
         let mut first = host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT);
@@ -963,10 +990,16 @@ fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_
         // Three more on the bridge's own data root, and three on another, all at once.
         let (same, refused): (Vec<Waiting>, Vec<Run>) = std::thread::scope(|scope| {
             let same: Vec<_> = (0..3)
-                .map(|_| scope.spawn(|| host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)))
+                .map(|_| {
+                    scope.spawn(|| {
+                        host.start_waiting(&runtime, &[], &SHOW_NETWORK_AND_WAIT)
+                    })
+                })
                 .collect();
             let refused: Vec<_> = (0..3)
-                .map(|_| scope.spawn(|| host.run(&runtime, &["--root", other], &["true"])))
+                .map(|_| {
+                    scope.spawn(|| host.run(&runtime, &["--root", other], &["true"]))
+                })
                 .collect();
             (
                 same.into_iter()

@@ -3,8 +3,8 @@
 //!
 //! These tests run on whichever hierarchy the machine has: v1 on hybrid machines such as
 //! this kit's CI machines, v2 on most laptops and in the VM that `cargo xtask test
-//! --cgroup-vm` boots. Each run gets a cgroup parent of its own (see `cgroups.rs`), and the
-//! harness fails the test if anything is left under it.
+//! --cgroup-vm` boots. Each run gets a cgroup parent of its own (see `cgroups.rs`), and
+//! the harness fails the test if anything is left under it.
 
 use byoc_tests::cgroups::{self, Delegated};
 use byoc_tests::*;
@@ -66,8 +66,8 @@ fn a_memory_hog_is_killed_at_the_limit_and_reported_as_out_of_memory() {
 #[test]
 fn a_process_killed_inside_is_not_reported_as_the_container_killed() {
     for runtime in root_runtimes() {
-        // The hog is the shell's child: it is killed, and the shell, which lives on, exits
-        // with the hog's 137 as its own code. The container was not killed.
+        // The hog is the shell's child: it is killed, and the shell, which lives on,
+        // exits with the hog's 137 as its own code. The container was not killed.
         let script = "probe hog 256; exit $?";
         let run = runtime.run(&options(&memory_limit()), &["sh", "-c", script]);
         run.expect_code(137);
@@ -91,7 +91,8 @@ fn a_process_killed_inside_is_not_reported_as_the_container_killed() {
 #[test]
 fn a_fork_loop_stops_at_the_process_limit_and_the_container_goes_on() {
     for runtime in root_runtimes() {
-        let run = runtime.run(&options(&["--pids-limit", "10"]), &["probe", "forks", "50"]);
+        let run =
+            runtime.run(&options(&["--pids-limit", "10"]), &["probe", "forks", "50"]);
         run.expect_success();
         // The probe itself is one of the ten.
         assert_eq!(run.value("forks"), "9 of 50", "{}", run.report());
@@ -110,8 +111,8 @@ fn a_busy_loop_under_half_a_cpu_gets_about_half_of_one() {
         let run = runtime.run(&options(&["--cpus", "0.5"]), &["probe", "spin", "1"]);
         run.expect_success();
         let share: f64 = run.value("cpu share").parse().expect("a number");
-        // The cgroup's own CPU time over a second of wall-clock time: the figure is shown,
-        // and only a share far from one half fails (a loaded machine gives less).
+        // The cgroup's own CPU time over a second of wall-clock time: the figure is
+        // shown, and only a share far from one half fails (a loaded machine gives less).
         report_figure(&format!(
             "{}: --cpus 0.5 gave {share:.2} of a CPU, by the cgroup's own counter, on cgroup {}",
             runtime.name,
@@ -265,8 +266,9 @@ fn cpus_of_this_machine() -> usize {
     unsafe { libc::CPU_COUNT(&set) as usize }
 }
 
-/// Fails if `parent` exists in any cgroup tree: a refused run must make nothing, and a run
-/// that failed part way must remove every level it made. Removes it first, if it is there.
+/// Fails if `parent` exists in any cgroup tree: a refused run must make nothing, and a
+/// run that failed part way must remove every level it made. Removes it first, if it is
+/// there.
 fn assert_parent_never_made(parent: &str, runtime: &str, report: &str) {
     let made: Vec<_> = cgroups::mounts()
         .into_iter()
@@ -370,7 +372,8 @@ fn a_cgroup_left_by_a_runtime_killed_with_sigkill_is_removed_by_the_next_start()
             "{}: the killed runtime left no cgroup to find",
             runtime.name
         );
-        // A runtime reclaims the cgroups under its own parent: the next starts under the same.
+        // A runtime reclaims the cgroups under its own parent: the next starts under the
+        // same.
         let mut next = runtime.command(&options(&[]), &["true"]);
         next.env(cgroups::PARENT_VARIABLE, &parent);
         let next = run_command(&runtime.name, next);
@@ -395,7 +398,8 @@ fn a_forged_cgroup_record_is_ignored_and_the_cgroup_it_names_lives_on() {
             victim.controller,
             victim.dir.display()
         );
-        std::fs::write(records.join("0123456789ab"), &forged).expect("the record is written");
+        std::fs::write(records.join("0123456789ab"), &forged)
+            .expect("the record is written");
         std::fs::set_permissions(records.join("0123456789ab"), mode(0o644)).unwrap();
         let mut command = runtime.command(&options(&[]), &["true"]);
         command.env("BYOC_ROOT", data_root.path());
@@ -427,8 +431,8 @@ fn a_forged_cgroup_record_is_ignored_and_the_cgroup_it_names_lives_on() {
     }
 }
 
-/// A cgroup the test makes outside any parent the runtime uses, with a sleeping process in
-/// it: what a forged record names. Removed, with its process, when dropped.
+/// A cgroup the test makes outside any parent the runtime uses, with a sleeping process
+/// in it: what a forged record names. Removed, with its process, when dropped.
 struct Victim {
     controller: &'static str,
     dir: std::path::PathBuf,
@@ -503,7 +507,8 @@ fn the_trace_shows_the_cgroup_made_filled_and_removed() {
             settings.add_filter(r"byoc-test-\d+-\d+", "[PARENT]");
             settings.add_filter(r"echo \d+ > (\S*/cgroup\.procs)", "echo [PID] > $1");
             let name = format!("ch07_trace_{version}");
-            settings.bind(|| insta::assert_snapshot!(name, trace_by_actor(&cgroup_lines)));
+            settings
+                .bind(|| insta::assert_snapshot!(name, trace_by_actor(&cgroup_lines)));
         }
     }
 }
@@ -517,7 +522,8 @@ fn a_symlink_at_sys_fs_cgroup_never_leads_the_cgroup_view_out_of_the_root_filesy
         root.assert_victim_unchanged(&runtime, &run);
         run.expect_success();
 
-        // Aimed at `/`: a stand-in for the host's, which must gain nothing and stay writable.
+        // Aimed at `/`: a stand-in for the host's, which must gain nothing and stay
+        // writable.
         let root = hostile::HostileRoot::new();
         root.symlink("sys/fs/cgroup", std::path::Path::new("/"));
         let limit = options(&["--pids-limit", "100"]);

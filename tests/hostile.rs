@@ -1,7 +1,7 @@
 //! Hostile root filesystems: a copy of the busybox root filesystem that a test changes (a
 //! symlink where a mount point should be, a FIFO where a file should be), beside a victim
-//! directory on the host that the symlinks aim at. Whatever the runtime does with such a root,
-//! the victim must stay as it was, byte for byte (book 2.5).
+//! directory on the host that the symlinks aim at. Whatever the runtime does with such a
+//! root, the victim must stay as it was, byte for byte (book 2.5).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,8 @@ use std::process::Command;
 
 use crate::{host_temp_dir, run_command, Run, Runtime};
 
-/// A root filesystem of the test's own and a victim directory beside it, both in one temp dir.
+/// A root filesystem of the test's own and a victim directory beside it, both in one temp
+/// dir.
 pub struct HostileRoot {
     _dir: tempfile::TempDir,
     pub rootfs: PathBuf,
@@ -35,8 +36,10 @@ impl HostileRoot {
         assert!(copied.success(), "cannot copy {:?}", crate::rootfs());
         let victim = dir.path().join("victim");
         std::fs::create_dir_all(victim.join("inner")).expect("make the victim");
-        std::fs::write(victim.join("file"), "the host's own file\n").expect("write the victim");
-        std::fs::write(victim.join("inner/deeper"), "deeper\n").expect("write the victim");
+        std::fs::write(victim.join("file"), "the host's own file\n")
+            .expect("write the victim");
+        std::fs::write(victim.join("inner/deeper"), "deeper\n")
+            .expect("write the victim");
         let before = listing(&victim);
         HostileRoot {
             _dir: dir,
@@ -75,7 +78,13 @@ impl HostileRoot {
     }
 
     /// Adds `run --rootfs THIS OPTIONS -- COMMAND` and a clean environment to `line`.
-    fn add_run(&self, line: &mut Command, runtime: &Runtime, options: &[&str], command: &[&str]) {
+    fn add_run(
+        &self,
+        line: &mut Command,
+        runtime: &Runtime,
+        options: &[&str],
+        command: &[&str],
+    ) {
         line.arg("run")
             .arg("--rootfs")
             .arg(&self.rootfs)
@@ -91,8 +100,8 @@ impl HostileRoot {
     /// Runs the runtime with `/` a tmpfs of the test's own, in a mount namespace of the
     /// test's own: the host's directories are bind-mounted into it, and it is made the
     /// runtime's root with `chroot`. A root filesystem's symlink to `/` then aims at that
-    /// tmpfs, never at the machine's `/`. Returns the run and the names at the top of that
-    /// `/`, and its mount options, before and after.
+    /// tmpfs, never at the machine's `/`. Returns the run and the names at the top of
+    /// that `/`, and its mount options, before and after.
     pub fn run_with_a_stand_in_host_root(
         &self,
         runtime: &Runtime,
@@ -129,7 +138,8 @@ impl HostileRoot {
         );
     }
 
-    /// The names at the top of the root filesystem, to see that a run wrote nothing there.
+    /// The names at the top of the root filesystem, to see that a run wrote nothing
+    /// there.
     pub fn top_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.rootfs)
             .expect("read the root filesystem")
@@ -152,7 +162,8 @@ impl Default for HostileRoot {
     }
 }
 
-/// Every entry under `dir`, with its kind, mode, owner and contents: a change to any shows.
+/// Every entry under `dir`, with its kind, mode, owner and contents: a change to any
+/// shows.
 fn listing(dir: &Path) -> String {
     let mut lines = Vec::new();
     walk(dir, dir, &mut lines);
@@ -199,7 +210,9 @@ fn describe(base: &Path, path: &Path, meta: &std::fs::Metadata) -> String {
 
 fn remove_any(path: &Path) {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path).expect("remove a directory"),
+        Ok(meta) if meta.is_dir() => {
+            std::fs::remove_dir_all(path).expect("remove a directory")
+        }
         Ok(_) => std::fs::remove_file(path).expect("remove a file"),
         Err(_) => {}
     }
@@ -214,8 +227,9 @@ pub struct StandInRoot {
     pub options_after: String,
 }
 
-/// Makes `$1` a tmpfs holding binds of the host's top-level directories, then runs the rest
-/// of the arguments with it as `/`, and says what was at its top before and after, on stdout.
+/// Makes `$1` a tmpfs holding binds of the host's top-level directories, then runs the
+/// rest of the arguments with it as `/`, and says what was at its top before and after,
+/// on stdout.
 const STAND_IN_SCRIPT: &str = r#"
 set -eu
 root="$1"; shift

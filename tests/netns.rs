@@ -1,10 +1,11 @@
-//! Network namespaces that a test makes, so that no test touches the machine's own network.
+//! Network namespaces that a test makes, so that no test touches the machine's own
+//! network.
 //!
-//! A [`NetHost`] stands in for the host: the runtime runs in it, makes its bridge, links and
-//! NAT rules there, and the test's own clients and servers make their sockets there. A
-//! [`World`] is another namespace joined to it by a veth pair: the internet, as far as the
-//! container can tell. Only these namespaces' addresses are used (192.0.2.0/24 is reserved
-//! for documentation and examples). Everything goes when the test drops them.
+//! A [`NetHost`] stands in for the host: the runtime runs in it, makes its bridge, links
+//! and NAT rules there, and the test's own clients and servers make their sockets there.
+//! A [`World`] is another namespace joined to it by a veth pair: the internet, as far as
+//! the container can tell. Only these namespaces' addresses are used (192.0.2.0/24 is
+//! reserved for documentation and examples). Everything goes when the test drops them.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -25,7 +26,8 @@ fn in_namespace<T: Send>(namespace: &File, body: impl FnOnce() -> T + Send) -> T
         scope
             .spawn(|| {
                 // SAFETY: setns has no memory-safety preconditions; the fd is open.
-                let entered = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+                let entered =
+                    unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
                 assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
                 body()
             })
@@ -45,7 +47,8 @@ fn new_namespace() -> File {
             "unshare(CLONE_NEWNET): {}",
             std::io::Error::last_os_error()
         );
-        let namespace = File::open("/proc/thread-self/ns/net").expect("the new namespace opens");
+        let namespace =
+            File::open("/proc/thread-self/ns/net").expect("the new namespace opens");
         ip_here(&["link", "set", "lo", "up"]);
         namespace
     })
@@ -102,7 +105,12 @@ impl NetHost {
     }
 
     /// A container started on this host that says `ready` and waits (see [`Waiting`]).
-    pub fn start_waiting(&self, runtime: &Runtime, options: &[&str], command: &[&str]) -> Waiting {
+    pub fn start_waiting(
+        &self,
+        runtime: &Runtime,
+        options: &[&str],
+        command: &[&str],
+    ) -> Waiting {
         let prepared = runtime.command(options, command);
         self.within(|| runtime.start_waiting_command(prepared))
     }
@@ -204,9 +212,10 @@ impl NetHost {
 }
 
 impl NetHost {
-    /// The links other than loopback, the bridge and the test's own uplink, once the kernel
-    /// has had its time: a container's veth pair goes with its network namespace, which
-    /// the kernel removes a moment after the container's last process (within 5 s here).
+    /// The links other than loopback, the bridge and the test's own uplink, once the
+    /// kernel has had its time: a container's veth pair goes with its network namespace,
+    /// which the kernel removes a moment after the container's last process (within 5 s
+    /// here).
     fn links_left(&self) -> Vec<String> {
         let allowed = ["lo", "byoc0", "uplink"];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -241,10 +250,11 @@ fn split_table(listing: &str, header: &str) -> (String, String) {
     (table, others)
 }
 
-/// The lease lines of the bridge's lease file under `data_root` (not its `last` line, which
-/// remembers the address given out last).
+/// The lease lines of the bridge's lease file under `data_root` (not its `last` line,
+/// which remembers the address given out last).
 pub fn leases_in(data_root: &std::path::Path) -> Vec<String> {
-    let file = std::fs::read_to_string(data_root.join("networks/byoc0.leases")).unwrap_or_default();
+    let file = std::fs::read_to_string(data_root.join("networks/byoc0.leases"))
+        .unwrap_or_default();
     file.lines()
         .filter(|line| !line.starts_with("last "))
         .map(str::to_string)
@@ -294,7 +304,8 @@ impl World {
         });
         let pid = holder.id().to_string();
         host.ip(&[
-            "link", "add", "uplink", "type", "veth", "peer", "name", "world0", "netns", &pid,
+            "link", "add", "uplink", "type", "veth", "peer", "name", "world0", "netns",
+            &pid,
         ]);
         let _ = holder.kill();
         let _ = holder.wait();
@@ -316,14 +327,15 @@ impl World {
 /// The machine's own network namespace, held open: the one this test process started in.
 fn machine_namespace() -> &'static File {
     static MACHINE: std::sync::OnceLock<File> = std::sync::OnceLock::new();
-    // /proc/self is the process, not the thread: its namespace is the main thread's, which
-    // never leaves the machine's.
-    MACHINE.get_or_init(|| File::open("/proc/self/ns/net").expect("/proc/self/ns/net opens"))
+    // /proc/self is the process, not the thread: its namespace is the main thread's,
+    // which never leaves the machine's.
+    MACHINE
+        .get_or_init(|| File::open("/proc/self/ns/net").expect("/proc/self/ns/net opens"))
 }
 
 /// The machine's own network as a container could change it: its interfaces (names), its
-/// IPv4 routes, and its nftables rules where `nft` can list them. A leak check: no test may
-/// change it.
+/// IPv4 routes, and its nftables rules where `nft` can list them. A leak check: no test
+/// may change it.
 pub fn machine_network() -> String {
     let devices = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
     let mut names: Vec<&str> = devices

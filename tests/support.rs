@@ -1,8 +1,9 @@
 //! What every black-box test needs: which binaries to run, the root filesystem, running a
 //! container and capturing what it printed, and checking that nothing was left behind.
 //!
-//! Chapter k's tests run against every binary from k to the newest, because every behaviour
-//! taught in chapter k must still work in the chapters after it. `cargo xtask test` sets:
+//! Chapter k's tests run against every binary from k to the newest, because every
+//! behaviour taught in chapter k must still work in the chapters after it. `cargo xtask
+//! test` sets:
 //! - `COURSE_IMPL`: `solutions` (default) or `chapters` (the learner's crates)
 //! - `COURSE_ONLY`: a chapter number, to run against that chapter's binary alone
 //! - `BYOC_ROOTFS`, `BYOC_BIN_DIR`: where the root filesystem and the binaries are
@@ -37,8 +38,8 @@ pub struct Runtime {
     pub chapter: u32,
     pub name: String,
     pub path: PathBuf,
-    /// `None`: this process runs it (root, for chapters 1 to 4). `Some`: the rootless test
-    /// user runs a staged copy of it, with a staged root filesystem (chapter 5 on).
+    /// `None`: this process runs it (root, for chapters 1 to 4). `Some`: the rootless
+    /// test user runs a staged copy of it, with a staged root filesystem (chapter 5 on).
     pub rootless: Option<Rootless>,
     /// The runtime's data root (chapter 6 on: leases, each container's files), made for
     /// this test, so a test never writes under the machine's `/var/lib/byoc`.
@@ -52,7 +53,9 @@ pub struct Rootless {
     pub staged: std::sync::Arc<Staged>,
 }
 
-pub use byoc_facts::{FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS_CHAPTER};
+pub use byoc_facts::{
+    FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS_CHAPTER,
+};
 
 /// Are the tests running the reference solutions (not the learner's copies)?
 pub fn testing_solutions() -> bool {
@@ -61,8 +64,8 @@ pub fn testing_solutions() -> bool {
 
 /// The binaries a test of the chapters in `chapters` runs against: for chapter k's tests,
 /// `k..=newest`. Chapters 1 to 4 need root: without it, the test is recorded as not run
-/// (see [`not_run`]) and gets no binary. Otherwise never empty: a test with nothing to run
-/// would pass without testing.
+/// (see [`not_run`]) and gets no binary. Otherwise never empty: a test with nothing to
+/// run would pass without testing.
 pub fn runtimes(chapters: RangeInclusive<u32>) -> Vec<Runtime> {
     runtimes_needing(chapters, &[Need::Root])
 }
@@ -119,15 +122,17 @@ pub fn runtimes_needing(chapters: RangeInclusive<u32>, needs: &[Need]) -> Vec<Ru
 
 /// Chapter k's binary and every later one: as root, where this process is root, and from
 /// chapter 5 on also as an ordinary user, where there is one and user namespaces are
-/// allowed. Everything chapter k taught must work both ways. Only when neither way can run
-/// is the test recorded as not run.
+/// allowed. Everything chapter k taught must work both ways. Only when neither way can
+/// run is the test recorded as not run.
 pub fn from_chapter(first: u32) -> Vec<Runtime> {
     let chapters = first..=newest_chapter();
     let rootless_possible = ![Need::UnprivilegedUser, Need::UserNamespaces]
         .iter()
         .any(|need| need.unmet().is_some());
     let as_root_possible = Need::Root.unmet().is_none();
-    if !as_root_possible && (!rootless_possible || *chapters.end() < FIRST_ROOTLESS_CHAPTER) {
+    if !as_root_possible
+        && (!rootless_possible || *chapters.end() < FIRST_ROOTLESS_CHAPTER)
+    {
         return runtimes(chapters); // records why the test did not run
     }
     let mut all = if as_root_possible {
@@ -351,21 +356,23 @@ pub fn meets(needs: &[Need]) -> bool {
     }
 }
 
-/// Records a figure the current test measured (a CPU share, say), which `cargo xtask test`
-/// prints after the tests: a figure is shown, and asserted only within a wide band.
+/// Records a figure the current test measured (a CPU share, say), which `cargo xtask
+/// test` prints after the tests: a figure is shown, and asserted only within a wide band.
 pub fn report_figure(text: &str) {
     write_line_for_this_test("BYOC_FIGURES_DIR", "figure", text);
 }
 
 /// Records that the current test did not run, and why. `cargo xtask test` sets
 /// `BYOC_NOT_RUN_DIR`, reads one line from each file there, and counts those tests as
-/// "not run" instead of "passed". Run without it (plain `cargo test`), the reason is printed.
+/// "not run" instead of "passed". Run without it (plain `cargo test`), the reason is
+/// printed.
 pub fn not_run(reason: &str) {
     write_line_for_this_test("BYOC_NOT_RUN_DIR", "not run", reason);
 }
 
-/// Writes `<test binary>::<test name>: <text>` into a file of its own in the directory that
-/// `variable` names, or prints it after `label` where there is none (plain `cargo test`).
+/// Writes `<test binary>::<test name>: <text>` into a file of its own in the directory
+/// that `variable` names, or prints it after `label` where there is none (plain `cargo
+/// test`).
 fn write_line_for_this_test(variable: &str, label: &str, text: &str) {
     let binary = std::env::current_exe()
         .ok()
@@ -379,9 +386,11 @@ fn write_line_for_this_test(variable: &str, label: &str, text: &str) {
     let line = format!("{binary}::{test}: {text}");
     match std::env::var_os(variable) {
         Some(dir) => {
-            let file = PathBuf::from(dir).join(format!("{binary}-{test}").replace("::", "-"));
-            std::fs::write(&file, format!("{line}\n"))
-                .unwrap_or_else(|error| panic!("cannot record {line:?} in {file:?}: {error}"));
+            let file =
+                PathBuf::from(dir).join(format!("{binary}-{test}").replace("::", "-"));
+            std::fs::write(&file, format!("{line}\n")).unwrap_or_else(|error| {
+                panic!("cannot record {line:?} in {file:?}: {error}")
+            });
         }
         None => eprintln!("{label}: {line}"),
     }
@@ -476,8 +485,8 @@ impl Run {
 }
 
 impl Runtime {
-    /// `BINARY [--trace] run --rootfs ROOTFS OPTIONS... -- COMMAND...`, not yet started, with
-    /// a clean environment so nothing from the test's own environment leaks in.
+    /// `BINARY [--trace] run --rootfs ROOTFS OPTIONS... -- COMMAND...`, not yet started,
+    /// with a clean environment so nothing from the test's own environment leaks in.
     fn build(&self, trace: bool, options: &[&str], command: &[&str]) -> Command {
         if let Some(rootless) = &self.rootless {
             let user = &rootless.user;
@@ -506,12 +515,14 @@ impl Runtime {
         process
     }
 
-    /// The command line for a container, to adjust before running it with [`run_command`].
+    /// The command line for a container, to adjust before running it with
+    /// [`run_command`].
     pub fn command(&self, options: &[&str], command: &[&str]) -> Command {
         self.build(false, options, command)
     }
 
-    /// Runs a container to its end and checks that it left the host's mounts as they were.
+    /// Runs a container to its end and checks that it left the host's mounts as they
+    /// were.
     pub fn run(&self, options: &[&str], command: &[&str]) -> Run {
         run_command(&self.name, self.command(options, command))
     }
@@ -526,8 +537,8 @@ impl Runtime {
         run_command(&self.name, self.build(true, options, command))
     }
 
-    /// Starts a container whose command prints `ready` once it is set up, and waits for that
-    /// line: the container is then running, fully made, and waiting for the test.
+    /// Starts a container whose command prints `ready` once it is set up, and waits for
+    /// that line: the container is then running, fully made, and waiting for the test.
     pub fn start_waiting(&self, options: &[&str], command: &[&str]) -> Waiting {
         self.start_waiting_command(self.command(options, command))
     }
@@ -595,7 +606,9 @@ pub fn in_own_group_with_umask(command: &mut Command) {
                 return Err(std::io::Error::last_os_error());
             }
             let in_machine_network = network_namespace_of_self() == Some(machine_network);
-            if libc::geteuid() == 0 && in_machine_network && libc::unshare(libc::CLONE_NEWNET) != 0
+            if libc::geteuid() == 0
+                && in_machine_network
+                && libc::unshare(libc::CLONE_NEWNET) != 0
             {
                 return Err(std::io::Error::last_os_error());
             }
@@ -646,7 +659,9 @@ pub fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
     let lines: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with("For more information"))
+        .filter(|line| {
+            !line.trim().is_empty() && !line.starts_with("For more information")
+        })
         .collect();
     assert_eq!(
         lines.len(),
@@ -686,8 +701,8 @@ pub fn run_command(runtime: &str, mut command: Command) -> Run {
     run
 }
 
-/// Waits for a started runtime to end and collects what it printed. Past `limit`, ends its
-/// whole process group and fails the test.
+/// Waits for a started runtime to end and collects what it printed. Past `limit`, ends
+/// its whole process group and fails the test.
 fn finish_within(runtime: &str, mut child: Child, limit: Duration) -> Run {
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
@@ -741,13 +756,15 @@ fn rest_of(runtime: &str, text: std::sync::mpsc::Receiver<String>) -> String {
         })
 }
 
-/// A read from a running container that never comes must fail the test, not hang it: unless
-/// the returned sender is dropped within [`RUN_LIMIT`], the runtime's process group is
-/// ended, and the read sees the end of its pipe.
+/// A read from a running container that never comes must fail the test, not hang it:
+/// unless the returned sender is dropped within [`RUN_LIMIT`], the runtime's process
+/// group is ended, and the read sees the end of its pipe.
 fn end_group_unless_done(group: i32) -> std::sync::mpsc::Sender<()> {
     let (done, waiting) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = waiting.recv_timeout(RUN_LIMIT) {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            waiting.recv_timeout(RUN_LIMIT)
+        {
             // SAFETY: kill has no memory-safety preconditions; a negative PID names the group.
             unsafe { libc::kill(-group, libc::SIGKILL) };
         }
@@ -786,8 +803,9 @@ impl Waiting {
     /// The host PID of the container's first process: the runtime's only child.
     pub fn container_pid(&self) -> i32 {
         let pid = self.runtime_pid();
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .expect("the runtime's children are listed in /proc");
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .expect("the runtime's children are listed in /proc");
         let first = children
             .split_whitespace()
             .next()
@@ -795,7 +813,8 @@ impl Waiting {
         first.parse().expect("a PID is a number")
     }
 
-    /// The cgroup parent this run was given (chapter 7 on puts its container's cgroup there).
+    /// The cgroup parent this run was given (chapter 7 on puts its container's cgroup
+    /// there).
     pub fn cgroup_parent(&self) -> Option<&str> {
         self.cgroup_parent.as_deref()
     }
@@ -845,8 +864,8 @@ impl Waiting {
     }
 
     /// Reads the runtime's stderr until a line contains `text`: with `--trace`, the line
-    /// that says a call has been made. A handshake, where a sleep would only guess. Returns
-    /// all of stderr read so far.
+    /// that says a call has been made. A handshake, where a sleep would only guess.
+    /// Returns all of stderr read so far.
     pub fn wait_for_stderr_line(&mut self, text: &str) -> String {
         let _watchdog = end_group_unless_done(self.runtime_pid());
         loop {
@@ -891,12 +910,13 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 
 /// The host's mount table, as this test process sees it.
 pub fn mount_table() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo is readable")
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("/proc/self/mountinfo is readable")
 }
 
 /// What a container could leave behind on the host, one check each. Later chapters add
-/// theirs (cgroups) to this list. (What a container leaves in the network namespace a test
-/// made for it, and under its data root, is checked by that test: see [`netns`].)
+/// theirs (cgroups) to this list. (What a container leaves in the network namespace a
+/// test made for it, and under its data root, is checked by that test: see [`netns`].)
 pub const LEAK_CHECKS: &[LeakCheck] = &[
     ("mount table", mount_table),
     (
@@ -932,12 +952,12 @@ fn assert_nothing_left(before: &HostState, run: &Run) {
     }
 }
 
-/// Keeps the lines of a `--trace` narration in a stable order for a snapshot. The start-up
-/// channel orders the set-up, but after `execve` the processes run at the same time and
-/// their last lines can interleave differently on each run. So lines are grouped by label
-/// (`[parent]`, `[child]`, `[init]`, or any other a later chapter adds), labels in the order
-/// they first speak, and keep their order within a label. Every line of the narration is
-/// kept: one with no label is a group of its own, at the end.
+/// Keeps the lines of a `--trace` narration in a stable order for a snapshot. The
+/// start-up channel orders the set-up, but after `execve` the processes run at the same
+/// time and their last lines can interleave differently on each run. So lines are grouped
+/// by label (`[parent]`, `[child]`, `[init]`, or any other a later chapter adds), labels
+/// in the order they first speak, and keep their order within a label. Every line of the
+/// narration is kept: one with no label is a group of its own, at the end.
 pub fn trace_by_actor(stderr: &str) -> String {
     let label = |line: &str| -> String {
         match line.split_once("] ") {
@@ -963,7 +983,8 @@ pub fn trace_by_actor(stderr: &str) -> String {
     grouped
 }
 
-/// The names of the calls in a narration, in order, as the parent, child or init made them.
+/// The names of the calls in a narration, in order, as the parent, child or init made
+/// them.
 pub fn calls(stderr: &str) -> Vec<String> {
     stderr
         .lines()
@@ -1002,7 +1023,8 @@ pub fn trace_filters() -> insta::Settings {
     settings.add_filter(r"\b(wait4|kill)\(\d+", "$1([PID]");
     settings.add_filter(r"setsid\(\) = \d+", "setsid() = [PID]");
     settings.add_filter(r"/proc/\d+/", "/proc/[PID]/");
-    // Descriptors: their numbers depend on what else a process has open, not on the lesson.
+    // Descriptors: their numbers depend on what else a process has open, not on the
+    // lesson.
     settings.add_filter(r"/proc/self/fd/\d+", "/proc/self/fd/[FD]");
     settings.add_filter(r"(?m)(\bopen(?:at2)?\(.*\)) = \d+$", "$1 = [FD]");
     settings.add_filter(r"[0-9a-f]{12}", "[ID]");
@@ -1022,8 +1044,8 @@ pub fn host_only_file() -> (tempfile::TempDir, String, insta::Settings) {
     (dir, marker.display().to_string(), settings)
 }
 
-/// Runs the classic `chroot` escape (book section 1.4) in a container: checks what the probe
-/// saw before and after it, and snapshots the run as `snapshot`.
+/// Runs the classic `chroot` escape (book section 1.4) in a container: checks what the
+/// probe saw before and after it, and snapshots the run as `snapshot`.
 pub fn assert_escape(runtime: &Runtime, after: &str, snapshot: &str) {
     let (_dir, marker, settings) = host_only_file();
     let run = runtime.run(&[], &["probe", "escape", &marker]);
@@ -1069,8 +1091,8 @@ pub fn transcript_settings() -> insta::Settings {
     settings
 }
 
-/// A runtime and the root filesystem copied where an unprivileged user can reach them.
-/// A clone of the kit often sits where only root may enter (under `/root`, say), and a test
+/// A runtime and the root filesystem copied where an unprivileged user can reach them. A
+/// clone of the kit often sits where only root may enter (under `/root`, say), and a test
 /// that runs the runtime as another user must not fail for that reason before it gets to
 /// what it means to check.
 #[derive(Debug)]
@@ -1091,7 +1113,8 @@ pub fn stage_for_unprivileged(runtime: &Runtime) -> Staged {
         .tempdir()
         .expect("a temp dir for the staged copy");
     let open_to_all = std::fs::Permissions::from_mode(0o755);
-    std::fs::set_permissions(dir.path(), open_to_all).expect("the staged dir is chmod-able");
+    std::fs::set_permissions(dir.path(), open_to_all)
+        .expect("the staged dir is chmod-able");
     let binary = dir.path().join(&runtime.name);
     std::fs::copy(&runtime.path, &binary).expect("the runtime is copied");
     let rootfs = dir.path().join("rootfs");
@@ -1195,8 +1218,8 @@ impl Pty {
         count
     }
 
-    /// Resizes the terminal, as a person resizing the window would (the test then tells the
-    /// runtime with SIGWINCH, as the terminal would tell its foreground programs).
+    /// Resizes the terminal, as a person resizing the window would (the test then tells
+    /// the runtime with SIGWINCH, as the terminal would tell its foreground programs).
     pub fn resize(&self, rows: u16, cols: u16) {
         let size = libc::winsize {
             ws_row: rows,
@@ -1238,7 +1261,9 @@ impl Pty {
             }
             let mut buffer = [0u8; 4096];
             match std::io::Read::read(&mut self.master, &mut buffer) {
-                Ok(count) if count > 0 => seen.push_str(&String::from_utf8_lossy(&buffer[..count])),
+                Ok(count) if count > 0 => {
+                    seen.push_str(&String::from_utf8_lossy(&buffer[..count]))
+                }
                 _ => break, // the other side is closed: nothing more will come
             }
         }
@@ -1249,18 +1274,28 @@ impl Pty {
 impl Staged {
     /// The command line for the staged runtime, run as `user`, from `/`, with a clean
     /// environment, in a process group of its own.
-    pub fn command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
+    pub fn command_as(
+        &self,
+        user: &TestUser,
+        options: &[&str],
+        command: &[&str],
+    ) -> Command {
         self.build_as(Some(user), false, options, command)
     }
 
-    /// The staged runtime run by this process's own user (root, in CI): for a container whose
-    /// root is a host user that must reach the staged root filesystem (`--userns`).
+    /// The staged runtime run by this process's own user (root, in CI): for a container
+    /// whose root is a host user that must reach the staged root filesystem (`--userns`).
     pub fn command(&self, options: &[&str], command: &[&str]) -> Command {
         self.build_as(None, false, options, command)
     }
 
     /// The same, with `--trace`.
-    pub fn trace_command_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Command {
+    pub fn trace_command_as(
+        &self,
+        user: &TestUser,
+        options: &[&str],
+        command: &[&str],
+    ) -> Command {
         self.build_as(Some(user), true, options, command)
     }
 
@@ -1296,9 +1331,9 @@ impl Staged {
     }
 }
 
-/// Starts `command` as `user` with the groups a login gives it (`initgroups`): its own group
-/// and every group that lists it in `/etc/group`. A learner's shell has them, so the tests
-/// must too: what a container shows of groups depends on them (book 5.4).
+/// Starts `command` as `user` with the groups a login gives it (`initgroups`): its own
+/// group and every group that lists it in `/etc/group`. A learner's shell has them, so
+/// the tests must too: what a container shows of groups depends on them (book 5.4).
 pub fn become_as_at_login(command: &mut Command, user: &TestUser) {
     let groups = login_groups(user);
     let (uid, gid) = (user.uid, user.gid);
@@ -1362,16 +1397,17 @@ impl Runtime {
         }
     }
 
-    /// Runs a container as the rootless test user, on a staged copy of the runtime and the
-    /// root filesystem, to its end.
+    /// Runs a container as the rootless test user, on a staged copy of the runtime and
+    /// the root filesystem, to its end.
     pub fn run_as(&self, user: &TestUser, options: &[&str], command: &[&str]) -> Run {
         let staged = stage_for_unprivileged(self);
         run_command(&self.name, staged.command_as(user, options, command))
     }
 }
 
-/// Starts `sh` in a container under `-t`, with a new host pseudo-terminal as the runtime's
-/// stdin, stdout and stderr, as a person at a terminal would, and waits for its prompt.
+/// Starts `sh` in a container under `-t`, with a new host pseudo-terminal as the
+/// runtime's stdin, stdout and stderr, as a person at a terminal would, and waits for its
+/// prompt.
 pub fn shell_on_a_terminal(runtime: &Runtime) -> (Pty, Started) {
     let mut pty = open_pty();
     let mut command = runtime.command(&["-t"], &["sh"]);

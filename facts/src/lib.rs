@@ -1,5 +1,6 @@
-//! Facts about the kit's chapters that the machinery (`cargo xtask`) and the black-box tests
-//! both need, kept in one place so they cannot disagree. Book: "How this kit is built".
+//! Facts about the kit's chapters that the machinery (`cargo xtask`) and the black-box
+//! tests both need, kept in one place so they cannot disagree. Book: "How this kit is
+//! built".
 
 /// The first chapter whose runtime an ordinary user can run (a user namespace).
 pub const FIRST_ROOTLESS_CHAPTER: u32 = 5;

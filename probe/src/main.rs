@@ -163,7 +163,8 @@ fn ipc() {
 
 /// The environment, sorted.
 fn env() {
-    let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut vars: Vec<String> =
+        std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
     vars.sort();
     for var in vars {
         println!("env: {var}");
@@ -232,16 +233,19 @@ fn fds() {
 }
 
 /// Tries to push a character into the input of every terminal it can reach: its stdin,
-/// stdout and stderr, and `/dev/tty` (its controlling terminal). On the host's terminal, that
-/// character would be read by the host's shell as if typed there.
+/// stdout and stderr, and `/dev/tty` (its controlling terminal). On the host's terminal,
+/// that character would be read by the host's shell as if typed there.
 fn tiocsti() {
     let devtty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty");
-    let mut targets: Vec<(String, i32)> = (0..3).map(|fd| (format!("fd{fd}"), fd)).collect();
+    let mut targets: Vec<(String, i32)> =
+        (0..3).map(|fd| (format!("fd{fd}"), fd)).collect();
     match &devtty {
-        Ok(file) => targets.push(("devtty".into(), std::os::fd::AsRawFd::as_raw_fd(file))),
+        Ok(file) => {
+            targets.push(("devtty".into(), std::os::fd::AsRawFd::as_raw_fd(file)))
+        }
         Err(error) => println!("tiocsti: devtty cannot open ({error})"),
     }
     for (name, fd) in targets {
@@ -258,10 +262,11 @@ fn tiocsti() {
 }
 
 /// Which of the signals below were ignored when the program started, one bit each. Rust's
-/// own start-up code ignores SIGPIPE before `main` runs, so the probe looks earlier: the C
-/// library calls the functions in `.init_array` before `main`, with the signal dispositions
-/// just as `execve` left them.
-static IGNORED_AT_START: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// own start-up code ignores SIGPIPE before `main` runs, so the probe looks earlier: the
+/// C library calls the functions in `.init_array` before `main`, with the signal
+/// dispositions just as `execve` left them.
+static IGNORED_AT_START: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0);
 
 const WATCHED_SIGNALS: [(libc::c_int, &str); 5] = [
     (libc::SIGINT, "SIGINT"),
@@ -358,7 +363,8 @@ fn privileged() {
     });
 }
 
-/// Runs one attempt (a C call that returns -1 and sets errno when refused) and reports it.
+/// Runs one attempt (a C call that returns -1 and sets errno when refused) and reports
+/// it.
 fn attempt(name: &str, call: impl FnOnce() -> i32) {
     if call() >= 0 {
         println!("privileged: {name} allowed");
@@ -379,8 +385,9 @@ fn errno_name(errno: i32) -> String {
 }
 
 /// Walks up from the working directory, with no privilege at all, and looks for the host
-/// file `marker` from where it ends up. A runtime that calls `chroot` but not `chdir("/")`
-/// leaves the working directory outside the new root, and `..` leads out (book 1.3).
+/// file `marker` from where it ends up. A runtime that calls `chroot` but not
+/// `chdir("/")` leaves the working directory outside the new root, and `..` leads out
+/// (book 1.3).
 fn walk_up(marker: &str) {
     for _ in 0..256 {
         if std::env::set_current_dir("..").is_err() {
@@ -395,7 +402,8 @@ fn walk_up(marker: &str) {
 
 // ANCHOR: orphans
 /// Makes one orphan and reports how many zombies are left once it has ended (book section
-/// 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`, it stays a zombie.
+/// 3.3). The orphan is re-parented to PID 1: if PID 1 never calls `wait`, it stays a
+/// zombie.
 fn orphans() {
     let Some(orphan) = make_orphan() else {
         println!("zombies: unknown (fork failed)");
@@ -484,8 +492,8 @@ fn wait_until_ended(pid: i32) -> bool {
     false
 }
 
-/// The state letter of a `/proc/PID/stat` line: the field after the command name, which is
-/// in parentheses and may itself hold spaces or parentheses.
+/// The state letter of a `/proc/PID/stat` line: the field after the command name, which
+/// is in parentheses and may itself hold spaces or parentheses.
 fn process_state(stat: &str) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
@@ -501,8 +509,8 @@ fn count_zombies() -> Option<usize> {
     Some(zombies)
 }
 
-/// Dies of a real memory fault (SIGSEGV). A fault's signal is forced on the process, so it
-/// ends even a PID 1, which ignores a `kill` it has no handler for (book section 3.3).
+/// Dies of a real memory fault (SIGSEGV). A fault's signal is forced on the process, so
+/// it ends even a PID 1, which ignores a `kill` it has no handler for (book section 3.3).
 fn segfault() {
     let nowhere = std::ptr::null_mut::<u8>();
     // SAFETY: it is not safe, on purpose: the write faults and the kernel ends the process.
@@ -586,7 +594,8 @@ fn routes() {
         let [device, destination, gateway, _, _, _, _, mask, ..] = fields[..] else {
             continue;
         };
-        let (Ok(destination), Ok(gateway), Ok(mask)) = (hex(destination), hex(gateway), hex(mask))
+        let (Ok(destination), Ok(gateway), Ok(mask)) =
+            (hex(destination), hex(gateway), hex(mask))
         else {
             continue;
         };
@@ -600,7 +609,8 @@ fn routes() {
 }
 
 /// A TCP echo server on `port`: says `ready` once it listens, echoes what each connection
-/// sends until that side stops sending, many at once, and ends when a line arrives on stdin.
+/// sends until that side stops sending, many at once, and ends when a line arrives on
+/// stdin.
 fn serve(port: &str) {
     let listener = match std::net::TcpListener::bind(format!("0.0.0.0:{port}")) {
         Ok(listener) => listener,
@@ -731,18 +741,22 @@ fn memory_and_swap_limit(v2: bool) -> String {
     }
 }
 
-/// v2 says `max` where there is no limit; v1 says -1 for CPU and a huge number for memory.
+/// v2 says `max` where there is no limit; v1 says -1 for CPU and a huge number for
+/// memory.
 fn no_limit_as_max(value: Option<String>) -> String {
     match value {
         None => "unknown".to_string(),
         Some(value) if value.starts_with("max") => "max".to_string(),
-        Some(value) if value.parse::<u64>().is_ok_and(|n| n >= 1 << 62) => "max".to_string(),
+        Some(value) if value.parse::<u64>().is_ok_and(|n| n >= 1 << 62) => {
+            "max".to_string()
+        }
         Some(value) => value,
     }
 }
 
 /// Takes `mebibytes` of memory, 1 MiB at a time, touching every page so the kernel must
-/// really give it, then says how much it got. A memory limit below that kills it on the way.
+/// really give it, then says how much it got. A memory limit below that kills it on the
+/// way.
 fn hog(mebibytes: &str) {
     let wanted: usize = mebibytes.parse().expect("hog takes a number of MiB");
     let mut held: Vec<Vec<u8>> = Vec::new();
@@ -752,8 +766,8 @@ fn hog(mebibytes: &str) {
     println!("hog: holding {} MiB", held.len());
 }
 
-/// Starts `count` children that wait, and says how many the kernel let it start and why it
-/// stopped; then ends them all, and exits 0, so a process limit is seen from inside.
+/// Starts `count` children that wait, and says how many the kernel let it start and why
+/// it stopped; then ends them all, and exits 0, so a process limit is seen from inside.
 fn forks(count: &str) {
     let wanted: usize = count.parse().expect("forks takes a number");
     let mut children = Vec::new();

@@ -2,13 +2,14 @@
 //! runtimes crun and runc. Book: "How this kit is built".
 //!
 //! The lesson: most of a container's start-up is the kernel's work (namespaces, mounts, a
-//! veth pair, a cgroup), which a teaching runtime pays for like any other. Each variant runs
-//! `/bin/true` in the busybox root filesystem, timed from starting the runtime to its exit;
-//! crun and runc run the same container from an OCI bundle that the bench writes.
+//! veth pair, a cgroup), which a teaching runtime pays for like any other. Each variant
+//! runs `/bin/true` in the busybox root filesystem, timed from starting the runtime to
+//! its exit; crun and runc run the same container from an OCI bundle that the bench
+//! writes.
 //!
 //! The variants take turns, round after round, so a change in the machine's load hits all
-//! of them alike. It is a benchmark, not a test: the figures belong to the machine they were
-//! taken on, and nothing fails because of them.
+//! of them alike. It is a benchmark, not a test: the figures belong to the machine they
+//! were taken on, and nothing fails because of them.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(2..))]
     runs: u32,
-    /// Untimed runs of each variant first, so that caches are warm when the timing starts.
+    /// Untimed runs of each variant first, so that caches are warm when the timing
+    /// starts.
     #[arg(long, value_name = "N", default_value_t = 3)]
     warmup: u32,
 }
@@ -140,8 +142,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 /// On a hybrid machine (v1 controllers, and a cgroup2 tree beside them that holds a
 /// controller), crun refuses to run at all. So the bench moves into a mount namespace of
 /// its own and covers that cgroup2 tree with an empty tmpfs there: every variant, the
-/// kit's too, then sees a pure v1 machine, which the kit used already. Nothing outside the
-/// bench's namespace changes. Returns the covered mount point.
+/// kit's too, then sees a pure v1 machine, which the kit used already. Nothing outside
+/// the bench's namespace changes. Returns the covered mount point.
 fn hide_hybrid_cgroup2() -> Result<Option<PathBuf>> {
     let Cgroups::Hybrid { unified } = cgroup_layout(&workspace::mount_table()?) else {
         return Ok(None);
@@ -193,8 +195,9 @@ fn mount(
     let source = source.map(c).transpose()?;
     let fstype = fstype.map(c).transpose()?;
     let target_c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
-    let pointer =
-        |text: &Option<std::ffi::CString>| text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+    let pointer = |text: &Option<std::ffi::CString>| {
+        text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+    };
     // SAFETY: every pointer is a NUL-terminated string that lives across the call, or null.
     let made = unsafe {
         libc::mount(
@@ -244,8 +247,8 @@ fn compare(
     Ok(())
 }
 
-/// The variants that ran once, untimed: the kit's two must, and a peer that cannot is left
-/// out, with the reason.
+/// The variants that ran once, untimed: the kit's two must, and a peer that cannot is
+/// left out, with the reason.
 fn ready_variants(
     chapter: &Chapter,
     binary: &Path,
@@ -264,7 +267,9 @@ fn ready_variants(
     for peer in PEERS {
         match find_peer(peer, &bundle, scratch) {
             Ok(variant) => variants.push(variant),
-            Err(reason) => println!("{peer}: skipped: {reason}; no ratio to {peer} can be given"),
+            Err(reason) => {
+                println!("{peer}: skipped: {reason}; no ratio to {peer} can be given")
+            }
         }
     }
     Ok(variants)
@@ -280,8 +285,8 @@ fn build_release(chapter: &Chapter) -> Result<PathBuf> {
 }
 
 /// Moves the bench into a new network namespace, before any runtime starts. Every runtime
-/// it starts runs there: the kit's bridge, veth pairs and NAT rules are made there, and go
-/// with it when the bench ends. The machine's own network is never touched.
+/// it starts runs there: the kit's bridge, veth pairs and NAT rules are made there, and
+/// go with it when the bench ends. The machine's own network is never touched.
 ///
 /// One namespace for the whole bench, not one per run: making and destroying a namespace
 /// takes time that would be added to every run. And the kit's bridge stays between runs,
@@ -352,8 +357,8 @@ enum Kit {
     /// The container crun and runc run from the bench's bundle: a network namespace with
     /// only loopback, and from chapter 7 the same limits. The one to hold beside crun.
     Like,
-    /// The same, on the kit's bridge: the veth pair, address and NAT that crun never makes.
-    /// Timed apart, so that its difference from `Like` is what the network costs.
+    /// The same, on the kit's bridge: the veth pair, address and NAT that crun never
+    /// makes. Timed apart, so that its difference from `Like` is what the network costs.
     Bridge,
     /// The least it can do: a network namespace with only loopback, and no limits.
     Bare,
@@ -411,9 +416,15 @@ fn bench_name() -> String {
 }
 
 /// The kit's variants, with a data root of the bench's own.
-fn kit_variants(chapter: &Chapter, binary: &Path, rootfs: &Path, data_root: &Path) -> Vec<Variant> {
+fn kit_variants(
+    chapter: &Chapter,
+    binary: &Path,
+    rootfs: &Path,
+    data_root: &Path,
+) -> Vec<Variant> {
     let kit_variant = |kit: Kit| {
-        let mut args: Vec<OsString> = vec!["run".into(), "--rootfs".into(), rootfs.into()];
+        let mut args: Vec<OsString> =
+            vec!["run".into(), "--rootfs".into(), rootfs.into()];
         args.extend(["--root".into(), data_root.into()]);
         args.extend(
             kit_options(chapter.number, kit, &bench_name())
@@ -450,8 +461,8 @@ fn print_limits(chapter: u32) {
     }
 }
 
-/// A peer ready to time: installed, and able to run the bench's container on this machine.
-/// If not, why not.
+/// A peer ready to time: installed, and able to run the bench's container on this
+/// machine. If not, why not.
 fn find_peer(peer: &str, bundle: &Path, scratch: &Path) -> Result<Variant, String> {
     let version = match Command::new(peer).arg("--version").output() {
         Ok(output) => String::from_utf8_lossy(&output.stdout)
@@ -504,25 +515,26 @@ fn write_bundle(
         .to_str()
         .with_context(|| format!("{rootfs:?} is not UTF-8, which config.json needs"))?;
     let bundle = dir.join("bundle");
-    std::fs::create_dir_all(&bundle).with_context(|| format!("cannot make {bundle:?}"))?;
+    std::fs::create_dir_all(&bundle)
+        .with_context(|| format!("cannot make {bundle:?}"))?;
     let config = serde_json::to_string_pretty(&oci_config(rootfs, limits, capabilities))?;
     let path = bundle.join("config.json");
     std::fs::write(&path, config).with_context(|| format!("cannot write {path:?}"))?;
     Ok(bundle)
 }
 
-/// The OCI runtime spec (1.0) config for crun and runc: the kit's like-for-like container,
-/// as far as the spec can say it. The kit's namespaces, a root filesystem left writable (the
-/// kit does not make it read-only), the kit's mounts with the kit's flags, its limits, and
-/// the capabilities it keeps, so that every runtime does the same work.
+/// The OCI runtime spec (1.0) config for crun and runc: the kit's like-for-like
+/// container, as far as the spec can say it. The kit's namespaces, a root filesystem left
+/// writable (the kit does not make it read-only), the kit's mounts with the kit's flags,
+/// its limits, and the capabilities it keeps, so that every runtime does the same work.
 ///
 /// Where they cannot match: crun and runc make more in `/dev` than the kit (`/dev/fd`,
 /// `/dev/stdin` and the like, which the spec asks of them); on cgroup v1 they put the
 /// container in every controller's tree and mount each in its cgroup view, where the kit
 /// uses five; and they set the capabilities named, where the kit, as root, keeps the ones
-/// it has. All of that is work the peers do and the kit does not. Nor is their cgroup below
-/// the kit's parent, but where each puts it by default (see `clean_up`): a `cgroupsPath`
-/// would be one path for every run.
+/// it has. All of that is work the peers do and the kit does not. Nor is their cgroup
+/// below the kit's parent, but where each puts it by default (see `clean_up`): a
+/// `cgroupsPath` would be one path for every run.
 fn oci_config(rootfs: &str, limits: Option<Limits>, capabilities: &[&str]) -> Value {
     let capabilities = json!({
         "bounding": capabilities,
@@ -593,8 +605,8 @@ fn oci_mounts(cgroup: bool) -> Value {
 /// The capabilities the bench holds, which a container the kit starts as root keeps. A
 /// bundle with none would have crun and runc drop them all, which the kit never does.
 fn own_capabilities() -> Result<Vec<&'static str>> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("cannot read /proc/self/status")?;
     let mask = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))
@@ -604,7 +616,8 @@ fn own_capabilities() -> Result<Vec<&'static str>> {
 }
 
 /// The names of the capabilities whose bits are set in `mask`. A bit past the last one
-/// named is a capability newer than the list, left out: crun refuses names it does not know.
+/// named is a capability newer than the list, left out: crun refuses names it does not
+/// know.
 fn capability_names(mask: u64) -> Vec<&'static str> {
     CAPABILITIES
         .iter()
@@ -659,9 +672,9 @@ fn shown(path: &Path) -> String {
         .to_string()
 }
 
-/// The order of the variants in round `round`. Each round starts one further along, so that
-/// no variant always runs right after the same other one, whose clean-up may still be going
-/// on in the kernel.
+/// The order of the variants in round `round`. Each round starts one further along, so
+/// that no variant always runs right after the same other one, whose clean-up may still
+/// be going on in the kernel.
 fn round_order(round: usize, count: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |index| (round + index) % count)
 }
@@ -697,8 +710,8 @@ struct Summary {
 }
 
 impl Summary {
-    /// The runs are a sample of what the machine can do, so the standard deviation divides
-    /// by `n - 1` (the sample's), not by `n`.
+    /// The runs are a sample of what the machine can do, so the standard deviation
+    /// divides by `n - 1` (the sample's), not by `n`.
     fn of(times: &[f64]) -> Summary {
         let runs = times.len();
         let mean = times.iter().sum::<f64>() / runs as f64;
@@ -792,11 +805,12 @@ fn headline(like: Option<f64>, bridge: Option<f64>, crun: Option<f64>) -> String
 /// What each leaves, as seen on v1 and hybrid machines (runc 1.1, crun 1.8, both with
 /// their cgroupfs driver): runc puts each container in a cgroup named after its id, below
 /// runc's own cgroup in every hierarchy; crun does the same below each hierarchy's root.
-/// Each keeps the container's state in `STATE/ID` while it runs. `run` removes both when the
-/// container ends, so only `STATE` itself stays, in the bench's temp dir. A run that fails
-/// half way may not: crun 1.8, failing to make its cgroup in one hierarchy, left the ones it
-/// had made in the others. The kit removes its container's files under its data root, also
-/// in the temp dir; from chapter 7 its cgroups go below the bench's parent, removed here.
+/// Each keeps the container's state in `STATE/ID` while it runs. `run` removes both when
+/// the container ends, so only `STATE` itself stays, in the bench's temp dir. A run that
+/// fails half way may not: crun 1.8, failing to make its cgroup in one hierarchy, left
+/// the ones it had made in the others. The kit removes its container's files under its
+/// data root, also in the temp dir; from chapter 7 its cgroups go below the bench's
+/// parent, removed here.
 fn clean_up(scratch: &Path) -> Result<()> {
     let mut left = Vec::new();
     for peer in PEERS {
@@ -855,15 +869,16 @@ fn leftover_dirs(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The bench's cgroups that a runtime left: the ones removed, and why others could not be.
+/// The bench's cgroups that a runtime left: the ones removed, and why others could not
+/// be.
 #[derive(Debug, Default)]
 struct Leftovers {
     removed: Vec<String>,
     stuck: Vec<String>,
 }
 
-/// Removes every cgroup below `root` named after the bench, with what is below it. One that
-/// cannot be removed does not stop the others. Names the ones a runtime should have
+/// Removes every cgroup below `root` named after the bench, with what is below it. One
+/// that cannot be removed does not stop the others. Names the ones a runtime should have
 /// removed itself: all but the kit's parent.
 fn remove_cgroups(root: &Path, bench: &str) -> Leftovers {
     let mut found = Vec::new();
@@ -917,7 +932,8 @@ fn remove_cgroup(cgroup: &Path, removed: &mut Vec<PathBuf>) -> Result<()> {
             remove_cgroup(&entry.path(), removed)?;
         }
     }
-    std::fs::remove_dir(cgroup).with_context(|| format!("cannot remove the cgroup {cgroup:?}"))?;
+    std::fs::remove_dir(cgroup)
+        .with_context(|| format!("cannot remove the cgroup {cgroup:?}"))?;
     removed.push(cgroup.to_path_buf());
     Ok(())
 }
@@ -949,8 +965,9 @@ enum Cgroups {
     None,
 }
 
-/// The cgroup layout, from a mount table in `/proc/self/mountinfo`'s format, where the file
-/// system's type follows the ` - ` on each line and the mount point is the fifth field.
+/// The cgroup layout, from a mount table in `/proc/self/mountinfo`'s format, where the
+/// file system's type follows the ` - ` on each line and the mount point is the fifth
+/// field.
 fn cgroup_layout(mountinfo: &str) -> Cgroups {
     let mut v1 = false;
     let mut v2 = None;
@@ -981,8 +998,8 @@ fn describe(cgroups: &Cgroups) -> String {
         Cgroups::V1 => "cgroup v1".to_string(),
         Cgroups::None => "no cgroups mounted".to_string(),
         Cgroups::Hybrid { unified } => {
-            let controllers =
-                std::fs::read_to_string(unified.join("cgroup.controllers")).unwrap_or_default();
+            let controllers = std::fs::read_to_string(unified.join("cgroup.controllers"))
+                .unwrap_or_default();
             let holding = match controllers.trim() {
                 "" => "no controllers".to_string(),
                 names => format!("controllers: {names}"),
@@ -1070,10 +1087,14 @@ mod tests {
 
     /// Lines as they appear in `/proc/self/mountinfo`.
     const ROOT: &str = "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw";
-    const V2: &str = "31 23 0:28 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw";
-    const TMPFS: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755";
-    const MEMORY: &str = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory";
-    const UNIFIED: &str = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
+    const V2: &str =
+        "31 23 0:28 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw";
+    const TMPFS: &str =
+        "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755";
+    const MEMORY: &str =
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory";
+    const UNIFIED: &str =
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
 
     #[test]
     fn cgroup_layouts_from_the_mount_table() {

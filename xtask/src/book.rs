@@ -1,9 +1,9 @@
 //! `cargo xtask book`: build the book, then check what mdBook does not: that every
 //! `{{#include}}` names a file and anchor that exist (so code is included, never pasted),
 //! that an exercise's solution is folded away in `<details>` (so the page that teaches an
-//! idea does not give its answer away), that snapshot includes start after insta's header,
-//! that headings keep code in backticks, and that every internal link and `#heading` it
-//! points to exists. With `--serve`, it then serves the book over HTTP.
+//! idea does not give its answer away), that snapshot includes start after insta's
+//! header, that headings keep code in backticks, and that every internal link and
+//! `#heading` it points to exists. With `--serve`, it then serves the book over HTTP.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -45,7 +45,8 @@ pub fn run(args: &BookArgs) -> Result<()> {
     Ok(())
 }
 
-/// Checks the sources, builds the book and checks the result. Returns the build directory.
+/// Checks the sources, builds the book and checks the result. Returns the build
+/// directory.
 pub fn build() -> Result<PathBuf> {
     let book = workspace::root().join("book");
     let mut problems = check_sources(&book.join("src"))?;
@@ -77,8 +78,8 @@ fn serve(build: &Path, hostname: &str, port: u16) -> Result<()> {
     for url in urls(hostname, port) {
         println!("  {url}");
     }
-    // A page changed while serving is rebuilt by mdBook alone: run `cargo xtask book` again
-    // to check it.
+    // A page changed while serving is rebuilt by mdBook alone: run `cargo xtask book`
+    // again to check it.
     workspace::run(
         Command::new("mdbook")
             .arg("serve")
@@ -88,16 +89,17 @@ fn serve(build: &Path, hostname: &str, port: u16) -> Result<()> {
     )
 }
 
-/// Where a browser can reach the book. For 0.0.0.0 (every interface): this machine by name,
-/// and the address of the interface that leads out, which is the one a browser on another
-/// machine can usually reach.
+/// Where a browser can reach the book. For 0.0.0.0 (every interface): this machine by
+/// name, and the address of the interface that leads out, which is the one a browser on
+/// another machine can usually reach.
 fn urls(hostname: &str, port: u16) -> Vec<String> {
     if hostname != "0.0.0.0" {
         return vec![format!("http://{hostname}:{port}/")];
     }
     let mut urls = vec![format!("http://localhost:{port}/  (on this machine)")];
-    // Connecting a UDP socket sends nothing: it only asks the kernel for the route, and so
-    // for the local address it would use. 192.0.2.1 is a documentation address (RFC 5737).
+    // Connecting a UDP socket sends nothing: it only asks the kernel for the route, and
+    // so for the local address it would use. 192.0.2.1 is a documentation address (RFC
+    // 5737).
     let outward = UdpSocket::bind("0.0.0.0:0")
         .and_then(|socket| socket.connect("192.0.2.1:9").map(|()| socket))
         .and_then(|socket| socket.local_addr());
@@ -125,7 +127,8 @@ fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn check_sources(src: &Path) -> Result<Vec<String>> {
-    let include = Regex::new(r"\{\{#(?:include|rustdoc_include) ([^}:]+)(?::([^}]*))?\}\}")?;
+    let include =
+        Regex::new(r"\{\{#(?:include|rustdoc_include) ([^}:]+)(?::([^}]*))?\}\}")?;
     let link = Regex::new(r"\]\(([^)\s]+)\)")?;
     let mut problems = Vec::new();
     for page in markdown_files(src)? {
@@ -151,7 +154,9 @@ fn check_sources(src: &Path) -> Result<Vec<String>> {
             if trimmed.starts_with("</details") {
                 in_details = false;
             }
-            problems.extend(check_details_spacing(&lines, index).map(|p| format!("{at}: {p}")));
+            problems.extend(
+                check_details_spacing(&lines, index).map(|p| format!("{at}: {p}")),
+            );
             if !in_fence && line.starts_with('#') {
                 if let Err(problem) = check_heading(line) {
                     problems.push(format!("{at}: {problem}"));
@@ -202,11 +207,14 @@ fn check_details_spacing(lines: &[&str], index: usize) -> Option<String> {
     let line = lines[index].trim();
     let blank = |i: usize| lines.get(i).is_none_or(|l| l.trim().is_empty());
     if line.ends_with("</summary>") && !blank(index + 1) {
-        return Some("a blank line must follow </summary>, or the code is not rendered".into());
+        return Some(
+            "a blank line must follow </summary>, or the code is not rendered".into(),
+        );
     }
     if line.starts_with("</details") && (index == 0 || !blank(index - 1)) {
         return Some(
-            "a blank line must come before </details>, or the code is not rendered".into(),
+            "a blank line must come before </details>, or the code is not rendered"
+                .into(),
         );
     }
     None
@@ -217,7 +225,8 @@ fn gives_an_answer_away(target: &Path, selector: Option<&str>) -> bool {
     let Some(anchor) = selector else {
         return false;
     };
-    // gen's marker-free copies of the answers, in book/answers: every include is an answer.
+    // gen's marker-free copies of the answers, in book/answers: every include is an
+    // answer.
     if target
         .components()
         .any(|part| part.as_os_str() == "answers")
@@ -241,7 +250,8 @@ fn gives_an_answer_away(target: &Path, selector: Option<&str>) -> bool {
 }
 
 fn check_include(target: &Path, selector: Option<&str>) -> Result<(), String> {
-    let text = fs::read_to_string(target).map_err(|error| format!("cannot read it: {error}"))?;
+    let text =
+        fs::read_to_string(target).map_err(|error| format!("cannot read it: {error}"))?;
     let Some(selector) = selector else {
         return Ok(());
     };
@@ -249,7 +259,9 @@ fn check_include(target: &Path, selector: Option<&str>) -> Result<(), String> {
     if !is_line_range {
         let begin = format!("ANCHOR: {selector}");
         let end = format!("ANCHOR_END: {selector}");
-        if !text.lines().any(|line| line.trim_end().ends_with(&begin)) || !text.contains(&end) {
+        if !text.lines().any(|line| line.trim_end().ends_with(&begin))
+            || !text.contains(&end)
+        {
             return Err(format!("no anchor named {selector:?}"));
         }
         return Ok(());
@@ -292,7 +304,9 @@ fn check_link(page: &Path, target: &str) -> Result<(), String> {
     if !linked.exists() {
         return Err("no such file".to_string());
     }
-    if let (Some(fragment), Some("md")) = (fragment, linked.extension().and_then(|e| e.to_str())) {
+    if let (Some(fragment), Some("md")) =
+        (fragment, linked.extension().and_then(|e| e.to_str()))
+    {
         let text = fs::read_to_string(&linked).map_err(|error| error.to_string())?;
         if !heading_ids(&text).contains(fragment) {
             return Err(format!("no heading with id {fragment:?}"));
@@ -301,7 +315,8 @@ fn check_link(page: &Path, target: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The ids mdBook gives headings: lower case, spaces to dashes, other punctuation dropped.
+/// The ids mdBook gives headings: lower case, spaces to dashes, other punctuation
+/// dropped.
 fn heading_ids(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter(|line| line.starts_with('#'))
@@ -374,7 +389,8 @@ fn check_output(build: &Path) -> Result<Vec<String>> {
             } else if path.extension().is_some_and(|ext| ext == "html") {
                 let html = fs::read_to_string(&path)?;
                 if html.contains("{{#include") {
-                    problems.push(format!("{}: an include was not resolved", path.display()));
+                    problems
+                        .push(format!("{}: an include was not resolved", path.display()));
                 }
             }
         }

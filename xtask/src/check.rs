@@ -1,6 +1,6 @@
-//! `cargo xtask check N`: the learner's question, "am I done with chapter N?". It runs the
-//! chapter's tests against the learner's crate and says which exercise is not done yet,
-//! where its `todo!()` is, and which book section to read. Book: "Check your work".
+//! `cargo xtask check N`: the learner's question, "am I done with chapter N?". It runs
+//! the chapter's tests against the learner's crate and says which exercise is not done
+//! yet, where its `todo!()` is, and which book section to read. Book: "Check your work".
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,11 +32,12 @@ pub fn check(number: u32) -> Result<()> {
     }
     rootfs::ensure()?;
     let workspace = Workspace::real();
-    workspace::run(
-        workspace
-            .cargo()
-            .args(["build", "--quiet", "-p", &chapter.learner_name()]),
-    )?;
+    workspace::run(workspace.cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        &chapter.learner_name(),
+    ]))?;
     let unfinished = unfinished(&chapter, &workspace.root)?;
     println!(
         "checking chapters/{} (your copy) against chapter {number}'s tests...",
@@ -81,8 +82,9 @@ pub struct Report {
     pub verdict: Option<String>,
 }
 
-/// A test that could not run never counts as passed; but a chapter whose every exercise was
-/// exercised by tests that ran and passed is done, and what did not run is only a note.
+/// A test that could not run never counts as passed; but a chapter whose every exercise
+/// was exercised by tests that ran and passed is done, and what did not run is only a
+/// note.
 pub fn report(facts: &Facts) -> Report {
     let outcome = facts.outcome;
     if outcome.failed > 0 || !facts.unfinished.is_empty() {
@@ -225,13 +227,16 @@ pub fn test_message(output: &str, name: &str) -> Vec<String> {
 /// where it panicked.
 fn without_thread(line: &str) -> String {
     match line.split_once(" panicked at ") {
-        Some((_, place)) if line.starts_with("thread '") => format!("panicked at {place}"),
+        Some((_, place)) if line.starts_with("thread '") => {
+            format!("panicked at {place}")
+        }
         _ => line.to_string(),
     }
 }
 
 /// The exercises no test that ran here exercises, by the committed table. One the table
-/// does not list counts as unexercised where some test did not run: nothing says otherwise.
+/// does not list counts as unexercised where some test did not run: nothing says
+/// otherwise.
 fn unexercised<'a>(facts: &Facts<'a>) -> Vec<&'a Exercise> {
     if facts.outcome.not_run.is_empty() {
         return Vec::new();
@@ -248,14 +253,15 @@ fn unexercised<'a>(facts: &Facts<'a>) -> Vec<&'a Exercise> {
         .map(|(_, exercise)| exercise)
         .filter(|exercise| {
             let tests = facts.table.get(&exercise.number);
-            !tests.is_some_and(|tests| tests.iter().any(|t| !not_run.contains(t.as_str())))
+            !tests
+                .is_some_and(|tests| tests.iter().any(|t| !not_run.contains(t.as_str())))
         })
         .collect()
 }
 
-/// What did not run and why, as notes: one per reason, with its tests below it, since many
-/// tests share one (every root-only test, as an ordinary user). Then where chapter 7 can be
-/// checked on cgroup v2.
+/// What did not run and why, as notes: one per reason, with its tests below it, since
+/// many tests share one (every root-only test, as an ordinary user). Then where chapter 7
+/// can be checked on cgroup v2.
 fn not_run_lines(facts: &Facts) -> Vec<String> {
     let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for line in &facts.outcome.not_run {
@@ -282,9 +288,11 @@ fn not_run_lines(facts: &Facts) -> Vec<String> {
 }
 
 /// Chapter 7 on a cgroup v1 machine: the learner's own code can still be checked on v2.
-pub const CGROUP_VM_HINT: &str = "this machine has cgroup v1; check your code on v2, in a VM, \
+pub const CGROUP_VM_HINT: &str =
+    "this machine has cgroup v1; check your code on v2, in a VM, \
      with: cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
-const CGROUP_VM_COMMAND: &str = "cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
+const CGROUP_VM_COMMAND: &str =
+    "cargo xtask test --impl chapters --chapter 7 --cgroup-vm";
 
 fn unfinished_line(todo: &Unfinished, exercises: &[(PathBuf, Exercise)]) -> String {
     let exercise = exercises.iter().find(|(_, e)| e.number == todo.number);
@@ -431,7 +439,8 @@ mod tests {
 
     #[test]
     fn chapter_7_on_cgroup_v1_says_how_to_check_on_v2() {
-        let report = report_of(&outcome(3, &[], &["ch07::maps: needs root"], ""), true, 7);
+        let report =
+            report_of(&outcome(3, &[], &["ch07::maps: needs root"], ""), true, 7);
         assert!(report.lines.contains(&format!("  {CGROUP_VM_HINT}")));
     }
 

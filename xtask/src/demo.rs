@@ -9,7 +9,8 @@ use crate::gen;
 use crate::rootfs;
 use crate::workspace::{self, cargo};
 
-/// What the container runs: three questions a container answers differently from the host.
+/// What the container runs: three questions a container answers differently from the
+/// host.
 const SCRIPT: &str = "echo \"hostname: $(hostname)\"; \
                       echo \"my PID: $$\"; \
                       cd /proc; echo \"processes I can see:\" [0-9]*; \
@@ -28,8 +29,8 @@ pub fn run() -> Result<()> {
     let program = workspace::target_dir().join("debug").join(&binary);
     let mut container = Command::new(&program);
     container.arg("run").arg("--rootfs").arg(&rootfs);
-    // From chapter 6 a container as root is plugged into a bridge on the host's network by
-    // default. The demo leaves the machine's network alone: the container gets its own
+    // From chapter 6 a container as root is plugged into a bridge on the host's network
+    // by default. The demo leaves the machine's network alone: the container gets its own
     // network namespace with only loopback (chapter 6 shows the bridge).
     let network = if newest.number >= byoc_facts::FIRST_NETWORK_CHAPTER {
         "--net none "

@@ -1,13 +1,14 @@
 //! Which tests exercise which exercise: `xtask/exercise-tests.txt`, one line per pair,
 //! `7.3 test_a` (a line per pair, so a change reads as one line in a diff; an exercise no
-//! test exercises is a line with its number alone). `cargo xtask invariant` keeps it true: with one exercise undone, the
-//! tests that fail are the ones that exercise it, and it rewrites the file (and fails) when
-//! they differ. `check` reads it to tie a failing test to its exercise, and to say whether
-//! every exercise was exercised by a test that ran.
+//! test exercises is a line with its number alone). `cargo xtask invariant` keeps it
+//! true: with one exercise undone, the tests that fail are the ones that exercise it, and
+//! it rewrites the file (and fails) when they differ. `check` reads it to tie a failing
+//! test to its exercise, and to say whether every exercise was exercised by a test that
+//! ran.
 //!
-//! A test the invariant could not run on its machine (no cgroup v2, say) keeps its line from
-//! the last machine that ran it: the table is the union over machines, never what one
-//! machine happened to see, so runs on different machines do not undo each other.
+//! A test the invariant could not run on its machine (no cgroup v2, say) keeps its line
+//! from the last machine that ran it: the table is the union over machines, never what
+//! one machine happened to see, so runs on different machines do not undo each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,9 +34,13 @@ pub fn path() -> PathBuf {
 pub fn load() -> Result<Table> {
     let path = path();
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text).with_context(|| format!("cannot read {}", path.display())),
+        Ok(text) => {
+            parse(&text).with_context(|| format!("cannot read {}", path.display()))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Table::new()),
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot read {}", path.display()))
+        }
     }
 }
 
@@ -68,8 +73,8 @@ pub fn format(table: &Table) -> String {
     text
 }
 
-/// An exercise's tests after the invariant's run: those that failed, and those of the last
-/// run that could not run here (nothing here says they stopped exercising it).
+/// An exercise's tests after the invariant's run: those that failed, and those of the
+/// last run that could not run here (nothing here says they stopped exercising it).
 pub fn updated(
     old: &BTreeSet<String>,
     failed: &BTreeSet<String>,

@@ -16,15 +16,15 @@
 //! `todo!("exercise 1.2: ... (book section 1.3)")`. A region should end its function, so
 //! the `todo!()` is the function's value.
 //!
-//! Hints are graduated, as rustlings' `hint`. Only the level-1 `// HINT:` lines are copied
-//! into `chapters/`: the idea and the section to read, never the code. `// HINT 2:` (what to
-//! call) and `// HINT 3:` (the shape of the code) stay in `solutions/`, and
+//! Hints are graduated, as rustlings' `hint`. Only the level-1 `// HINT:` lines are
+//! copied into `chapters/`: the idea and the section to read, never the code. `// HINT
+//! 2:` (what to call) and `// HINT 3:` (the shape of the code) stay in `solutions/`, and
 //! `cargo xtask hint N.M` shows them one level at a time, when the learner asks.
 //!
 //! The `// TRIVIAL:` line names the smallest body that compiles in the region's place
-//! (`Ok(())`), or says why there is none (`none (why)`). The course invariant puts that body
-//! in and expects the chapter's tests to fail: a test that passes when an exercise does
-//! nothing checks nothing. The line is for the kit's authors; learners never see it.
+//! (`Ok(())`), or says why there is none (`none (why)`). The course invariant puts that
+//! body in and expects the chapter's tests to fail: a test that passes when an exercise
+//! does nothing checks nothing. The line is for the kit's authors; learners never see it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -83,8 +83,12 @@ impl Trivial {
                 .strip_prefix('(')
                 .and_then(|r| r.strip_suffix(')'));
             return match why {
-                Some(why) if !why.trim().is_empty() => Ok(Trivial::Impossible(why.to_string())),
-                _ => bail!("`// TRIVIAL: {text}` must say why in parentheses: `none (why)`"),
+                Some(why) if !why.trim().is_empty() => {
+                    Ok(Trivial::Impossible(why.to_string()))
+                }
+                _ => bail!(
+                    "`// TRIVIAL: {text}` must say why in parentheses: `none (why)`"
+                ),
             };
         }
         if text.is_empty() {
@@ -107,8 +111,9 @@ pub struct Exercise {
     pub line: usize,
     /// What the `// TRIVIAL:` line says; `None` when the region has no such line.
     pub trivial: Option<Trivial>,
-    /// The hints, by level from 1: `hints[0]` is the text of the `// HINT:` lines, which the
-    /// learner's copy keeps; later levels are the `// HINT 2:` lines, then `// HINT 3:`.
+    /// The hints, by level from 1: `hints[0]` is the text of the `// HINT:` lines, which
+    /// the learner's copy keeps; later levels are the `// HINT 2:` lines, then `// HINT
+    /// 3:`.
     pub hints: Vec<Vec<String>>,
     /// The reference code between the TRIVIAL line and the end marker.
     pub body: Vec<String>,
@@ -266,7 +271,8 @@ fn parse_region<'a>(
                 bail!("exercise {number} is closed by END EXERCISE {}", &end[1]);
             }
             region.end = line;
-            region.exercise.body = region.body.iter().map(|line| line.to_string()).collect();
+            region.exercise.body =
+                region.body.iter().map(|line| line.to_string()).collect();
             return Ok(region);
         }
         if let Some(trivial) = markers.trivial.captures(line) {
@@ -382,7 +388,9 @@ mod tests {
         let (text, found) = rewrite(SOURCE, &todo).unwrap();
         assert_eq!(found.len(), 1);
         assert!(text.contains("    // HINT: it is 1\n"));
-        assert!(text.contains("todo!(\"exercise 1.1: return {{one}} (book section 1.2)\")"));
+        assert!(
+            text.contains("todo!(\"exercise 1.1: return {{one}} (book section 1.2)\")")
+        );
         assert!(
             !text.contains("    1\n"),
             "the solution must not survive:\n{text}"
@@ -434,7 +442,8 @@ mod tests {
 
     #[test]
     fn the_trivial_form_puts_the_trivial_body_in() {
-        let (text, _) = rewrite(&with_trivial("// TRIVIAL: 0"), &|_| Form::Trivial).unwrap();
+        let (text, _) =
+            rewrite(&with_trivial("// TRIVIAL: 0"), &|_| Form::Trivial).unwrap();
         assert!(text.contains("    // HINT: it is 1\n    0\n}\n"), "{text}");
         assert!(!text.contains("todo!"), "{text}");
     }

@@ -1,13 +1,14 @@
-//! `cargo xtask gen`: the learner's `chapters/` are made from the reference `solutions/`, so
-//! the reference is the single source of truth. Book: "How this kit is built".
+//! `cargo xtask gen`: the learner's `chapters/` are made from the reference `solutions/`,
+//! so the reference is the single source of truth. Book: "How this kit is built".
 //!
 //! For each `solutions/NN-slug`, `chapters/NN-slug` gets the same files with: the package
-//! renamed `chapterNN`, each exercise region replaced by a `todo!()` (see `exercises`), and a
-//! line at the top of each file saying where it came from. `--check` writes nothing and fails
-//! if `chapters/` is not exactly that.
+//! renamed `chapterNN`, each exercise region replaced by a `todo!()` (see `exercises`),
+//! and a line at the top of each file saying where it came from. `--check` writes nothing
+//! and fails if `chapters/` is not exactly that.
 //!
-//! gen never destroys a learner's work: it replaces only files whose text is what it wrote
-//! last time, as `chapters/.generated` records (see `generated`), unless told `--force`.
+//! gen never destroys a learner's work: it replaces only files whose text is what it
+//! wrote last time, as `chapters/.generated` records (see `generated`), unless told
+//! `--force`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -59,7 +60,9 @@ pub fn chapters() -> Result<Vec<Chapter>> {
             .split('-')
             .next()
             .and_then(|digits| digits.parse().ok())
-            .with_context(|| format!("solutions/{slug} does not start with a chapter number"))?;
+            .with_context(|| {
+                format!("solutions/{slug} does not start with a chapter number")
+            })?;
         found.push(Chapter { number, slug });
     }
     found.sort_by_key(|chapter| chapter.number);
@@ -99,7 +102,8 @@ pub fn run(check: bool, force: bool) -> Result<()> {
     let files = all_learner_files()?;
     let answers = answer_files()?;
     if check {
-        // A chapter left out of the workspace, the tests, the book or the README fails here.
+        // A chapter left out of the workspace, the tests, the book or the README fails
+        // here.
         wiring::check(&workspace::root(), &chapters()?)?;
         check_answers(&answers)?;
         return check_up_to_date(&chapters_dir, &files);
@@ -129,8 +133,8 @@ pub fn run(check: bool, force: bool) -> Result<()> {
 pub const ANSWERS_DIR: &str = "book/answers";
 
 /// The book's folded answers: each file of `solutions/` that holds an exercise, with each
-/// region reduced to its reference code. mdBook anchors cannot leave lines out, so the book
-/// includes these copies, never the markers and hints of `solutions/`.
+/// region reduced to its reference code. mdBook anchors cannot leave lines out, so the
+/// book includes these copies, never the markers and hints of `solutions/`.
 fn answer_files() -> Result<BTreeMap<PathBuf, String>> {
     let mut all = BTreeMap::new();
     for chapter in chapters()? {
@@ -235,7 +239,10 @@ fn all_learner_files() -> Result<BTreeMap<PathBuf, String>> {
 }
 
 /// One chapter's files, by path relative to its crate.
-fn files_of(all: &BTreeMap<PathBuf, String>, chapter: &Chapter) -> BTreeMap<PathBuf, String> {
+fn files_of(
+    all: &BTreeMap<PathBuf, String>,
+    chapter: &Chapter,
+) -> BTreeMap<PathBuf, String> {
     all.iter()
         .filter_map(|(path, text)| {
             let relative = path.strip_prefix(&chapter.slug).ok()?;
@@ -244,7 +251,10 @@ fn files_of(all: &BTreeMap<PathBuf, String>, chapter: &Chapter) -> BTreeMap<Path
         .collect()
 }
 
-fn check_up_to_date(chapters_dir: &Path, files: &BTreeMap<PathBuf, String>) -> Result<()> {
+fn check_up_to_date(
+    chapters_dir: &Path,
+    files: &BTreeMap<PathBuf, String>,
+) -> Result<()> {
     let mut stale = Vec::new();
     for chapter in chapters()? {
         stale.extend(differences(
@@ -268,7 +278,10 @@ fn check_up_to_date(chapters_dir: &Path, files: &BTreeMap<PathBuf, String>) -> R
 
 /// The learner files that gen would overwrite or remove and that hold text gen did not
 /// write: the learner's work.
-fn edited_files(chapters_dir: &Path, files: &BTreeMap<PathBuf, String>) -> Result<Vec<String>> {
+fn edited_files(
+    chapters_dir: &Path,
+    files: &BTreeMap<PathBuf, String>,
+) -> Result<Vec<String>> {
     let recorded = generated::read(chapters_dir)?;
     let mut edited = Vec::new();
     for chapter in chapters()? {
@@ -301,8 +314,8 @@ pub fn learner_files(
         let text = fs::read_to_string(source_dir.join(&relative))?;
         let origin = format!("solutions/{}/{}", chapter.slug, relative.display());
         let generated = if relative.extension().is_some_and(|ext| ext == "rs") {
-            let (unsolved, _) =
-                exercises::rewrite(&text, form_of).with_context(|| format!("in {origin}"))?;
+            let (unsolved, _) = exercises::rewrite(&text, form_of)
+                .with_context(|| format!("in {origin}"))?;
             let renamed = rename::rename_identifier(
                 &unsolved,
                 &chapter.solution_name(),
@@ -359,15 +372,16 @@ fn rustfmt(text: &str) -> Result<String> {
 }
 
 /// The lints the `todo!()` stubs set off, and only those: the whole `unused` group would
-/// also hide `unused_must_use`, the warning a learner needs when they forget a `?`. To find
-/// them, build the unsolved crates without this line and read the warnings.
+/// also hide `unused_must_use`, the warning a learner needs when they forget a `?`. To
+/// find them, build the unsolved crates without this line and read the warnings.
 const STUB_LINTS: [&str; 3] = ["unused_imports", "unused_variables", "unused_mut"];
 
 fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
     let mut out = format!(
         "// Your copy of {origin}, made by `cargo xtask gen`. Do the exercises marked TODO.\n"
     );
-    let is_crate_root = relative == Path::new("src/lib.rs") || relative == Path::new("src/main.rs");
+    let is_crate_root =
+        relative == Path::new("src/lib.rs") || relative == Path::new("src/main.rs");
     if !is_crate_root {
         out.push_str(text);
         return out;
@@ -456,8 +470,8 @@ pub fn exercises_of(chapter: &Chapter) -> Result<Vec<(PathBuf, Exercise)>> {
     Ok(all)
 }
 
-/// Each exercise of chapter N is numbered N.M, and no number is used twice: `check` and the
-/// book find an exercise by its number.
+/// Each exercise of chapter N is numbered N.M, and no number is used twice: `check` and
+/// the book find an exercise by its number.
 pub fn check_numbers(chapter: &Chapter, exercises: &[(PathBuf, Exercise)]) -> Result<()> {
     let place = |(file, exercise): &(PathBuf, Exercise)| {
         format!(
@@ -552,21 +566,24 @@ mod tests {
         assert!(error.contains("exercise 2.1 is in chapter 3"), "{error}");
     }
 
-    /// Item 12 of "What a new learner hit": the hint a learner's copy keeps gives the idea,
-    /// never the code. No level-1 hint of any exercise may hold a line of its answer.
+    /// Item 12 of "What a new learner hit": the hint a learner's copy keeps gives the
+    /// idea, never the code. No level-1 hint of any exercise may hold a line of its
+    /// answer.
     #[test]
     fn no_hint_in_chapters_holds_a_line_of_its_answer() {
         let mut problems = Vec::new();
         for chapter in chapters().unwrap() {
             for (file, exercise) in exercises_of(&chapter).unwrap() {
                 let Some(kept) = exercise.hints.first() else {
-                    problems.push(format!("exercise {} has no HINT: line", exercise.number));
+                    problems
+                        .push(format!("exercise {} has no HINT: line", exercise.number));
                     continue;
                 };
                 let kept = kept.join(" ");
                 for line in &exercise.body {
                     let line = line.trim();
-                    // The whole line, and what it binds or returns: `quota_us: (formula)`.
+                    // The whole line, and what it binds or returns: `quota_us:
+                    // (formula)`.
                     let mut pieces = vec![line];
                     for separator in [": ", " = ", "=> ", "return "] {
                         pieces.extend(line.split_once(separator).map(|(_, rest)| rest));
@@ -574,7 +591,10 @@ mod tests {
                     for code in pieces {
                         let code = code.trim().trim_end_matches([';', '?', ',', '{']);
                         // Short code (`Ok(())`, `})`) says nothing of the answer.
-                        if code.len() < 12 || line.starts_with("//") || !kept.contains(code) {
+                        if code.len() < 12
+                            || line.starts_with("//")
+                            || !kept.contains(code)
+                        {
                             continue;
                         }
                         problems.push(format!(

@@ -2,8 +2,9 @@
 //! learner's work. Book: "How this kit is built".
 //!
 //! One line per learner file: a hash of the text gen wrote, then the path under
-//! `chapters/`. A file whose text still has that hash is gen's own and may be replaced (that
-//! is how a change in `solutions/` reaches `chapters/`); any other text is someone's work.
+//! `chapters/`. A file whose text still has that hash is gen's own and may be replaced
+//! (that is how a change in `solutions/` reaches `chapters/`); any other text is
+//! someone's work.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,10 @@
 //! `cargo xtask hint N.M`: the next hint of an exercise, one level each time it is run.
 //!
-//! Level 1 is the `// HINT:` comment above the `todo!()`: the idea and the section to read.
-//! The deeper levels, `// HINT 2:` (what to call) and `// HINT 3:` (the shape of the code),
-//! stay in `solutions/`, so a learner sees them only when they ask. How far each exercise
-//! has got is kept in `target/byoc-hints`, one `N.M LEVEL` a line (git ignores `target/`).
+//! Level 1 is the `// HINT:` comment above the `todo!()`: the idea and the section to
+//! read. The deeper levels, `// HINT 2:` (what to call) and `// HINT 3:` (the shape of
+//! the code), stay in `solutions/`, so a learner sees them only when they ask. How far
+//! each exercise has got is kept in `target/byoc-hints`, one `N.M LEVEL` a line (git
+//! ignores `target/`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -53,7 +54,8 @@ fn find(number: Number) -> Result<(PathBuf, Exercise)> {
         .with_context(|| format!("chapter {} has no exercise {number}", number.chapter))
 }
 
-/// Shows the hints of `number` up to the next level, and remembers it; `reset` starts over.
+/// Shows the hints of `number` up to the next level, and remembers it; `reset` starts
+/// over.
 pub fn hint(number: Number, reset: bool) -> Result<()> {
     let (file, exercise) = find(number)?;
     let mut state = read_state();
@@ -91,7 +93,9 @@ pub fn hint(number: Number, reset: bool) -> Result<()> {
     } else if level < levels {
         println!("Run `cargo xtask hint {number}` again for the next hint.");
     } else {
-        println!("That was the last hint. `cargo xtask hint {number} --reset` starts over.");
+        println!(
+            "That was the last hint. `cargo xtask hint {number} --reset` starts over."
+        );
     }
     state.insert(number, level);
     write_state(&state)

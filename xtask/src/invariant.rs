@@ -1,16 +1,19 @@
-//! `cargo xtask invariant`: the course's promise that every test can fail. Book: "How this
-//! kit is built".
+//! `cargo xtask invariant`: the course's promise that every test can fail. Book: "How
+//! this kit is built".
 //!
 //! For each chapter, against its learner crate:
 //! - with every exercise undone, the tests fail and name an exercise of the chapter;
-//! - with one exercise undone (`todo!()`), they fail and name it, and `check` names it alone;
-//! - with one exercise replaced by its `// TRIVIAL:` body, which compiles and does nothing,
+//! - with one exercise undone (`todo!()`), they fail and name it, and `check` names it
+//!   alone;
+//! - with one exercise replaced by its `// TRIVIAL:` body, which compiles and does
+//!   nothing,
 //!   they still fail. A test that passes when an exercise does nothing checks nothing;
-//! - the tests that fail with one exercise undone are those `xtask/exercise-tests.txt` lists
+//! - the tests that fail with one exercise undone are those `xtask/exercise-tests.txt`
+//!   lists
 //!   for it (see [`exercise_tests`]); where not, the file is rewritten and the run fails.
 //!
-//! All of it happens in a scratch copy of the workspace, removed at the end: the learner's
-//! own `chapters/` are never written.
+//! All of it happens in a scratch copy of the workspace, removed at the end: the
+//! learner's own `chapters/` are never written.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -39,11 +42,13 @@ const COPIED: [&str; 8] = [
     "xtask",
 ];
 
-/// The invariant for every chapter, or for `only` that one (the table keeps the others' lines).
+/// The invariant for every chapter, or for `only` that one (the table keeps the others'
+/// lines).
 pub fn invariant(only: Option<u32>) -> Result<()> {
     testing::require_root()?;
     rootfs::ensure()?;
-    // Dropping `scratch` removes the copy, whether the checks pass, fail or stop with an error.
+    // Dropping `scratch` removes the copy, whether the checks pass, fail or stop with an
+    // error.
     let scratch = tempfile::Builder::new()
         .prefix("byoc-invariant-")
         .tempdir()
@@ -67,9 +72,9 @@ pub fn invariant(only: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-/// Copies the workspace's sources into `dir` and generates its learner crates. Builds go to
-/// a fixed folder in the real target directory, so the dependencies compile only once, and
-/// the real `target/debug` binaries are never replaced by unsolved ones.
+/// Copies the workspace's sources into `dir` and generates its learner crates. Builds go
+/// to a fixed folder in the real target directory, so the dependencies compile only once,
+/// and the real `target/debug` binaries are never replaced by unsolved ones.
 fn scratch_workspace(dir: &Path) -> Result<Workspace> {
     let real = workspace::root();
     for name in COPIED {
@@ -96,8 +101,11 @@ fn copy_tree(source: &Path, destination: &Path) -> Result<()> {
             .with_context(|| format!("cannot copy {source:?} to {destination:?}"))?;
         return Ok(());
     }
-    fs::create_dir_all(destination).with_context(|| format!("cannot create {destination:?}"))?;
-    for entry in fs::read_dir(source).with_context(|| format!("cannot read {source:?}"))? {
+    fs::create_dir_all(destination)
+        .with_context(|| format!("cannot create {destination:?}"))?;
+    for entry in
+        fs::read_dir(source).with_context(|| format!("cannot read {source:?}"))?
+    {
         let name = entry?.file_name();
         if name != "target" {
             copy_tree(&source.join(&name), &destination.join(&name))?;
@@ -143,7 +151,9 @@ fn check_every_chapter(workspace: &Workspace, only: Option<u32>) -> Result<Vec<S
     // A run with problems (a variant that did not build, say) learned nothing to trust.
     match problems.is_empty() {
         true => problems.extend(keep_table_true(&old_table, &table)?),
-        false => println!("xtask/exercise-tests.txt is left as it was: the run had problems"),
+        false => {
+            println!("xtask/exercise-tests.txt is left as it was: the run had problems")
+        }
     }
     Ok(problems)
 }
@@ -175,8 +185,8 @@ fn keep_table_true(old: &Table, new: &Table) -> Result<Vec<String>> {
     let path = exercise_tests::path();
     fs::write(&path, exercise_tests::format(new))
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let problem =
-        "xtask/exercise-tests.txt was out of date: it is rewritten, commit it".to_string();
+    let problem = "xtask/exercise-tests.txt was out of date: it is rewritten, commit it"
+        .to_string();
     println!("{problem}");
     Ok(vec![problem])
 }
@@ -202,7 +212,8 @@ fn check_one_undone(
     write_variant(workspace, chapter, &only(number, Form::Todo))?;
     let what = format!("exercise {number} alone undone");
     let needle = crate::exercises::todo_prefix(number);
-    let (mut problems, outcome) = expect_failure(workspace, chapter, &what, Some(&needle))?;
+    let (mut problems, outcome) =
+        expect_failure(workspace, chapter, &what, Some(&needle))?;
     problems.extend(expect_named(workspace, chapter, &what, &[number])?);
     Ok((problems, outcome))
 }
@@ -234,9 +245,9 @@ fn check_trivial(
     }
 }
 
-/// Builds the learner crate as it is in `workspace`, runs its chapter's tests, and expects
-/// them to fail, with output that names `needle` if one is given. Also gives what the tests
-/// did (nothing where the crate does not compile).
+/// Builds the learner crate as it is in `workspace`, runs its chapter's tests, and
+/// expects them to fail, with output that names `needle` if one is given. Also gives what
+/// the tests did (nothing where the crate does not compile).
 fn expect_failure(
     workspace: &Workspace,
     chapter: &Chapter,
@@ -252,7 +263,8 @@ fn expect_failure(
         );
         return Ok((vec![problem], Outcome::default()));
     }
-    let outcome = testing::run_tests(workspace, Some(chapter.number), Impl::Chapters, false)?;
+    let outcome =
+        testing::run_tests(workspace, Some(chapter.number), Impl::Chapters, false)?;
     let problem = if outcome.failed == 0 {
         Some(format!(
             "{what}: the tests pass ({} passed, {} not run), so they check nothing",

@@ -1,16 +1,20 @@
 //! `cargo xtask`: the course machinery. Book: "How this kit is built".
 //!
 //! - `rootfs`: build the busybox root filesystem (and the probe) into `rootfs/busybox/`
-//! - `gen [--check] [--force]`: make `chapters/` from `solutions/`, or check that it is up
+//! - `gen [--check] [--force]`: make `chapters/` from `solutions/`, or check that it is
+//!   up
 //!   to date; it never overwrites a learner's edits unless forced
-//! - `test [--chapter N] [--impl solutions|chapters] [--cgroup-vm]`: build what is needed and
+//! - `test [--chapter N] [--impl solutions|chapters] [--cgroup-vm]`: build what is needed
+//!   and
 //!   run the tests; `--cgroup-vm` runs the cgroup tests again in a pure cgroup v2 VM
 //! - `check N`: a learner's command: test chapter N and say which exercise is not done
 //! - `hint N.M [--reset]`: a learner's command: the next hint of exercise N.M
-//! - `invariant [--chapter N]`: every chapter's tests fail on the unsolved crate, naming an
+//! - `invariant [--chapter N]`: every chapter's tests fail on the unsolved crate, naming
+//!   an
 //!   exercise, and `xtask/exercise-tests.txt` says which tests exercise which exercise
 //! - `demo`: run a container from the newest chapter
-//! - `book [--serve]`: build the book and check its includes and links; serve it over HTTP
+//! - `book [--serve]`: build the book and check its includes and links; serve it over
+//!   HTTP
 //! - `bench [--runs N] [--warmup N]`: time a container's start-up, beside crun and runc
 
 mod bench;
@@ -78,9 +82,9 @@ enum Task {
     /// Check your work on chapter N: run its tests against your chapterN binary.
     ///
     /// Done means every test that ran passed and every exercise was exercised by one of
-    /// them; tests this machine cannot run are listed, with why, and never count as passed.
-    /// Chapter 7 on a machine with cgroup v1: check your code on v2, in a VM, with
-    /// `cargo xtask test --impl chapters --chapter 7 --cgroup-vm`.
+    /// them; tests this machine cannot run are listed, with why, and never count as
+    /// passed. Chapter 7 on a machine with cgroup v1: check your code on v2, in a VM,
+    /// with `cargo xtask test --impl chapters --chapter 7 --cgroup-vm`.
     Check {
         /// The chapter number.
         chapter: u32,
@@ -93,9 +97,11 @@ enum Task {
         #[arg(long)]
         reset: bool,
     },
-    /// Check, in a scratch copy, that each chapter's tests fail against its unsolved crate.
+    /// Check, in a scratch copy, that each chapter's tests fail against its unsolved
+    /// crate.
     Invariant {
-        /// Only chapter N (the other chapters' lines of xtask/exercise-tests.txt are kept).
+        /// Only chapter N (the other chapters' lines of xtask/exercise-tests.txt are
+        /// kept).
         #[arg(long, value_name = "N")]
         chapter: Option<u32>,
     },
@@ -103,7 +109,8 @@ enum Task {
     Demo,
     /// Build the book into book/build and check its includes and internal links.
     Book(book::BookArgs),
-    /// Time a container's start-up from the newest chapter, beside crun and runc (as root).
+    /// Time a container's start-up from the newest chapter, beside crun and runc (as
+    /// root).
     Bench(bench::BenchArgs),
 }
 

@@ -2,8 +2,8 @@
 //! where the code names it (`use solution01::trace;`), and nowhere else.
 //!
 //! Comments and strings keep the reference's name: they talk about the reference crate
-//! (`// later chapters re-export solution01`), and a learner's chapter 2 really does build
-//! on `solution01`, not on their own `chapter01`.
+//! (`// later chapters re-export solution01`), and a learner's chapter 2 really does
+//! build on `solution01`, not on their own `chapter01`.
 
 use anyhow::{anyhow, Result};
 use proc_macro2::{TokenStream, TokenTree};

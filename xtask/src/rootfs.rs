@@ -1,9 +1,9 @@
 //! `cargo xtask rootfs`: the tiny root filesystem every chapter runs. Book: "Setting up".
 //!
 //! It is Debian's static busybox (one binary that is `sh`, `ls`, `mount` and 300 other
-//! programs), its applet links, a minimal `/etc`, the empty directories the chapters mount
-//! on, and the probe. The tree is built beside its final place and renamed into it, so an
-//! interrupted build never leaves half a root filesystem that looks whole.
+//! programs), its applet links, a minimal `/etc`, the empty directories the chapters
+//! mount on, and the probe. The tree is built beside its final place and renamed into it,
+//! so an interrupted build never leaves half a root filesystem that looks whole.
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -48,9 +48,11 @@ fn build_tree(target: &Path) -> Result<()> {
     }
     // A previous build that was interrupted after its rename but before its marker.
     if target.exists() {
-        fs::remove_dir_all(target).with_context(|| format!("cannot remove old {target:?}"))?;
+        fs::remove_dir_all(target)
+            .with_context(|| format!("cannot remove old {target:?}"))?;
     }
-    fs::rename(&staging, target).with_context(|| format!("cannot rename into {target:?}"))?;
+    fs::rename(&staging, target)
+        .with_context(|| format!("cannot rename into {target:?}"))?;
     Ok(())
 }
 
@@ -117,8 +119,8 @@ pub fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
     Ok(deb)
 }
 
-/// A static ELF program names no program interpreter (no `PT_INTERP` header), so it runs in
-/// a root filesystem that has no shared libraries.
+/// A static ELF program names no program interpreter (no `PT_INTERP` header), so it runs
+/// in a root filesystem that has no shared libraries.
 fn is_static_elf(path: &Path) -> bool {
     let Ok(bytes) = fs::read(path) else {
         return false;
@@ -127,13 +129,16 @@ fn is_static_elf(path: &Path) -> bool {
         return false; // not a 64-bit ELF file
     }
     let read_u16 = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-    let header_table = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes")) as usize;
+    let header_table =
+        u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes")) as usize;
     let (entry_size, entries) = (read_u16(54), read_u16(56));
     const PT_INTERP: u32 = 3;
     (0..entries).all(|index| {
         let at = header_table + index * entry_size;
         match bytes.get(at..at + 4) {
-            Some(kind) => u32::from_le_bytes(kind.try_into().expect("4 bytes")) != PT_INTERP,
+            Some(kind) => {
+                u32::from_le_bytes(kind.try_into().expect("4 bytes")) != PT_INTERP
+            }
             None => false,
         }
     })
@@ -176,7 +181,8 @@ fn populate(root: &Path, busybox: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One link per applet (`bin/sh -> /bin/busybox`): busybox looks at the name it was run as.
+/// One link per applet (`bin/sh -> /bin/busybox`): busybox looks at the name it was run
+/// as.
 fn link_applets(root: &Path, busybox: &Path) -> Result<()> {
     let output = Command::new(busybox)
         .arg("--list-full")
@@ -193,7 +199,8 @@ fn link_applets(root: &Path, busybox: &Path) -> Result<()> {
         if let Some(parent) = link.parent() {
             fs::create_dir_all(parent)?;
         }
-        symlink("/bin/busybox", &link).with_context(|| format!("cannot link {link:?}"))?;
+        symlink("/bin/busybox", &link)
+            .with_context(|| format!("cannot link {link:?}"))?;
     }
     Ok(())
 }
@@ -216,9 +223,9 @@ fn write_etc(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`: chapter 6 mounts a container's own
-/// over them, and a mount needs a file to cover. Written when missing, so a tree built
-/// before chapter 6 gets them too.
+/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`: chapter 6 mounts a container's
+/// own over them, and a mount needs a file to cover. Written when missing, so a tree
+/// built before chapter 6 gets them too.
 fn write_network_files(root: &Path) -> Result<()> {
     let files = [
         ("etc/hosts", "127.0.0.1\tlocalhost\n"),
@@ -238,9 +245,9 @@ fn write_network_files(root: &Path) -> Result<()> {
 /// never writes the root filesystem to make the directory. Made when missing, so a tree
 /// built before chapter 7 gets it too.
 fn make_cgroup_mount_point(root: &Path) -> Result<()> {
-    // `sys` must stay writable for its owner: with a directory in it, an ordinary user could
-    // not remove the tree (or a staged copy of it) otherwise. A tree built before chapter 7
-    // had it read-only.
+    // `sys` must stay writable for its owner: with a directory in it, an ordinary user
+    // could not remove the tree (or a staged copy of it) otherwise. A tree built before
+    // chapter 7 had it read-only.
     let sys = root.join("sys");
     fs::set_permissions(&sys, fs::Permissions::from_mode(0o755))
         .with_context(|| format!("cannot make {sys:?} writable for its owner"))?;
@@ -252,8 +259,8 @@ fn make_cgroup_mount_point(root: &Path) -> Result<()> {
 fn install_probe(root: &Path) -> Result<()> {
     let target_dir = workspace::target_dir().join("probe");
     let triple = host_triple()?;
-    // The static flag must not reach build scripts or proc macros, so it is passed only for
-    // the target: that is what an explicit `--target` does with RUSTFLAGS.
+    // The static flag must not reach build scripts or proc macros, so it is passed only
+    // for the target: that is what an explicit `--target` does with RUSTFLAGS.
     workspace::run(
         cargo()
             .args([

@@ -1,11 +1,11 @@
-//! `cargo xtask test`: building what the tests need, running them, and counting what passed,
-//! failed, and could not run. `check` and `invariant` run the tests the same way.
+//! `cargo xtask test`: building what the tests need, running them, and counting what
+//! passed, failed, and could not run. `check` and `invariant` run the tests the same way.
 //! Book: "Check your work" in each chapter.
 //!
-//! A test that cannot run on this machine (it needs root, user namespaces, cgroup v2, ...)
-//! is never counted as passed. Each black-box run gets an empty directory in
-//! `BYOC_NOT_RUN_DIR`; such a test writes one file there holding one line,
-//! `<test binary>::<test name>: <reason>`, and returns. Those are counted apart.
+//! A test that cannot run on this machine (it needs root, user namespaces, cgroup v2,
+//! ...) is never counted as passed. Each black-box run gets an empty directory in
+//! `BYOC_NOT_RUN_DIR`; such a test writes one file there holding one line, `<test
+//! binary>::<test name>: <reason>`, and returns. Those are counted apart.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -96,7 +96,8 @@ pub fn test(chapter: Option<u32>, implementation: Impl, cgroup_vm: bool) -> Resu
     // cannot give is reported as not run (chapters 1 to 4 need root; 5 runs as you).
     rootfs::ensure()?;
     let workspace = Workspace::real();
-    // Before the host's tests, so a missing qemu or kernel is said at once, not minutes later.
+    // Before the host's tests, so a missing qemu or kernel is said at once, not minutes
+    // later.
     let vm = match cgroup_vm {
         true => Some(vm::CgroupVm::prepare(&workspace, chapter, implementation)?),
         false => None,
@@ -221,7 +222,8 @@ pub fn run_tests(
         black_box.env("COURSE_ONLY", number.to_string());
     }
     if implementation == Impl::Chapters {
-        // A learner's run compares with the reference's snapshots; it never writes new ones.
+        // A learner's run compares with the reference's snapshots; it never writes new
+        // ones.
         black_box.env("INSTA_UPDATE", "no");
     }
     black_box
@@ -265,8 +267,8 @@ pub fn read_not_run(dir: &Path) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {dir:?}"))? {
         let path = entry?.path();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path:?}"))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {path:?}"))?;
         let line = text.trim();
         if line.is_empty() {
             lines.push(format!("{}: (a test wrote no reason)", path.display()));
@@ -278,7 +280,8 @@ pub fn read_not_run(dir: &Path) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Runs `cargo test`, echoing (or only keeping) its output and adding up its summary lines.
+/// Runs `cargo test`, echoing (or only keeping) its output and adding up its summary
+/// lines.
 fn run_counting(command: &mut Command, outcome: &mut Outcome, echo: bool) -> Result<()> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command

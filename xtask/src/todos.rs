@@ -1,8 +1,8 @@
-//! Which exercises a learner has not done yet: the `todo!("exercise N.M: ...")` calls still
-//! in their code. Book: "Check your work".
+//! Which exercises a learner has not done yet: the `todo!("exercise N.M: ...")` calls
+//! still in their code. Book: "Check your work".
 //!
-//! The source is parsed, not searched line by line: rustfmt splits a long `todo!(` call over
-//! several lines, and a learner may format their code however they like.
+//! The source is parsed, not searched line by line: rustfmt splits a long `todo!(` call
+//! over several lines, and a learner may format their code however they like.
 
 use std::path::Path;
 
@@ -29,7 +29,8 @@ pub fn find(source: &str) -> syn::Result<Vec<Todo>> {
 
 /// The same for a file on disk; the error names the file.
 pub fn find_in_file(path: &Path) -> Result<Vec<Todo>> {
-    let source = std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
     find(&source).map_err(|error| {
         let at = error.span().start();
         anyhow::anyhow!(

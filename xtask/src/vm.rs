@@ -1,20 +1,20 @@
-//! `cargo xtask test --cgroup-vm`: the cgroup tests again, in a small virtual machine whose
-//! kernel has cgroup v2 alone. Book: "How this kit is built".
+//! `cargo xtask test --cgroup-vm`: the cgroup tests again, in a small virtual machine
+//! whose kernel has cgroup v2 alone. Book: "How this kit is built".
 //!
 //! A kernel offers cgroups in two versions: v1, one hierarchy per controller, and v2, one
-//! hierarchy for all. A machine may mount its controllers on v1 (this CI machine does: it is
-//! "hybrid"), or on v2 alone, as most learners' machines do. Chapter 7 must work on both, so
-//! its tests run on both. The second kind of machine is made here: Debian's own kernel,
-//! booted by qemu with `cgroup_no_v1=all`.
+//! hierarchy for all. A machine may mount its controllers on v1 (this CI machine does: it
+//! is "hybrid"), or on v2 alone, as most learners' machines do. Chapter 7 must work on
+//! both, so its tests run on both. The second kind of machine is made here: Debian's own
+//! kernel, booted by qemu with `cgroup_no_v1=all`.
 //!
-//! The VM borrows all it can from the host. Its initramfs holds only busybox and the kernel
-//! modules the tests need. The host's `/` is shared into it read-only over 9p (a file-sharing
-//! protocol qemu speaks over virtio), so the test binaries, the runtimes, the root filesystem
-//! and `/etc/passwd` are at the same paths inside. A temporary directory is shared
-//! read-write: the guest writes each test binary's output and exit status there, and the host
-//! prints that output as it grows and counts it as it counts its own tests. qemu emulates the
-//! CPU in software (TCG): slower than KVM, but it works on any host, even on one that is
-//! itself a virtual machine.
+//! The VM borrows all it can from the host. Its initramfs holds only busybox and the
+//! kernel modules the tests need. The host's `/` is shared into it read-only over 9p (a
+//! file-sharing protocol qemu speaks over virtio), so the test binaries, the runtimes,
+//! the root filesystem and `/etc/passwd` are at the same paths inside. A temporary
+//! directory is shared read-write: the guest writes each test binary's output and exit
+//! status there, and the host prints that output as it grows and counts it as it counts
+//! its own tests. qemu emulates the CPU in software (TCG): slower than KVM, but it works
+//! on any host, even on one that is itself a virtual machine.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -30,8 +30,9 @@ use crate::rootfs;
 use crate::testing::{self, Impl, Outcome};
 use crate::workspace::{self, Workspace};
 
-/// The test targets (`[[test]]` in `tests/Cargo.toml`) that run in the VM: those that check
-/// cgroups. The rest behave the same on any cgroup version, and run on the host only.
+/// The test targets (`[[test]]` in `tests/Cargo.toml`) that run in the VM: those that
+/// check cgroups. The rest behave the same on any cgroup version, and run on the host
+/// only.
 pub const CGROUP_TEST_TARGETS: &[&str] = &["ch07"];
 
 /// How long the VM may take to boot and run every test. Past it, qemu is killed and each
@@ -44,14 +45,15 @@ const QEMU: &str = "qemu-system-x86_64";
 /// Debian's package that always depends on its newest kernel package.
 const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
 
-/// `cgroup_no_v1=all` is the point of the VM: no controller may be mounted on v1. `rdinit`
-/// names our init in the initramfs; `panic=-1` with qemu's `-no-reboot` turns a kernel panic
-/// into qemu's end, not a VM that hangs until the time limit.
-const KERNEL_COMMAND_LINE: &str = "console=ttyS0 rdinit=/init cgroup_no_v1=all quiet panic=-1";
+/// `cgroup_no_v1=all` is the point of the VM: no controller may be mounted on v1.
+/// `rdinit` names our init in the initramfs; `panic=-1` with qemu's `-no-reboot` turns a
+/// kernel panic into qemu's end, not a VM that hangs until the time limit.
+const KERNEL_COMMAND_LINE: &str =
+    "console=ttyS0 rdinit=/init cgroup_no_v1=all quiet panic=-1";
 
-/// The modules the guest loads, each after the modules it depends on (found in each module's
-/// own `.modinfo`). Debian builds most of its kernel as modules, and the guest has no
-/// `modprobe` to load one when it is first needed, so all are loaded at boot.
+/// The modules the guest loads, each after the modules it depends on (found in each
+/// module's own `.modinfo`). Debian builds most of its kernel as modules, and the guest
+/// has no `modprobe` to load one when it is first needed, so all are loaded at boot.
 const MODULES: &[&str] = &[
     // 9p over virtio: how the guest reaches the host's files.
     "virtio_pci",
@@ -61,11 +63,11 @@ const MODULES: &[&str] = &[
     "veth",
     "bridge",
     "overlay",
-    // A disk filesystem, loaded on any machine booted from one: a container's root must be
-    // refused a mount of it for lack of privilege, not for a kernel that lacks it.
+    // A disk filesystem, loaded on any machine booted from one: a container's root must
+    // be refused a mount of it for lack of privilege, not for a kernel that lacks it.
     "ext4",
-    // libcrc32c, which nf_tables needs, asks for the "crc32c" algorithm by its alias, which
-    // only modprobe could turn into this module.
+    // libcrc32c, which nf_tables needs, asks for the "crc32c" algorithm by its alias,
+    // which only modprobe could turn into this module.
     "crc32c_generic",
     // nftables and the NAT that chapter 6's masquerade rule needs.
     "nfnetlink",
@@ -77,8 +79,9 @@ const MODULES: &[&str] = &[
 ];
 
 /// The guest's first process, from the initramfs. It mounts what the kernel offers, loads
-/// the modules, and runs the script this run left in the share (see [`guest_script`]), which
-/// says what to test. Then it powers the VM off: were PID 1 to end, the kernel would panic.
+/// the modules, and runs the script this run left in the share (see [`guest_script`]),
+/// which says what to test. Then it powers the VM off: were PID 1 to end, the kernel
+/// would panic.
 const INIT: &str = r#"#!/bin/busybox sh
 export PATH=/bin
 /bin/busybox mount -t proc proc /proc
@@ -96,9 +99,9 @@ sync
 poweroff -f
 "#;
 
-/// What the guest does before the tests: build, in a chroot, a machine that looks like the
-/// host (its files, read-only) but on pure cgroup v2, as systemd sets one up. `$share` is the
-/// share's path on the host.
+/// What the guest does before the tests: build, in a chroot, a machine that looks like
+/// the host (its files, read-only) but on pure cgroup v2, as systemd sets one up.
+/// `$share` is the share's path on the host.
 const GUEST_SETUP: &str = r#"
 set -u
 mkdir -p /host
@@ -140,8 +143,8 @@ mount --move . /
 /// The environment's `PATH` for the tests in the guest: Debian's, for root.
 const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything a run in the VM needs, made before the host's own tests run, so that a missing
-/// qemu or kernel package is reported at once.
+/// Everything a run in the VM needs, made before the host's own tests run, so that a
+/// missing qemu or kernel package is reported at once.
 pub struct CgroupVm {
     image: Image,
     tests: Vec<TestBinary>,
@@ -158,8 +161,9 @@ struct TestBinary {
 }
 
 impl CgroupVm {
-    /// Checks for qemu, makes (or finds cached) the VM image, and builds the test binaries
-    /// that run in it: those of [`CGROUP_TEST_TARGETS`], or, with `chapter`, its own.
+    /// Checks for qemu, makes (or finds cached) the VM image, and builds the test
+    /// binaries that run in it: those of [`CGROUP_TEST_TARGETS`], or, with `chapter`, its
+    /// own.
     pub fn prepare(
         workspace: &Workspace,
         chapter: Option<u32>,
@@ -219,9 +223,13 @@ impl CgroupVm {
         Ok(outcome)
     }
 
-    /// What `cargo xtask test` gives the host's tests (see testing.rs), and what `cargo test`
-    /// would: nothing else of the host's environment reaches the guest.
-    fn guest_env(&self, not_run_dir: &Path, figures_dir: &Path) -> Vec<(&'static str, String)> {
+    /// What `cargo xtask test` gives the host's tests (see testing.rs), and what `cargo
+    /// test` would: nothing else of the host's environment reaches the guest.
+    fn guest_env(
+        &self,
+        not_run_dir: &Path,
+        figures_dir: &Path,
+    ) -> Vec<(&'static str, String)> {
         let path = |path: &Path| path.display().to_string();
         let mut env = vec![
             ("PATH", GUEST_PATH.to_string()),
@@ -232,8 +240,8 @@ impl CgroupVm {
             ("BYOC_BIN_DIR", path(&self.workspace.bin_dir())),
             ("BYOC_NOT_RUN_DIR", path(not_run_dir)),
             ("BYOC_FIGURES_DIR", path(figures_dir)),
-            // The host's files are read-only in the guest: a snapshot can be compared, never
-            // written. insta would otherwise ask cargo where the workspace is.
+            // The host's files are read-only in the guest: a snapshot can be compared,
+            // never written. insta would otherwise ask cargo where the workspace is.
             ("INSTA_UPDATE", "no".to_string()),
             ("INSTA_WORKSPACE_ROOT", path(&self.workspace.root)),
         ];
@@ -276,10 +284,13 @@ fn require_qemu() -> Result<()> {
     Ok(())
 }
 
-/// Builds the test binaries of `targets` the way `cargo test` would, without running them,
-/// and finds each one's path in cargo's JSON messages. (`json-render-diagnostics`: compiler
-/// errors still reach the terminal as text.)
-fn build_test_binaries(workspace: &Workspace, targets: &[String]) -> Result<Vec<TestBinary>> {
+/// Builds the test binaries of `targets` the way `cargo test` would, without running
+/// them, and finds each one's path in cargo's JSON messages. (`json-render-diagnostics`:
+/// compiler errors still reach the terminal as text.)
+fn build_test_binaries(
+    workspace: &Workspace,
+    targets: &[String],
+) -> Result<Vec<TestBinary>> {
     let mut build = workspace.cargo();
     build.args(["test", "--no-run", "--quiet", "-p", "byoc-tests"]);
     for target in targets {
@@ -305,15 +316,19 @@ fn build_test_binaries(workspace: &Workspace, targets: &[String]) -> Result<Vec<
                 .iter()
                 .find(|binary| &binary.target == target)
                 .cloned()
-                .with_context(|| format!("cargo built no test binary for the target {target}"))
+                .with_context(|| {
+                    format!("cargo built no test binary for the target {target}")
+                })
         })
         .collect()
 }
 
-/// The test binaries in cargo's JSON messages: a `compiler-artifact` line names its target
-/// and, for a test, the executable. Only those two fields are read, so a regex does.
+/// The test binaries in cargo's JSON messages: a `compiler-artifact` line names its
+/// target and, for a test, the executable. Only those two fields are read, so a regex
+/// does.
 fn test_executables(messages: &str) -> Vec<TestBinary> {
-    let target = regex::Regex::new(r#""target":\{[^{}]*?"name":"([^"]+)""#).expect("valid");
+    let target =
+        regex::Regex::new(r#""target":\{[^{}]*?"name":"([^"]+)""#).expect("valid");
     let executable = regex::Regex::new(r#""executable":"([^"]+)""#).expect("valid");
     messages
         .lines()
@@ -336,9 +351,9 @@ struct Image {
 
 impl Image {
     /// The image for Debian's current kernel, from the cache under the target directory,
-    /// made first if it is not there. Its directory is named after the kernel's version and
-    /// a fingerprint of what this file puts around it (init, modules), so a change to either
-    /// makes a new image. The directory appears whole or not at all.
+    /// made first if it is not there. Its directory is named after the kernel's version
+    /// and a fingerprint of what this file puts around it (init, modules), so a change to
+    /// either makes a new image. The directory appears whole or not at all.
     fn ensure(target_dir: &Path) -> Result<Image> {
         let package = kernel_package()?;
         let version = package
@@ -386,8 +401,8 @@ fn kernel_package() -> Result<String> {
     }
 }
 
-/// The first `Depends: linux-image-...` in `apt-cache depends linux-image-amd64`'s output.
-/// A name in `<...>` is a virtual package, which cannot be downloaded.
+/// The first `Depends: linux-image-...` in `apt-cache depends linux-image-amd64`'s
+/// output. A name in `<...>` is a virtual package, which cannot be downloaded.
 fn versioned_kernel_package(apt_cache_depends: &str) -> Option<String> {
     apt_cache_depends.lines().find_map(|line| {
         let name = line.trim().strip_prefix("Depends: ")?;
@@ -479,7 +494,8 @@ impl Modules {
         Ok(Modules { files, built_in })
     }
 
-    /// The modules `name` needs loaded before it, or `None` when it is built into the kernel.
+    /// The modules `name` needs loaded before it, or `None` when it is built into the
+    /// kernel.
     fn depends(&self, name: &str) -> Result<Option<Vec<String>>> {
         if self.built_in.contains(name) {
             return Ok(None);
@@ -517,8 +533,9 @@ fn module_name(path: &Path) -> Option<String> {
 }
 
 /// The modules to load for `wanted`, in an order that loads each after the modules it
-/// depends on, each once: a depth-first walk of the dependencies. `depends` gives a module's
-/// direct dependencies, or `None` for one built into the kernel (nothing to load).
+/// depends on, each once: a depth-first walk of the dependencies. `depends` gives a
+/// module's direct dependencies, or `None` for one built into the kernel (nothing to
+/// load).
 fn load_order(
     wanted: &[&str],
     depends: &dyn Fn(&str) -> Result<Option<Vec<String>>>,
@@ -550,8 +567,8 @@ fn visit(
     Ok(())
 }
 
-/// The `depends=a,b` entry of a module's `.modinfo` section, a list of `key=value` strings
-/// each ended by a zero byte: the modules whose symbols this one uses.
+/// The `depends=a,b` entry of a module's `.modinfo` section, a list of `key=value`
+/// strings each ended by a zero byte: the modules whose symbols this one uses.
 fn modinfo_depends(modinfo: &[u8]) -> Vec<String> {
     modinfo
         .split(|byte| *byte == 0)
@@ -594,8 +611,8 @@ fn elf_section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// The initramfs: a cpio archive the kernel unpacks into its first root filesystem before
 /// it runs `/init`. `/dev/console` must be in it: the kernel opens it for init's output
-/// before anything is mounted. (Written here, not with the `cpio` command, which would need a
-/// real device node on disk, so root.)
+/// before anything is mounted. (Written here, not with the `cpio` command, which would
+/// need a real device node on disk, so root.)
 fn initramfs(busybox: &Path, modules: &Modules, order: &[String]) -> Result<Vec<u8>> {
     let mut archive = Cpio::default();
     for dir in ["bin", "dev", "proc", "sys", "share", "modules"] {
@@ -603,7 +620,8 @@ fn initramfs(busybox: &Path, modules: &Modules, order: &[String]) -> Result<Vec<
     }
     archive.char_device("dev/console", 5, 1);
     archive.file("init", 0o755, INIT.as_bytes());
-    let busybox = fs::read(busybox).with_context(|| format!("cannot read {busybox:?}"))?;
+    let busybox =
+        fs::read(busybox).with_context(|| format!("cannot read {busybox:?}"))?;
     archive.file("bin/busybox", 0o755, &busybox);
     for name in order {
         let path = &modules.files[name];
@@ -614,8 +632,8 @@ fn initramfs(busybox: &Path, modules: &Modules, order: &[String]) -> Result<Vec<
     Ok(archive.finish())
 }
 
-/// A cpio archive in the "newc" format, the one the kernel reads: for each entry a header of
-/// 13 numbers in 8 hex digits, the name, and the data, each padded to 4 bytes.
+/// A cpio archive in the "newc" format, the one the kernel reads: for each entry a header
+/// of 13 numbers in 8 hex digits, the name, and the data, each padded to 4 bytes.
 #[derive(Default)]
 struct Cpio {
     bytes: Vec<u8>,
@@ -650,7 +668,8 @@ impl Cpio {
         // `major, minor` say which device a device node is. newc has no checksum.
         let (inode, uid, gid, links, mtime, checksum) = (self.entries, 0, 0, 1, 0, 0);
         let fields = [
-            inode, mode, uid, gid, links, mtime, size, 0, 0, major, minor, name_size, checksum,
+            inode, mode, uid, gid, links, mtime, size, 0, 0, major, minor, name_size,
+            checksum,
         ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
@@ -681,7 +700,8 @@ fn guest_script(
     env: &[(&str, String)],
     tests: &[TestBinary],
 ) -> String {
-    let mut script = String::from("# Written by cargo xtask test --cgroup-vm for one run.\n");
+    let mut script =
+        String::from("# Written by cargo xtask test --cgroup-vm for one run.\n");
     script.push_str(&format!(
         "share={}\n",
         shell_quote(&share.display().to_string())
@@ -750,8 +770,8 @@ fn virtfs_path(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
 }
 
-/// Boots the VM and prints what the tests write, as they write it, until the VM powers off
-/// or runs out of time. Returns whether it powered off by itself.
+/// Boots the VM and prints what the tests write, as they write it, until the VM powers
+/// off or runs out of time. Returns whether it powered off by itself.
 fn boot_and_follow(image: &Image, share: &Path, tests: &[TestBinary]) -> Result<bool> {
     let mut qemu = qemu_command(image, share)
         .spawn()
@@ -800,8 +820,8 @@ fn echo_console(console: ChildStdout) -> std::thread::JoinHandle<()> {
         for line in BufReader::new(console).split(b'\n').map_while(Result::ok) {
             let line = String::from_utf8_lossy(&line);
             let line = line.trim_end_matches('\r');
-            // The kernel's last word when the VM powers off as it should says nothing, and
-            // would print among the tests' last lines, which are read from files.
+            // The kernel's last word when the VM powers off as it should says nothing,
+            // and would print among the tests' last lines, which are read from files.
             if !line.trim().is_empty() && !line.ends_with("reboot: Power down") {
                 println!("vm: {line}");
             }
@@ -850,7 +870,9 @@ impl Follow {
             return; // the guest has not started this binary yet
         };
         let mut more = Vec::new();
-        if file.seek(SeekFrom::Start(self.read)).is_ok() && file.read_to_end(&mut more).is_ok() {
+        if file.seek(SeekFrom::Start(self.read)).is_ok()
+            && file.read_to_end(&mut more).is_ok()
+        {
             self.read += more.len() as u64;
             self.partial.extend_from_slice(&more);
         }
@@ -866,11 +888,12 @@ impl Follow {
 }
 
 /// Counts one test binary's run from the files it left in the share, as `cargo test`'s
-/// output is counted on the host. A binary that did not finish, or failed before it printed
-/// its count (it crashed), is one more failure: never nothing.
+/// output is counted on the host. A binary that did not finish, or failed before it
+/// printed its count (it crashed), is one more failure: never nothing.
 fn count_test_binary(share: &Path, test: &TestBinary, outcome: &mut Outcome) {
     let target = &test.target;
-    let stdout = fs::read_to_string(share.join(format!("{target}.stdout"))).unwrap_or_default();
+    let stdout =
+        fs::read_to_string(share.join(format!("{target}.stdout"))).unwrap_or_default();
     let mut counted = Outcome::default();
     for line in stdout.lines() {
         testing::count_line(line, &mut counted);
@@ -928,7 +951,8 @@ mod tests {
 
     #[test]
     fn each_module_is_loaded_once_and_after_what_it_needs() {
-        let order = load_order(&["nft_masq", "nf_tables", "tmpfs"], &dependencies).unwrap();
+        let order =
+            load_order(&["nft_masq", "nf_tables", "tmpfs"], &dependencies).unwrap();
         assert_eq!(
             order,
             [
@@ -1016,8 +1040,9 @@ mod tests {
         // inode 1, a file rwxr-xr-x, root's, 1 link, time 0, 10 bytes, no devices, a name
         // of 5 bytes with its zero, no checksum.
         let expected = concat!(
-            "070701", "00000001", "000081ed", "00000000", "00000000", "00000001", "00000000",
-            "0000000a", "00000000", "00000000", "00000000", "00000000", "00000005", "00000000",
+            "070701", "00000001", "000081ed", "00000000", "00000000", "00000001",
+            "00000000", "0000000a", "00000000", "00000000", "00000000", "00000000",
+            "00000005", "00000000",
         );
         assert_eq!(header, expected);
         assert_eq!(&bytes[110..116], b"init\0\0"); // 110 + 5 bytes, padded to 116

@@ -1,7 +1,8 @@
-//! Every chapter in `solutions/` is wired into the kit: its workspace dependency, its test
-//! target, its book chapter and its README row. `cargo xtask gen --check` (and so CI) runs
-//! this, so a piece left out fails loudly: a `tests/chNN.rs` without its `[[test]]` entry,
-//! for one, is silently never built. Book: "How this kit is built", "Adding a chapter".
+//! Every chapter in `solutions/` is wired into the kit: its workspace dependency, its
+//! test target, its book chapter and its README row. `cargo xtask gen --check` (and so
+//! CI) runs this, so a piece left out fails loudly: a `tests/chNN.rs` without its
+//! `[[test]]` entry, for one, is silently never built. Book: "How this kit is built",
+//! "Adding a chapter".
 
 use std::fs;
 use std::path::Path;
@@ -11,7 +12,8 @@ use regex::Regex;
 
 use crate::gen::Chapter;
 
-/// Checks every chapter's wiring under the workspace `root`, and names everything missing.
+/// Checks every chapter's wiring under the workspace `root`, and names everything
+/// missing.
 pub fn check(root: &Path, chapters: &[Chapter]) -> Result<()> {
     let missing: Vec<String> = chapters
         .iter()

@@ -80,7 +80,8 @@ fn own_mount_namespace(command: &mut Command) {
             let root = c"/".as_ptr();
             let none = std::ptr::null();
             succeeded(libc::unshare(libc::CLONE_NEWNS))?;
-            // Cut every tie with the host's mounts, then share among this namespace's own.
+            // Cut every tie with the host's mounts, then share among this namespace's
+            // own.
             let private = libc::MS_REC | libc::MS_PRIVATE;
             succeeded(libc::mount(none, root, none, private, std::ptr::null()))?;
             let shared = libc::MS_REC | libc::MS_SHARED;
@@ -117,23 +118,25 @@ pub fn is_root() -> bool {
 
 /// The mount table of this process, to compare before and after a run.
 pub fn mount_table() -> Result<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")
 }
 
 /// The machine's own network, as far as a container could change it: its interfaces
 /// (`/proc/net/dev`, names only: the counters move), its IPv4 routes, and, where `nft` is
-/// installed and this is root, its nftables rules; and what is in root's default data root.
+/// installed and this is root, its nftables rules; and what is in root's default data
+/// root.
 pub fn machine_network() -> Result<String> {
-    let devices =
-        std::fs::read_to_string("/proc/self/net/dev").context("cannot read /proc/net/dev")?;
+    let devices = std::fs::read_to_string("/proc/self/net/dev")
+        .context("cannot read /proc/net/dev")?;
     let mut names: Vec<&str> = devices
         .lines()
         .skip(2)
         .filter_map(|line| line.split(':').next().map(str::trim))
         .collect();
     names.sort_unstable();
-    let routes =
-        std::fs::read_to_string("/proc/self/net/route").context("cannot read /proc/net/route")?;
+    let routes = std::fs::read_to_string("/proc/self/net/route")
+        .context("cannot read /proc/net/route")?;
     let rules = Command::new("nft")
         .args(["list", "ruleset"])
         .output()

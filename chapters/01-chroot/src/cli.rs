@@ -1,7 +1,7 @@
 // Your copy of solutions/01-chroot/src/cli.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! The command line shared by every chapter: `byoc [--trace] COMMAND ...`. Each chapter's
-//! `main.rs` says which commands it has (`run` in every chapter; later `image` and `pull`)
-//! and what their options are. Book: "Setting up".
+//! `main.rs` says which commands it has (`run` in every chapter; later `image` and
+//! `pull`) and what their options are. Book: "Setting up".
 
 use clap::{Parser, Subcommand};
 
@@ -20,8 +20,9 @@ pub fn main_with<C: Subcommand>(
     exit::report(carry_out(cli.command))
 }
 
-/// Prints clap's message. `--help` and `--version` are not failures; a mistake on the command
-/// line is the runtime's failure, 125, like any other (clap on its own would exit with 2).
+/// Prints clap's message. `--help` and `--version` are not failures; a mistake on the
+/// command line is the runtime's failure, 125, like any other (clap on its own would exit
+/// with 2).
 fn report_usage(error: clap::Error) -> std::process::ExitCode {
     let _ = error.print();
     if error.use_stderr() {

@@ -30,7 +30,9 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::NotFound { .. } => exit::NOT_FOUND,
-            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => exit::NOT_FOUND,
+            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => {
+                exit::NOT_FOUND
+            }
             CommandError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
         }
     }
@@ -62,13 +64,16 @@ impl std::error::Error for CommandError {}
 /// container, where `path` is looked up as `execve` looked it up.
 fn explain(path: &Path, errno: Errno) -> &'static str {
     match errno {
-        Errno::EACCES => "it is not a file the kernel may run (a directory, or no execute bit)",
-        // A path given with a `/` is not checked before execve: it may simply not be there.
+        Errno::EACCES => {
+            "it is not a file the kernel may run (a directory, or no execute bit)"
+        }
+        // A path given with a `/` is not checked before execve: it may simply not be
+        // there.
         Errno::ENOENT if !path.exists() => "there is no such file in the container",
         // The file is there, so what is missing is what it asks for.
         Errno::ENOENT => {
-            "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
-             linked program) is missing in the container"
+            "the interpreter it needs (its #! line, or the dynamic loader of a \
+             dynamically linked program) is missing in the container"
         }
         Errno::ENOEXEC => "the kernel does not recognise its format",
         other => other.desc(),
@@ -90,8 +95,8 @@ pub fn environment() -> Vec<String> {
 /// looked for in each directory of `PATH`, in order, skipping files that may not be run.
 pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
     // TODO: EXERCISE 1.3 (book 1.2): find the command inside the container
-    // HINT: a name with a slash in it is already a path. Any other name is looked up in each
-    // HINT: directory of the search path, in order, as a shell does (section 1.2).
+    // HINT: a name with a slash in it is already a path. Any other name is looked up in
+    // HINT: each directory of the search path, in order, as a shell does (section 1.2).
     todo!("exercise 1.3: find the command inside the container (book section 1.2)")
 }
 // ANCHOR_END: find_in_path
@@ -112,16 +117,16 @@ pub fn exec(process: &Process) -> Result<Infallible> {
         command: program.clone(),
     })?;
     // TODO: EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
-    // HINT: execve swaps this process's program for another: on success it never returns, so
-    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
-    // HINT: Read section 1.2.
+    // HINT: execve swaps this process's program for another: on success it never returns,
+    // HINT: so the call is narrated before it is made (trace::announce, not
+    // HINT: trace::syscall). Read section 1.2.
     todo!("exercise 1.4: replace this process with the program at `path` (book section 1.2)")
 }
 // ANCHOR_END: exec
 
-/// Takes on the process's user and directory, where they are not what the set-up left (root,
-/// in `/`): the groups first, then the group, then the user, since a process that gives up
-/// root can no longer change its ids.
+/// Takes on the process's user and directory, where they are not what the set-up left
+/// (root, in `/`): the groups first, then the group, then the user, since a process that
+/// gives up root can no longer change its ids.
 pub fn become_user_in_cwd(process: &Process) -> Result<()> {
     let user = &process.user;
     if *user != User::default() {
@@ -130,7 +135,8 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
             .iter()
             .map(|&gid| Gid::from_raw(gid))
             .collect();
-        let call = format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
+        let call =
+            format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
         trace::syscall(call, unistd::setgroups(&groups))?;
         let gid = Gid::from_raw(user.gid);
         trace::syscall(format_args!("setgid({gid})"), unistd::setgid(gid))?;
@@ -146,5 +152,6 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
 
 /// A C string from an argument; only a NUL byte inside it can make this fail.
 pub fn to_c_string(arg: &OsStr) -> Result<CString> {
-    CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?} contains a NUL byte"))
+    CString::new(arg.as_bytes())
+        .with_context(|| format!("argument {arg:?} contains a NUL byte"))
 }

@@ -1,9 +1,9 @@
 // Your copy of solutions/01-chroot/src/exit.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Exit codes: how the runtime tells its caller what went wrong. Book: section 1.2.
 //!
-//! The numbers follow the shell and `docker run`: a command that ran passes its own status
-//! through, 125 means the runtime could not make the container, 126 that the command was
-//! found but could not be run, 127 that it was not found.
+//! The numbers follow the shell and `docker run`: a command that ran passes its own
+//! status through, 125 means the runtime could not make the container, 126 that the
+//! command was found but could not be run, 127 that it was not found.
 
 use std::process::ExitCode;
 

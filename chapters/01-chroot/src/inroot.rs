@@ -1,15 +1,16 @@
 // Your copy of solutions/01-chroot/src/inroot.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Paths inside a root filesystem, looked up inside it. Book: section 2.5.
 //!
-//! A root filesystem is somebody else's tree, and any name in it may be a symlink that points
-//! anywhere. Before `pivot_root` the runtime still sees the host's tree, so a path built by
-//! joining strings, `ROOTFS/dev/null`, follows `ROOTFS/dev -> /` to the host's `/null`, and a
-//! `mknod` or a mount lands on the host. So every file the runtime makes or mounts on inside a
-//! root is looked up by the kernel as if the root were `/`: `openat2(2)` with
-//! `RESOLVE_IN_ROOT`, where `..` and absolute symlinks stop at the root, as they do for the
-//! container itself. The answer is a file descriptor, not a name, and mounts go on the
-//! descriptor (`/proc/self/fd/N`), so nothing can swap the path between the look-up and the
-//! mount (runc's fix for CVE-2021-30465). Chapter 9 unpacks image layers with the same look-up.
+//! A root filesystem is somebody else's tree, and any name in it may be a symlink that
+//! points anywhere. Before `pivot_root` the runtime still sees the host's tree, so a path
+//! built by joining strings, `ROOTFS/dev/null`, follows `ROOTFS/dev -> /` to the host's
+//! `/null`, and a `mknod` or a mount lands on the host. So every file the runtime makes
+//! or mounts on inside a root is looked up by the kernel as if the root were `/`:
+//! `openat2(2)` with `RESOLVE_IN_ROOT`, where `..` and absolute symlinks stop at the
+//! root, as they do for the container itself. The answer is a file descriptor, not a
+//! name, and mounts go on the descriptor (`/proc/self/fd/N`), so nothing can swap the
+//! path between the look-up and the mount (runc's fix for CVE-2021-30465). Chapter 9
+//! unpacks image layers with the same look-up.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -29,7 +30,8 @@ pub struct RootDir {
     traced: bool,
 }
 
-/// A file or directory found inside a root, held open so it cannot be swapped for another.
+/// A file or directory found inside a root, held open so it cannot be swapped for
+/// another.
 pub struct Found {
     fd: OwnedFd,
     /// Its name inside the root, for messages: `/dev`.
@@ -51,7 +53,8 @@ impl RootDir {
         })
     }
 
-    /// The same, for the checks made before anything starts: their look-ups are not narrated.
+    /// The same, for the checks made before anything starts: their look-ups are not
+    /// narrated.
     pub fn open_for_checks(path: &Path) -> Result<RootDir> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = fcntl::open(path, flags, stat::Mode::empty())
@@ -64,13 +67,16 @@ impl RootDir {
     }
 
     // ANCHOR: find
-    /// Looks up `name` (such as `dev` or `/etc/hosts`) inside the root: symlinks are followed,
-    /// but none leads out, and neither does `..`.
+    /// Looks up `name` (such as `dev` or `/etc/hosts`) inside the root: symlinks are
+    /// followed, but none leads out, and neither does `..`.
     pub fn find(&self, name: &str) -> Result<Found> {
         let inner = relative(name)?;
         let found = self.look_up(&inner);
         if matches!(found, Err(nix::errno::Errno::ENOSYS)) {
-            bail!("this kernel has no openat2(2), which the runtime needs: Linux 5.6 or newer");
+            bail!(
+                "this kernel has no openat2(2), which the runtime needs: Linux 5.6 or \
+                 newer"
+            );
         }
         let found = match self.traced {
             true => {
@@ -87,8 +93,8 @@ impl RootDir {
         })
     }
 
-    /// The look-up itself: `..` and absolute symlinks stop at the root, and the magic links
-    /// of `/proc` (which lead anywhere) are not followed at all.
+    /// The look-up itself: `..` and absolute symlinks stop at the root, and the magic
+    /// links of `/proc` (which lead anywhere) are not followed at all.
     fn look_up(&self, inner: &Path) -> nix::Result<OwnedFd> {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
@@ -111,8 +117,8 @@ impl RootDir {
         }
         if self.is_the_root(&stat)? {
             bail!(
-                "{} in the root filesystem {:?} leads back to the root itself (a symlink to \
-                 /): the container's {} would cover its whole tree",
+                "{} in the root filesystem {:?} leads back to the root itself (a symlink \
+                 to /): the container's {} would cover its whole tree",
                 found.name,
                 self.path,
                 found.name
@@ -150,8 +156,8 @@ impl RootDir {
         relative(name).is_ok_and(|inner| self.look_up(&inner).is_ok())
     }
 
-    /// Is there nothing at all at `name`, not even a symlink on the way that leads nowhere
-    /// inside?
+    /// Is there nothing at all at `name`, not even a symlink on the way that leads
+    /// nowhere inside?
     pub fn is_missing(&self, name: &str) -> bool {
         !self.exists(name) && self.first_symlink(name).is_none()
     }
@@ -170,17 +176,19 @@ impl RootDir {
     fn explain_not_found(&self, name: &str, error: anyhow::Error) -> anyhow::Error {
         match self.first_symlink(name) {
             Some((link, target)) => error.context(format!(
-                "{link} in the root filesystem {:?} is a symlink to {target:?}, which leads \
-                 nowhere inside it (a root's symlinks are followed inside the root, never out \
-                 of it: book 2.5)",
+                "{link} in the root filesystem {:?} is a symlink to {target:?}, which \
+                 leads nowhere inside it (a root's symlinks are followed inside the \
+                 root, never out of it: book 2.5)",
                 self.path
             )),
-            None => error.context(format!("the root filesystem {:?} has no {name}", self.path)),
+            None => error
+                .context(format!("the root filesystem {:?} has no {name}", self.path)),
         }
     }
 
-    /// The first component of `name` that is a symlink in the root's own tree, and where it
-    /// points. Read with `readlink` on the host's path: only for a message, never followed.
+    /// The first component of `name` that is a symlink in the root's own tree, and where
+    /// it points. Read with `readlink` on the host's path: only for a message, never
+    /// followed.
     fn first_symlink(&self, name: &str) -> Option<(String, PathBuf)> {
         let inner = relative(name).ok()?;
         let mut path = self.path.clone();
@@ -201,8 +209,9 @@ impl RootDir {
 }
 
 impl Found {
-    /// The name that reaches exactly this file through its descriptor, for calls that take a
-    /// path, such as `mount`: `/proc/self/fd/N`. It is never looked up again by name.
+    /// The name that reaches exactly this file through its descriptor, for calls that
+    /// take a path, such as `mount`: `/proc/self/fd/N`. It is never looked up again by
+    /// name.
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
     }
@@ -247,7 +256,8 @@ mod tests {
 
     /// A root with a file, and symlinks that point out of it in each way a path can.
     fn hostile_root(name: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("byoc-inroot-{name}-{}", std::process::id()));
+        let root = std::env::temp_dir()
+            .join(format!("byoc-inroot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/hostname"), "inside\n").unwrap();

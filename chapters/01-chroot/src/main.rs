@@ -1,8 +1,8 @@
 // Your copy of solutions/01-chroot/src/main.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Chapter 1: a container is a process in a chroot. Book: chapter 1.
 //!
-//! The whole run, parent side and child side. Each later chapter rewrites this file to add
-//! its own steps: how the story grows is the lesson.
+//! The whole run, parent side and child side. Each later chapter rewrites this file to
+//! add its own steps: how the story grows is the lesson.
 
 #![allow(unused_imports, unused_variables, unused_mut)]
 

@@ -2,8 +2,8 @@
 //! Chapter 2: the child gets its own mount namespace and a real root of its own.
 //! Book: chapter 2.
 //!
-//! The parent is as in chapter 1. The child now calls `unshare(CLONE_NEWNS)` and builds its
-//! root with `root::setup` instead of `chroot`.
+//! The parent is as in chapter 1. The child now calls `unshare(CLONE_NEWNS)` and builds
+//! its root with `root::setup` instead of `chroot`.
 
 #![allow(unused_imports, unused_variables, unused_mut)]
 
@@ -52,8 +52,8 @@ struct RunArgs {
 impl TryFrom<RunArgs> for Spec {
     type Error = anyhow::Error;
 
-    /// As in chapter 1, and the root filesystem must have the directories chapter 2 mounts
-    /// on: better said now than as a bare ENOENT from `mount` half-way through.
+    /// As in chapter 1, and the root filesystem must have the directories chapter 2
+    /// mounts on: better said now than as a bare ENOENT from `mount` half-way through.
     fn try_from(args: RunArgs) -> Result<Spec> {
         Ok(Spec {
             process: Process::new(args.command, args.tty)?,

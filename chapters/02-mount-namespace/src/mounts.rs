@@ -37,12 +37,10 @@ pub fn mount(
 /// Stops mount events from flowing between this mount namespace and the host's.
 pub fn make_private() -> Result<()> {
     // TODO: EXERCISE 2.1 (book 2.1): make every mount in this namespace private, recursively
-    // HINT: a new mount namespace starts as a copy, and copies of "shared" mounts still pass
-    // HINT: mount events to the host. Change the propagation of every mount, from "/" down.
-    // HINT: Section 2.1 explains propagation.
-    todo!(
-        "exercise 2.1: make every mount in this namespace private, recursively (book section 2.1)"
-    )
+    // HINT: a new mount namespace starts as a copy, and copies of "shared" mounts still
+    // HINT: pass mount events to the host. Change the propagation of every mount, from
+    // HINT: "/" down. Section 2.1 explains propagation.
+    todo!("exercise 2.1: make every mount in this namespace private, recursively (book section 2.1)")
 }
 // ANCHOR_END: make_private
 
@@ -70,14 +68,14 @@ pub fn mount_tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<()> {
 }
 
 // ANCHOR: pivot
-/// Makes `new_root` the root of this mount namespace and detaches the old one, so no path,
-/// not even `..` from `/`, leads back to the host's files. Nothing is written in the new
-/// root: the old one is stacked on top of it, not parked in a directory of it.
+/// Makes `new_root` the root of this mount namespace and detaches the old one, so no
+/// path, not even `..` from `/`, leads back to the host's files. Nothing is written in
+/// the new root: the old one is stacked on top of it, not parked in a directory of it.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
     // TODO: EXERCISE 2.2 (book 2.2): swap the roots, then detach the old one
-    // HINT: we stand in new_root. One call makes it "/" and stacks the old root on top of it,
-    // HINT: right where we stand; a second takes the old root away. Narrate each with
+    // HINT: we stand in new_root. One call makes it "/" and stacks the old root on top of
+    // HINT: it, right where we stand; a second takes the old root away. Narrate each with
     // HINT: trace::syscall. Section 2.2 shows both.
     todo!("exercise 2.2: swap the roots, then detach the old one (book section 2.2)")
 }

@@ -1,9 +1,10 @@
 // Your copy of solutions/03-pid-namespace/src/lib.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Chapter 3: a PID namespace of its own.
 //!
-//! The child is started with `clone(2)` in new mount and PID namespaces, so it is PID 1 of
-//! its own process tree. It mounts a fresh `/proc` that shows only that tree. PID 1 has
-//! duties no other process has: with `--init`, a tiny init takes them on. Book: chapter 3.
+//! The child is started with `clone(2)` in new mount and PID namespaces, so it is PID 1
+//! of its own process tree. It mounts a fresh `/proc` that shows only that tree. PID 1
+//! has duties no other process has: with `--init`, a tiny init takes them on. Book:
+//! chapter 3.
 
 #![allow(unused_imports, unused_variables, unused_mut)]
 

@@ -1,6 +1,7 @@
 // Your copy of solutions/04-uts-ipc/src/basics.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
-//! The options of `run` that chapters 1 to 4 added, as one group that `run` from chapter 4 on
-//! flattens: the root filesystem, a terminal, an init, a host name. Book: section 4.1.
+//! The options of `run` that chapters 1 to 4 added, as one group that `run` from chapter
+//! 4 on flattens: the root filesystem, a terminal, an init, a host name. Book: section
+//! 4.1.
 
 use std::path::PathBuf;
 

@@ -72,14 +72,15 @@ impl TryFrom<RunArgs> for Spec {
 /// The namespaces a container gets in this chapter.
 fn namespaces() -> CloneFlags {
     // TODO: EXERCISE 4.2 (book 4.2): add the UTS and IPC namespaces to chapter 3's two
-    // HINT: the flags are a set: add the two namespaces of this chapter to those of chapter 3.
-    // HINT: Read section 4.2.
+    // HINT: the flags are a set: add the two namespaces of this chapter to those of
+    // HINT: chapter 3. Read section 4.2.
     todo!("exercise 4.2: add the UTS and IPC namespaces to chapter 3's two (book section 4.2)")
 }
 // ANCHOR_END: namespaces
 
 // ANCHOR: run
-/// The parent: check the spec, clone the child into new namespaces, let it go, supervise it.
+/// The parent: check the spec, clone the child into new namespaces, let it go, supervise
+/// it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
@@ -98,7 +99,8 @@ fn run(args: RunArgs) -> Result<u8> {
 // ANCHOR_END: run
 
 // ANCHOR: child
-/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the command.
+/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the
+/// command.
 fn child(
     spec: &Spec,
     stdio: &Stdio,

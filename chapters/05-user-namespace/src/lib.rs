@@ -1,9 +1,9 @@
 // Your copy of solutions/05-user-namespace/src/lib.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Chapter 5: the user namespace.
 //!
-//! One more flag for `clone`, `CLONE_NEWUSER`, and the container gets user and group ids of
-//! its own: uid 0 inside is an ordinary user's id outside. An ordinary user can now run every
-//! chapter so far, without root. Book: chapter 5.
+//! One more flag for `clone`, `CLONE_NEWUSER`, and the container gets user and group ids
+//! of its own: uid 0 inside is an ordinary user's id outside. An ordinary user can now
+//! run every chapter so far, without root. Book: chapter 5.
 
 #![allow(unused_imports, unused_variables, unused_mut)]
 
@@ -27,8 +27,8 @@ pub mod spec {
         pub hostname: String,
         /// Run a tiny init as PID 1, and the command as its child (`docker run --init`).
         pub init: bool,
-        /// A user namespace and its maps (OCI's `linux.uidMappings`, `linux.gidMappings`):
-        /// always for an ordinary user; for root, only when asked.
+        /// A user namespace and its maps (OCI's `linux.uidMappings`,
+        /// `linux.gidMappings`): always for an ordinary user; for root, only when asked.
         pub user_namespace: Option<UserNamespace>,
     }
 

@@ -20,7 +20,9 @@ use chapter05::spec::{Process, Root, Spec};
 use chapter05::sync::ChildEnd;
 use chapter05::terminal::Stdio;
 use chapter05::userns::{self, UsernsArgs};
-use chapter05::{cli, command, devices, init, mounts, process, procfs, spawn, trace, uts};
+use chapter05::{
+    cli, command, devices, init, mounts, process, procfs, spawn, trace, uts,
+};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -38,8 +40,8 @@ enum Command {
     Run(RunArgs),
 }
 
-/// `run`'s options: chapter 4's, and the user namespace's group, which lives in its library
-/// with its checks (as each later chapter's group does).
+/// `run`'s options: chapter 4's, and the user namespace's group, which lives in its
+/// library with its checks (as each later chapter's group does).
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -76,7 +78,8 @@ impl TryFrom<RunArgs> for Spec {
     }
 }
 
-/// The namespaces a container gets: chapter 4's, and a user namespace if the spec has one.
+/// The namespaces a container gets: chapter 4's, and a user namespace if the spec has
+/// one.
 fn namespaces(spec: &Spec) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -152,11 +155,15 @@ fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infalli
     let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
-            userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
+            userns::explain_unreachable_root(
+                error,
+                &spec.root.path,
+                spec.user_namespace.as_ref(),
+            )
         })?;
-    // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted only
-    // where a whole one is already visible in the mount namespace, and the host's /proc is
-    // gone once the old root is detached.
+    // Before pivot_root: in a user namespace, the kernel lets a new procfs be mounted
+    // only where a whole one is already visible in the mount namespace, and the host's
+    // /proc is gone once the old root is detached.
     procfs::mount_proc(&root.find_dir("proc")?.path())?;
     // Closed before the old root goes: no descriptor of the host's tree may reach the
     // container.

@@ -1,6 +1,6 @@
 // Your copy of solutions/06-network-namespace/src/link.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
-//! Links, addresses and routes: what `ip link`, `ip addr` and `ip route` ask the kernel for.
-//! Book: sections 6.2 and 6.3.
+//! Links, addresses and routes: what `ip link`, `ip addr` and `ip route` ask the kernel
+//! for. Book: sections 6.2 and 6.3.
 //!
 //! Each function sends one netlink request and is narrated, with `--trace`, as the `ip`
 //! command that sends the same one.
@@ -14,7 +14,8 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -61,7 +62,9 @@ fn link_from(message: LinkMessage) -> Link {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,
             LinkAttribute::Controller(bridge) => link.bridge = Some(bridge),
-            LinkAttribute::IfAlias(alias) if !alias.is_empty() => link.alias = Some(alias),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                link.alias = Some(alias)
+            }
             _ => {}
         }
     }
@@ -69,7 +72,10 @@ fn link_from(message: LinkMessage) -> Link {
 }
 
 /// The interface called `name`, if there is one.
-pub fn find(netlink: &mut Netlink<RouteNetlinkMessage>, name: &str) -> Result<Option<Link>> {
+pub fn find(
+    netlink: &mut Netlink<RouteNetlinkMessage>,
+    name: &str,
+) -> Result<Option<Link>> {
     Ok(links(netlink)?.into_iter().find(|link| link.name == name))
 }
 
@@ -101,9 +107,10 @@ pub fn add_veth(
     bridge: &Link,
 ) -> Result<()> {
     // TODO: EXERCISE 6.1 (book 6.3): make a veth pair whose peer is eth0 in the container
-    // HINT: one netlink request makes both ends: the host's end, a port of the bridge, and its
-    // HINT: peer, named eth0 and placed in the container's network namespace. Then bring the
-    // HINT: host's end up. Section 6.3 shows the message, attribute by attribute.
+    // HINT: one netlink request makes both ends: the host's end, a port of the bridge,
+    // HINT: and its peer, named eth0 and placed in the container's network namespace.
+    // HINT: Then bring the host's end up. Section 6.3 shows the message, attribute by
+    // HINT: attribute.
     todo!("exercise 6.1: make a veth pair whose peer is eth0 in the container (book section 6.3)")
 }
 // ANCHOR_END: add_veth
@@ -125,8 +132,8 @@ pub fn set_up(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result
     Ok(())
 }
 
-/// `ip link set NAME alias TEXT`: a note on the interface, which `ip link show` prints. The
-/// kernel keeps at most [`ALIAS_LENGTH`] bytes, and takes none when a link is made.
+/// `ip link set NAME alias TEXT`: a note on the interface, which `ip link show` prints.
+/// The kernel keeps at most [`ALIAS_LENGTH`] bytes, and takes none when a link is made.
 pub fn set_alias(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
@@ -158,7 +165,8 @@ pub fn delete(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result
     Ok(())
 }
 
-/// `ip addr add ADDRESS/PREFIX dev NAME`. The kernel adds the route to the subnet with it.
+/// `ip addr add ADDRESS/PREFIX dev NAME`. The kernel adds the route to the subnet with
+/// it.
 pub fn add_address(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
@@ -186,7 +194,8 @@ pub fn addresses(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
 ) -> Result<Vec<(Ipv4Addr, u8)>> {
-    let answers = netlink.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
+    let answers =
+        netlink.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
     let mut found = Vec::new();
     for answer in answers {
         let RouteNetlinkMessage::NewAddress(message) = answer else {

@@ -1,16 +1,16 @@
 // Your copy of solutions/06-network-namespace/src/nat.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! NAT: how a container reaches the world with the host's address. Book: section 6.4.
 //!
-//! A container's packets leave with a source address from the bridge's subnet, `10.88.0.2`
-//! say, which no router outside the host knows how to answer. Masquerade (source NAT)
-//! rewrites that source address, as the packet leaves the host, to the address of the
-//! interface it leaves by: the host's own. Conntrack remembers every rewrite and undoes it on
-//! the replies: their destination becomes the container's address again, and the host
-//! routes them back over the bridge.
+//! A container's packets leave with a source address from the bridge's subnet,
+//! `10.88.0.2` say, which no router outside the host knows how to answer. Masquerade
+//! (source NAT) rewrites that source address, as the packet leaves the host, to the
+//! address of the interface it leaves by: the host's own. Conntrack remembers every
+//! rewrite and undoes it on the replies: their destination becomes the container's
+//! address again, and the host routes them back over the bridge.
 //!
 //! The rule skips packets that leave by the bridge itself: those go from one container to
-//! another, inside the subnet, where every address is known. Rewriting them would only hide
-//! from each container who spoke to it.
+//! another, inside the subnet, where every address is known. Rewriting them would only
+//! hide from each container who spoke to it.
 //!
 //! Two settings make it work, the ones docker and podman make:
 //!
@@ -21,8 +21,8 @@
 //! nft add rule ip byoc postrouting ip saddr 10.88.0.0/16 oifname != "byoc0" masquerade
 //! ```
 //!
-//! `nft` is a netlink client too: it sends its commands as one batch of messages, which the
-//! kernel applies all together or not at all. The kit sends the same batch.
+//! `nft` is a netlink client too: it sends its commands as one batch of messages, which
+//! the kernel applies all together or not at all. The kit sends the same batch.
 
 use std::fmt;
 use std::fs;
@@ -31,9 +31,10 @@ use std::net::Ipv4Addr;
 use anyhow::{anyhow, bail, Result};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_netfilter::nftables::{
-    Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
-    Hook, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator, Payload,
-    Register, RuleAttribute, RuleMessage, TableAttribute, TableMessage,
+    Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute,
+    Expressions, Hook, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage,
+    Operator, Payload, Register, RuleAttribute, RuleMessage, TableAttribute,
+    TableMessage,
 };
 use netlink_packet_netfilter::none::ControlMessage;
 use netlink_packet_netfilter::{
@@ -114,10 +115,10 @@ pub enum Nat {
 // ANCHOR: ensure_masquerade
 /// Makes sure the table holds the masquerade rule for the containers of `subnet` on the
 /// bridge `bridge`, and nothing else. The table, its chain and its rule are made in one
-/// batch, which the kernel applies all together or not at all: a table that is there holds
-/// its chain. Its rule is read back and checked: one left by a bridge on another subnet
-/// (removed by hand, say) would send the new containers' packets out unchanged, and their
-/// replies nowhere. Such a table is replaced, in one batch too.
+/// batch, which the kernel applies all together or not at all: a table that is there
+/// holds its chain. Its rule is read back and checked: one left by a bridge on another
+/// subnet (removed by hand, say) would send the new containers' packets out unchanged,
+/// and their replies nowhere. Such a table is replaced, in one batch too.
 ///
 /// ```text
 /// nft create table ip byoc
@@ -154,8 +155,8 @@ fn make_masquerade(subnet: &Subnet, bridge: &str, replace: Replace) -> Result<Na
         changes.push((delete_table(), 0));
     }
     changes.extend([
-        // `create`, not `add`: with NLM_F_EXCL the kernel refuses a table that exists, and
-        // with it the whole batch, so the rule is never added twice.
+        // `create`, not `add`: with NLM_F_EXCL the kernel refuses a table that exists,
+        // and with it the whole batch, so the rule is never added twice.
         (add_table(), NLM_F_CREATE | NLM_F_EXCL),
         (add_nat_chain(), NLM_F_CREATE),
         (
@@ -169,8 +170,8 @@ fn make_masquerade(subnet: &Subnet, bridge: &str, replace: Replace) -> Result<Na
     };
     let says = format_args!(
         "{delete}nft create table ip {TABLE}; \
-         nft add chain ip {TABLE} {CHAIN} '{{ type nat hook postrouting priority srcnat; }}'; \
-         nft add rule ip {TABLE} {CHAIN} ip saddr {subnet} oifname != \"{bridge}\" masquerade"
+         nft add chain ip {TABLE} {CHAIN} '{{ type nat hook postrouting priority srcnat; \
+         }}'; nft add rule ip {TABLE} {CHAIN} ip saddr {subnet} oifname != \"{bridge}\" masquerade"
     );
     match send_batch(changes, says)? {
         Ok(()) => Ok(Nat::Made),
@@ -226,8 +227,8 @@ pub fn remove_masquerade() -> Result<()> {
     }
 }
 
-/// The subnets the table's rules masquerade, read back from the kernel, in the order of the
-/// rules: `None` for a rule that is not one the kit writes.
+/// The subnets the table's rules masquerade, read back from the kernel, in the order of
+/// the rules: `None` for a rule that is not one the kit writes.
 ///
 /// ```text
 /// nft list chain ip byoc postrouting
@@ -240,9 +241,9 @@ fn masqueraded_subnets() -> Result<Vec<Option<Subnet>>> {
             RuleAttribute::Chain(CHAIN.into()),
         ],
     });
-    let answers = netlink
-        .dump(for_ipv4(get))
-        .map_err(|error| anyhow!("cannot list the rules of table ip {TABLE}: {error:#}"))?;
+    let answers = netlink.dump(for_ipv4(get)).map_err(|error| {
+        anyhow!("cannot list the rules of table ip {TABLE}: {error:#}")
+    })?;
     Ok(answers
         .into_iter()
         .filter_map(|answer| match answer.inner {
@@ -253,9 +254,9 @@ fn masqueraded_subnets() -> Result<Vec<Option<Subnet>>> {
         .collect())
 }
 
-/// The subnet a rule masquerades, if it is the kit's rule: a `bitwise` that masks the source
-/// address, a `cmp eq` with the network, and a `masq`. What the kernel hands back is
-/// checked like any input: the mask must be a prefix, the network must fit it.
+/// The subnet a rule masquerades, if it is the kit's rule: a `bitwise` that masks the
+/// source address, a `cmp eq` with the network, and a `masq`. What the kernel hands back
+/// is checked like any input: the mask must be a prefix, the network must fit it.
 fn masqueraded_subnet(rule: &RuleMessage) -> Option<Subnet> {
     let expressions = rule
         .attributes
@@ -264,7 +265,8 @@ fn masqueraded_subnet(rule: &RuleMessage) -> Option<Subnet> {
             RuleAttribute::Expressions(expressions) => Some(expressions),
             _ => None,
         })?;
-    let data: Vec<&Expressions> = expressions.iter().filter_map(expression_data).collect();
+    let data: Vec<&Expressions> =
+        expressions.iter().filter_map(expression_data).collect();
     let mask = data.iter().find_map(|expression| match expression {
         Expressions::Bitwise(attributes) => {
             attributes.iter().find_map(|attribute| match attribute {
@@ -275,7 +277,9 @@ fn masqueraded_subnet(rule: &RuleMessage) -> Option<Subnet> {
         _ => None,
     })?;
     let network = data.iter().find_map(|expression| match expression {
-        Expressions::Cmp(attributes) if attributes.contains(&Cmp::Op(Operator::Equal)) => {
+        Expressions::Cmp(attributes)
+            if attributes.contains(&Cmp::Op(Operator::Equal)) =>
+        {
             attributes.iter().find_map(|attribute| match attribute {
                 Cmp::Data(DataAttribute::Value(bytes)) => four_bytes(bytes),
                 _ => None,
@@ -321,8 +325,8 @@ fn describe(masqueraded: &[Option<Subnet>]) -> String {
 }
 
 // ANCHOR: masquerade_rule
-/// The rule's expressions, run one after the other on each packet; the first that does not
-/// match ends the rule. `nft --debug=netlink` lists them so:
+/// The rule's expressions, run one after the other on each packet; the first that does
+/// not match ends the rule. `nft --debug=netlink` lists them so:
 ///
 /// ```text
 /// [ payload load 4b @ network header + 12 => reg 1 ]
@@ -333,8 +337,8 @@ fn describe(masqueraded: &[Option<Subnet>]) -> String {
 /// [ masq ]
 /// ```
 ///
-/// (`nft` itself, for a prefix of whole bytes like /16, loads only those 2 bytes and skips
-/// the mask; loading all 4 and masking them works for every prefix, /20 as well.)
+/// (`nft` itself, for a prefix of whole bytes like /16, loads only those 2 bytes and
+/// skips the mask; loading all 4 and masking them works for every prefix, /20 as well.)
 fn masquerade_rule(subnet: &Subnet, bridge: &str) -> Result<Vec<Expression>> {
     Ok(vec![
         // ip saddr: copy the packet's source address into register 1,
@@ -451,8 +455,8 @@ fn send_batch(
 }
 
 /// Frames the changes between `BATCH_BEGIN` and `BATCH_END`, so the kernel applies them
-/// all or none. Each change asks for an acknowledgement (`NLM_F_ACK`), the frame does not:
-/// that is how the caller knows how many answers to wait for.
+/// all or none. Each change asks for an acknowledgement (`NLM_F_ACK`), the frame does
+/// not: that is how the caller knows how many answers to wait for.
 fn in_one_batch(changes: Vec<(NfTablesMessage, u16)>) -> Vec<(NetfilterMessage, u16)> {
     let mut batch = vec![(batch_control(ControlMessage::BatchBegin), 0)];
     for (change, flags) in changes {
@@ -472,7 +476,8 @@ fn for_ipv4(message: NfTablesMessage) -> NetfilterMessage {
 
 /// A batch's first or last message, addressed to nftables.
 fn batch_control(message: ControlMessage) -> NetfilterMessage {
-    let header = NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, NFNL_SUBSYS_NFTABLES);
+    let header =
+        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, NFNL_SUBSYS_NFTABLES);
     NetfilterMessage::new(header, message)
 }
 
@@ -540,7 +545,8 @@ mod tests {
 
     #[test]
     fn a_rule_the_kit_did_not_write_is_not_read_as_one_of_its_own() {
-        let mut no_masquerade = masquerade_rule(&subnet("10.88.0.0/16"), "byoc0").unwrap();
+        let mut no_masquerade =
+            masquerade_rule(&subnet("10.88.0.0/16"), "byoc0").unwrap();
         no_masquerade.pop();
         assert_eq!(masqueraded_subnet(&rule_of(no_masquerade)), None);
         // A mask with a hole in it is no prefix.

@@ -1,9 +1,9 @@
 // Your copy of solutions/06-network-namespace/src/netlink.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Netlink: how a program asks the kernel to change its network. Book: section 6.2.
 //!
-//! `ip link add`, `ip addr add` and `nft add rule` are not system calls of their own: each
-//! opens a netlink socket and writes a message that describes the change, and the kernel
-//! answers with an acknowledgement or an errno. The kit does the same, through the
+//! `ip link add`, `ip addr add` and `nft add rule` are not system calls of their own:
+//! each opens a netlink socket and writes a message that describes the change, and the
+//! kernel answers with an acknowledgement or an errno. The kit does the same, through the
 //! rust-netlink crates, and narrates each request as the `ip` or `nft` command that would
 //! send it, so `--trace` reads like a shell session.
 
@@ -12,8 +12,8 @@ use std::marker::PhantomData;
 
 use anyhow::{bail, Context, Result};
 use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols, Socket, SocketAddr};
@@ -25,7 +25,8 @@ use crate::trace::{self, SyscallError};
 const RECEIVE_BUFFER: usize = 64 * 1024;
 
 /// A netlink socket that speaks one family of messages: `RouteNetlinkMessage` for links,
-/// addresses and routes (what `ip` sends), netfilter messages for `nft`'s tables and rules.
+/// addresses and routes (what `ip` sends), netfilter messages for `nft`'s tables and
+/// rules.
 pub struct Netlink<M> {
     socket: Socket,
     sequence: u32,
@@ -59,8 +60,8 @@ where
     }
 
     // ANCHOR: request
-    /// Sends one request and waits for the kernel's acknowledgement. `says` is the command
-    /// that does the same from a shell, for `--trace` and for the error.
+    /// Sends one request and waits for the kernel's acknowledgement. `says` is the
+    /// command that does the same from a shell, for `--trace` and for the error.
     pub fn request(
         &mut self,
         message: M,
@@ -132,15 +133,16 @@ where
             let mut header = NetlinkHeader::default();
             header.flags = NLM_F_REQUEST | flags;
             header.sequence_number = self.sequence;
-            let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+            let mut message =
+                NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
             message.finalize();
             let start = datagram.len();
             datagram.resize(start + message.buffer_len(), 0);
             message.serialize(&mut datagram[start..]);
         }
-        self.socket
-            .send(&datagram, 0)
-            .map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)))?;
+        self.socket.send(&datagram, 0).map_err(|error| {
+            Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
+        })?;
         Ok(())
     }
 

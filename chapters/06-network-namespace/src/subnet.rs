@@ -1,13 +1,13 @@
 // Your copy of solutions/06-network-namespace/src/subnet.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! Subnets: the block of addresses the bridge hands out. Book: section 6.3.
 //!
-//! `10.88.0.0/16` means: the first 16 bits are the network, the other 16 number the hosts on
-//! it. The bridge takes the first host address (`10.88.0.1`) and is every container's
+//! `10.88.0.0/16` means: the first 16 bits are the network, the other 16 number the hosts
+//! on it. The bridge takes the first host address (`10.88.0.1`) and is every container's
 //! gateway; containers take the addresses after it.
 //!
 //! Some ranges have a meaning of their own, to the kernel or to every router (RFC 6890
-//! lists them): loopback, multicast, and the like. A bridge on one of them cannot work, so
-//! the parse refuses them, before anything is made on the host.
+//! lists them): loopback, multicast, and the like. A bridge on one of them cannot work,
+//! so the parse refuses them, before anything is made on the host.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -53,7 +53,8 @@ impl Subnet {
         self.host(1)
     }
 
-    /// The addresses containers may take: after the gateway, before the broadcast address.
+    /// The addresses containers may take: after the gateway, before the broadcast
+    /// address.
     pub fn container_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         let size = 1u32 << (32 - u32::from(self.prefix));
         (2..size - 1).map(|n| self.host(n))
@@ -81,8 +82,8 @@ const SPECIAL_RANGES: [SpecialRange; 6] = [
     SpecialRange {
         range: range(0, 0, 0, 0, 8),
         name: "the \"this network\" range",
-        why: "its addresses stand for a host that does not know its own yet, and the kernel \
-              routes to none of them",
+        why: "its addresses stand for a host that does not know its own yet, and the \
+              kernel routes to none of them",
     },
     SpecialRange {
         range: range(127, 0, 0, 0, 8),
@@ -93,8 +94,8 @@ const SPECIAL_RANGES: [SpecialRange; 6] = [
     SpecialRange {
         range: range(169, 254, 0, 0, 16),
         name: "the link-local range",
-        why: "its addresses are for one cable only, routers never forward them, and clouds \
-              answer there with the machine's own secrets (169.254.169.254)",
+        why: "its addresses are for one cable only, routers never forward them, and \
+              clouds answer there with the machine's own secrets (169.254.169.254)",
     },
     SpecialRange {
         range: range(224, 0, 0, 0, 4),
@@ -105,8 +106,8 @@ const SPECIAL_RANGES: [SpecialRange; 6] = [
     SpecialRange {
         range: range(255, 255, 255, 255, 32),
         name: "the broadcast address",
-        why: "a packet sent to it goes to every machine on the cable, so no interface may \
-              have it",
+        why: "a packet sent to it goes to every machine on the cable, so no interface \
+              may have it",
     },
     SpecialRange {
         range: range(240, 0, 0, 0, 4),
@@ -149,12 +150,12 @@ impl FromStr for Subnet {
         let (address, prefix) = text.split_once('/').with_context(|| {
             format!("subnet {text:?} is not ADDRESS/PREFIX, like {DEFAULT_SUBNET}")
         })?;
-        let network: Ipv4Addr = address
-            .parse()
-            .with_context(|| format!("{address:?} in subnet {text:?} is not an IPv4 address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .with_context(|| format!("{prefix:?} in subnet {text:?} is not a prefix length"))?;
+        let network: Ipv4Addr = address.parse().with_context(|| {
+            format!("{address:?} in subnet {text:?} is not an IPv4 address")
+        })?;
+        let prefix: u8 = prefix.parse().with_context(|| {
+            format!("{prefix:?} in subnet {text:?} is not a prefix length")
+        })?;
         if !PREFIXES.contains(&prefix) {
             bail!(
                 "subnet {text:?}: a prefix of /{prefix} is not between /{} and /{}",

@@ -1,24 +1,25 @@
 // Your copy of solutions/07-cgroups/src/hierarchy.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
-//! Which cgroup hierarchy this machine has: v2 (one tree for every controller) or v1 (a tree
-//! per controller). Book: section 7.2.
+//! Which cgroup hierarchy this machine has: v2 (one tree for every controller) or v1 (a
+//! tree per controller). Book: section 7.2.
 //!
-//! The answer is in two files. `/proc/self/mountinfo` says what is mounted where: `cgroup2`
-//! for the v2 tree, `cgroup` with a controller's name in its options for each v1 tree.
-//! `/proc/self/cgroup` says where in each tree this process is. A machine can have both
-//! (systemd's "hybrid" mode mounts an empty cgroup2 beside the v1 controllers), so the rule
-//! is: the controllers the kit uses decide. If any of them is mounted as v1, v1 it is; else a
-//! cgroup2 mount that offers controllers means v2.
+//! The answer is in two files. `/proc/self/mountinfo` says what is mounted where:
+//! `cgroup2` for the v2 tree, `cgroup` with a controller's name in its options for each
+//! v1 tree. `/proc/self/cgroup` says where in each tree this process is. A machine can
+//! have both (systemd's "hybrid" mode mounts an empty cgroup2 beside the v1 controllers),
+//! so the rule is: the controllers the kit uses decide. If any of them is mounted as v1,
+//! v1 it is; else a cgroup2 mount that offers controllers means v2.
 //!
-//! [`Hierarchy::detect`] takes the root of the filesystem as a parameter, so that it can be
-//! tested on files recorded on v1, v2 and hybrid machines.
+//! [`Hierarchy::detect`] takes the root of the filesystem as a parameter, so that it can
+//! be tested on files recorded on v1, v2 and hybrid machines.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// The v1 controllers the kit uses: the three it limits, `cpuacct` to count CPU time where
-/// it is mounted apart from `cpu`, and `freezer` to stop every process before killing them.
+/// The v1 controllers the kit uses: the three it limits, `cpuacct` to count CPU time
+/// where it is mounted apart from `cpu`, and `freezer` to stop every process before
+/// killing them.
 pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
 
 /// The v2 controllers the kit turns on for its cgroups.
@@ -27,7 +28,8 @@ pub const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// The cgroup filesystems of this machine, as far as the kit needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hierarchy {
-    /// One tree: where it is mounted, and this process's cgroup in it (`/user.slice/...`).
+    /// One tree: where it is mounted, and this process's cgroup in it
+    /// (`/user.slice/...`).
     V2 { mount: PathBuf, own: PathBuf },
     /// A tree per controller.
     V1 { controllers: Vec<V1Controller> },
@@ -70,15 +72,16 @@ impl Hierarchy {
         }
         let Some(v2) = mounts.iter().find(|mount| mount.fstype == "cgroup2") else {
             bail!(
-                "no cgroup filesystem is mounted (neither cgroup2 nor the v1 controllers in \
-                 /proc/self/mountinfo): mount one at /sys/fs/cgroup (see book 7.2)"
+                "no cgroup filesystem is mounted (neither cgroup2 nor the v1 controllers \
+                 in /proc/self/mountinfo): mount one at /sys/fs/cgroup (see book 7.2)"
             );
         };
         let controllers = read(&inside(root, &v2.point).join("cgroup.controllers"))?;
         if controllers.split_whitespace().next().is_none() {
             bail!(
-                "the cgroup2 tree at {:?} has no controllers and no v1 controller is mounted: \
-                 this kernel cannot limit memory, CPU or processes (see book 7.2)",
+                "the cgroup2 tree at {:?} has no controllers and no v1 controller is \
+                 mounted: this kernel cannot limit memory, CPU or processes (see book \
+                 7.2)",
                 v2.point
             );
         }
@@ -103,7 +106,8 @@ impl Hierarchy {
 /// A v1 controller, if it is mounted: its mount and this process's cgroup in it.
 fn v1_controller(mounts: &[Mount], membership: &str, name: &str) -> Option<V1Controller> {
     let mount = mounts.iter().find(|mount| {
-        mount.fstype == "cgroup" && mount.super_options.iter().any(|option| option == name)
+        mount.fstype == "cgroup"
+            && mount.super_options.iter().any(|option| option == name)
     })?;
     let own = own_cgroup(membership, |controllers| {
         controllers.split(',').any(|controller| controller == name)
@@ -125,8 +129,9 @@ fn own_cgroup(membership: &str, wanted: impl Fn(&str) -> bool) -> Option<PathBuf
     })
 }
 
-/// A mountinfo line: `36 25 0:31 / /sys/fs/cgroup/memory rw,... - cgroup cgroup rw,memory`.
-/// The fields after ` - ` are the filesystem type, the source and the super options.
+/// A mountinfo line: `36 25 0:31 / /sys/fs/cgroup/memory rw,... - cgroup cgroup
+/// rw,memory`. The fields after ` - ` are the filesystem type, the source and the super
+/// options.
 fn parse_mount(line: &str) -> Option<Mount> {
     let (before, after) = line.split_once(" - ")?;
     let point = before.split(' ').nth(4)?;
@@ -176,7 +181,8 @@ mod tests {
         root
     }
 
-    // Pure v2, as Debian 12 with systemd mounts it (and the kit's test VM, without systemd).
+    // Pure v2, as Debian 12 with systemd mounts it (and the kit's test VM, without
+    // systemd).
     const V2_MOUNTINFO: &str = "\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 25 22 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -207,7 +213,8 @@ mod tests {
 0::/
 ";
 
-    // Pure v1 with cpu and cpuacct mounted together, as Ubuntu 18.04 and CentOS 7 mount it.
+    // Pure v1 with cpu and cpuacct mounted together, as Ubuntu 18.04 and CentOS 7 mount
+    // it.
     const V1_MOUNTINFO: &str = "\
 25 24 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:4 - tmpfs tmpfs ro,mode=755
 29 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:10 - cgroup cgroup rw,cpu,cpuacct
@@ -229,7 +236,9 @@ mod tests {
             Hierarchy::detect(root.path()).unwrap(),
             Hierarchy::V2 {
                 mount: "/sys/fs/cgroup".into(),
-                own: "/user.slice/user-1000.slice/user@1000.service/app.slice/run-u5.scope".into(),
+                own:
+                    "/user.slice/user-1000.slice/user@1000.service/app.slice/run-u5.scope"
+                        .into(),
             }
         );
     }
@@ -237,7 +246,8 @@ mod tests {
     #[test]
     fn hybrid_with_an_empty_cgroup2_uses_the_v1_controllers() {
         let root = machine(HYBRID_MOUNTINFO, HYBRID_CGROUP, "");
-        let Hierarchy::V1 { controllers } = Hierarchy::detect(root.path()).unwrap() else {
+        let Hierarchy::V1 { controllers } = Hierarchy::detect(root.path()).unwrap()
+        else {
             panic!("hybrid must be v1");
         };
         let names: Vec<&str> = controllers.iter().map(|c| c.name.as_str()).collect();
@@ -250,7 +260,8 @@ mod tests {
     #[test]
     fn v1_with_cpu_and_cpuacct_together_shares_their_mount() {
         let root = machine(V1_MOUNTINFO, V1_CGROUP, "");
-        let Hierarchy::V1 { controllers } = Hierarchy::detect(root.path()).unwrap() else {
+        let Hierarchy::V1 { controllers } = Hierarchy::detect(root.path()).unwrap()
+        else {
             panic!("pure v1 must be v1");
         };
         let cpu = controllers.iter().find(|c| c.name == "cpu").unwrap();

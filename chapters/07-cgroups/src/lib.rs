@@ -2,8 +2,8 @@
 //! Chapter 7: cgroups.
 //!
 //! Namespaces decide what a container can see. A cgroup decides how much it may use: how
-//! much memory, how much CPU time, how many processes. This chapter puts each container in
-//! a cgroup of its own, with the limits asked for, on either version of the kernel's
+//! much memory, how much CPU time, how many processes. This chapter puts each container
+//! in a cgroup of its own, with the limits asked for, on either version of the kernel's
 //! interface (v2, one tree; v1, a tree per controller), says so when the kernel kills the
 //! container for memory, and leaves no cgroup behind. Book: chapter 7.
 
@@ -21,7 +21,9 @@ pub mod v2;
 
 /// Chapter 7's spec: chapter 6's, and the container's resources.
 pub mod spec {
-    pub use solution06::spec::{Network, NetworkMode, Process, Root, User, UserNamespace};
+    pub use solution06::spec::{
+        Network, NetworkMode, Process, Root, User, UserNamespace,
+    };
 
     use std::path::PathBuf;
 

@@ -2,11 +2,11 @@
 //! cgroup v1: a tree per controller. Book: section 7.2.
 //!
 //! A container's cgroup is a directory in each tree the kit uses:
-//! `/sys/fs/cgroup/memory/byoc/ID`, `/sys/fs/cgroup/cpu/byoc/ID`, `/sys/fs/cgroup/pids/byoc/ID`
-//! (and `cpuacct`, `freezer`). Each is told its own limit, and the process is put in each.
-//! Where two controllers share a tree (`cpu,cpuacct` on many machines), they share the
-//! directory. v1 has no `cgroup.kill`: the `freezer` stops every process first, so none can
-//! fork a new one while the others are being killed.
+//! `/sys/fs/cgroup/memory/byoc/ID`, `/sys/fs/cgroup/cpu/byoc/ID`,
+//! `/sys/fs/cgroup/pids/byoc/ID` (and `cpuacct`, `freezer`). Each is told its own limit,
+//! and the process is put in each. Where two controllers share a tree (`cpu,cpuacct` on
+//! many machines), they share the directory. v1 has no `cgroup.kill`: the `freezer` stops
+//! every process first, so none can fork a new one while the others are being killed.
 
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -164,12 +164,12 @@ fn wait_until_frozen(freezer: &Path) -> Result<()> {
 fn explain(error: SyscallError, file: &str) -> Result<()> {
     match (error.errno, file) {
         (Errno::ENOENT, "memory.memsw.limit_in_bytes") => bail!(
-            "{error}: this kernel does not count swap (no memory.memsw.limit_in_bytes), so \
-             --memory-swap cannot be kept; leave it out, or boot with swapaccount=1 (book 7.3)"
+            "{error}: this kernel does not count swap (no memory.memsw.limit_in_bytes), \
+             so --memory-swap cannot be kept; leave it out, or boot with swapaccount=1 (book 7.3)"
         ),
         (Errno::EINVAL, "cpu.cfs_quota_us") => bail!(
-            "{error}: the kernel takes a CPU quota of 1 ms per 100 ms period at the least \
-             (--cpus 0.01)"
+            "{error}: the kernel takes a CPU quota of 1 ms per 100 ms period at the \
+             least (--cpus 0.01)"
         ),
         (Errno::EBUSY, "memory.limit_in_bytes") => {
             bail!("{error}: the container already uses more memory than that")

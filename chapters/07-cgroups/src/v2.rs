@@ -1,11 +1,11 @@
 // Your copy of solutions/07-cgroups/src/v2.rs, made by `cargo xtask gen`. Do the exercises marked TODO.
 //! cgroup v2: one tree, every controller in it. Book: section 7.2.
 //!
-//! A container's cgroup is one directory, `/sys/fs/cgroup/byoc/ID`. Its limits are files in
-//! it (`memory.max`, `cpu.max`, `pids.max`), its processes are listed in `cgroup.procs`, and
-//! `memory.events` counts what the memory controller did. A parent hands a controller down
-//! to its children by naming it in its `cgroup.subtree_control`, so the kit turns the three
-//! it uses on at each level above the container's cgroup.
+//! A container's cgroup is one directory, `/sys/fs/cgroup/byoc/ID`. Its limits are files
+//! in it (`memory.max`, `cpu.max`, `pids.max`), its processes are listed in
+//! `cgroup.procs`, and `memory.events` counts what the memory controller did. A parent
+//! hands a controller down to its children by naming it in its `cgroup.subtree_control`,
+//! so the kit turns the three it uses on at each level above the container's cgroup.
 
 use std::path::{Path, PathBuf};
 
@@ -58,9 +58,9 @@ fn enable_controllers(dir: &Path) -> Result<()> {
 fn explain_handing_down(error: SyscallError, dir: &Path) -> anyhow::Error {
     match error.errno {
         Errno::EBUSY => anyhow::anyhow!(
-            "{error}: {dir:?} has processes of its own (the runtime's, perhaps), and cgroup v2 \
-             hands controllers down only from a cgroup without any: run the runtime in a \
-             cgroup below it, as systemd-run --user --scope does (book 7.6)"
+            "{error}: {dir:?} has processes of its own (the runtime's, perhaps), and \
+             cgroup v2 hands controllers down only from a cgroup without any: run the \
+             runtime in a cgroup below it, as systemd-run --user --scope does (book 7.6)"
         ),
         _ => error.into(),
     }
@@ -101,7 +101,8 @@ impl Cgroup for V2 {
             self.set("memory.max", &memory.0.to_string())?;
         }
         if let (Some(memory), Some(swap)) = (limits.memory, limits.memory_swap) {
-            // v2 counts swap apart from memory: the swap allowed is the total less memory.
+            // v2 counts swap apart from memory: the swap allowed is the total less
+            // memory.
             let value = match swap {
                 Swap::Limit(total) => (total.0 - memory.0).to_string(),
                 Swap::Unlimited => "max".to_string(),
@@ -154,7 +155,8 @@ impl Cgroup for V2 {
 impl V2 {
     /// Writes one limit, and says what a refusal means.
     fn set(&self, file: &str, value: &str) -> Result<()> {
-        cgroupfs::write(&self.dir, file, value).or_else(|error| explain(error, &self.dir, file))
+        cgroupfs::write(&self.dir, file, value)
+            .or_else(|error| explain(error, &self.dir, file))
     }
 }
 
@@ -163,17 +165,17 @@ fn explain(error: SyscallError, dir: &Path, file: &str) -> Result<()> {
     let controller = file.split('.').next().unwrap_or(file);
     match (error.errno, file) {
         (Errno::ENOENT, "memory.swap.max") => bail!(
-            "{error}: this kernel does not count swap (no memory.swap.max), so --memory-swap \
-             cannot be kept; leave it out, or boot with swapaccount=1 (book 7.3)"
+            "{error}: this kernel does not count swap (no memory.swap.max), so \
+             --memory-swap cannot be kept; leave it out, or boot with swapaccount=1 (book 7.3)"
         ),
         (Errno::ENOENT, _) => bail!(
-            "{error}: the {controller} controller is not handed down to {dir:?}: its parent's \
-             cgroup.subtree_control does not list it. For an ordinary user, systemd hands \
-             controllers down only where Delegate= says so (book 7.6)"
+            "{error}: the {controller} controller is not handed down to {dir:?}: its \
+             parent's cgroup.subtree_control does not list it. For an ordinary user, \
+             systemd hands controllers down only where Delegate= says so (book 7.6)"
         ),
         (Errno::EINVAL, "cpu.max") => bail!(
-            "{error}: the kernel takes a CPU quota of 1 ms per 100 ms period at the least \
-             (--cpus 0.01)"
+            "{error}: the kernel takes a CPU quota of 1 ms per 100 ms period at the \
+             least (--cpus 0.01)"
         ),
         (Errno::EBUSY, "memory.max") => {
             bail!("{error}: the container already uses more memory than that")

@@ -29,7 +29,9 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::NotFound { .. } => exit::NOT_FOUND,
-            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => exit::NOT_FOUND,
+            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => {
+                exit::NOT_FOUND
+            }
             CommandError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
         }
     }
@@ -61,13 +63,16 @@ impl std::error::Error for CommandError {}
 /// container, where `path` is looked up as `execve` looked it up.
 fn explain(path: &Path, errno: Errno) -> &'static str {
     match errno {
-        Errno::EACCES => "it is not a file the kernel may run (a directory, or no execute bit)",
-        // A path given with a `/` is not checked before execve: it may simply not be there.
+        Errno::EACCES => {
+            "it is not a file the kernel may run (a directory, or no execute bit)"
+        }
+        // A path given with a `/` is not checked before execve: it may simply not be
+        // there.
         Errno::ENOENT if !path.exists() => "there is no such file in the container",
         // The file is there, so what is missing is what it asks for.
         Errno::ENOENT => {
-            "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
-             linked program) is missing in the container"
+            "the interpreter it needs (its #! line, or the dynamic loader of a \
+             dynamically linked program) is missing in the container"
         }
         Errno::ENOEXEC => "the kernel does not recognise its format",
         other => other.desc(),
@@ -89,13 +94,14 @@ pub fn environment() -> Vec<String> {
 /// looked for in each directory of `PATH`, in order, skipping files that may not be run.
 pub fn find_in_path(command: &OsStr) -> Option<PathBuf> {
     // EXERCISE 1.3 (book 1.2): find the command inside the container
-    // HINT: a name with a slash in it is already a path. Any other name is looked up in each
-    // HINT: directory of the search path, in order, as a shell does (section 1.2).
-    // HINT 2: the search path is the constant PATH, directories joined by ':'. Path::join makes
-    // HINT 2: a candidate; is_executable_file says whether it will do.
-    // HINT 3: if the name's bytes contain b'/', return Some(PathBuf::from(command)). Else split
-    // HINT 3: PATH on ':', map each dir to Path::new(dir).join(command), and find the first that
-    // HINT 3: is_executable_file. find returns an Option, which is the function's value.
+    // HINT: a name with a slash in it is already a path. Any other name is looked up in
+    // HINT: each directory of the search path, in order, as a shell does (section 1.2).
+    // HINT 2: the search path is the constant PATH, directories joined by ':'. Path::join
+    // HINT 2: makes a candidate; is_executable_file says whether it will do.
+    // HINT 3: if the name's bytes contain b'/', return Some(PathBuf::from(command)). Else
+    // HINT 3: split PATH on ':', map each dir to Path::new(dir).join(command), and find
+    // HINT 3: the first that is_executable_file. find returns an Option, which is the
+    // HINT 3: function's value.
     // TRIVIAL: None
     if command.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(command));
@@ -123,15 +129,17 @@ pub fn exec(process: &Process) -> Result<Infallible> {
         command: program.clone(),
     })?;
     // EXERCISE 1.4 (book 1.2): replace this process with the program at `path`
-    // HINT: execve swaps this process's program for another: on success it never returns, so
-    // HINT: the call is narrated before it is made (trace::announce, not trace::syscall).
-    // HINT: Read section 1.2.
-    // HINT 2: nix::unistd::execve takes C strings: to_c_string makes one of the path, of each
-    // HINT 2: argument and of each variable. trace::announce narrates a call that may not return.
-    // HINT 2: On failure, return CommandError::CannotExecute with the path and the errno.
+    // HINT: execve swaps this process's program for another: on success it never returns,
+    // HINT: so the call is narrated before it is made (trace::announce, not
+    // HINT: trace::syscall). Read section 1.2.
+    // HINT 2: nix::unistd::execve takes C strings: to_c_string makes one of the path, of
+    // HINT 2: each argument and of each variable. trace::announce narrates a call that
+    // HINT 2: may not return. On failure, return CommandError::CannotExecute with the
+    // HINT 2: path and the errno.
     // HINT 3: collect the arguments and the variables into Vec<CString>s (collect into a
-    // HINT 3: Result<Vec<_>>, then ?). Announce execve(path, argv, env), then match execve's
-    // HINT 3: result: Ok(never) => match never {}, Err(errno) => Err(CannotExecute{..}.into()).
+    // HINT 3: Result<Vec<_>>, then ?). Announce execve(path, argv, env), then match
+    // HINT 3: execve's result: Ok(never) => match never {}, Err(errno) =>
+    // HINT 3: Err(CannotExecute{..}.into()).
     // TRIVIAL: none (a Result<Infallible> has no Ok value: a body must run execve or fail)
     let path_c = to_c_string(path.as_os_str())?;
     let argv = process
@@ -153,9 +161,9 @@ pub fn exec(process: &Process) -> Result<Infallible> {
 }
 // ANCHOR_END: exec
 
-/// Takes on the process's user and directory, where they are not what the set-up left (root,
-/// in `/`): the groups first, then the group, then the user, since a process that gives up
-/// root can no longer change its ids.
+/// Takes on the process's user and directory, where they are not what the set-up left
+/// (root, in `/`): the groups first, then the group, then the user, since a process that
+/// gives up root can no longer change its ids.
 pub fn become_user_in_cwd(process: &Process) -> Result<()> {
     let user = &process.user;
     if *user != User::default() {
@@ -164,7 +172,8 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
             .iter()
             .map(|&gid| Gid::from_raw(gid))
             .collect();
-        let call = format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
+        let call =
+            format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
         trace::syscall(call, unistd::setgroups(&groups))?;
         let gid = Gid::from_raw(user.gid);
         trace::syscall(format_args!("setgid({gid})"), unistd::setgid(gid))?;
@@ -180,5 +189,6 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
 
 /// A C string from an argument; only a NUL byte inside it can make this fail.
 pub fn to_c_string(arg: &OsStr) -> Result<CString> {
-    CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?} contains a NUL byte"))
+    CString::new(arg.as_bytes())
+        .with_context(|| format!("argument {arg:?} contains a NUL byte"))
 }

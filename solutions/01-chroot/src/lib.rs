@@ -4,7 +4,8 @@
 //! replaces itself with the command (`execve(2)`), and the parent waits and passes the
 //! command's exit status on. Book: chapter 1.
 //!
-//! Later chapters re-export this crate (`pub use solution01::*;`) and add their own modules.
+//! Later chapters re-export this crate (`pub use solution01::*;`) and add their own
+//! modules.
 
 pub mod cli;
 pub mod command;

@@ -1,7 +1,7 @@
 //! Chapter 1: a container is a process in a chroot. Book: chapter 1.
 //!
-//! The whole run, parent side and child side. Each later chapter rewrites this file to add
-//! its own steps: how the story grows is the lesson.
+//! The whole run, parent side and child side. Each later chapter rewrites this file to
+//! add its own steps: how the story grows is the lesson.
 
 use std::convert::Infallible;
 use std::ffi::OsString;

@@ -18,7 +18,9 @@ use crate::trace;
 // ANCHOR: fork_child
 /// Starts the container's first process: `body` runs in a forked child, with the child's
 /// end of a start-up channel. The parent gets the child's PID and its own end.
-pub fn fork_child(body: impl FnOnce(&ChildEnd) -> Result<Infallible>) -> Result<(Pid, ParentEnd)> {
+pub fn fork_child(
+    body: impl FnOnce(&ChildEnd) -> Result<Infallible>,
+) -> Result<(Pid, ParentEnd)> {
     let (parent_end, child_end) = sync::channel()?;
     match fork()? {
         ForkResult::Child => {
@@ -32,8 +34,8 @@ pub fn fork_child(body: impl FnOnce(&ChildEnd) -> Result<Infallible>) -> Result<
 }
 // ANCHOR_END: fork_child
 
-/// Ends a child that must not start, because the parent's side failed, and collects it, so
-/// nothing is left behind and the child has nothing to report.
+/// Ends a child that must not start, because the parent's side failed, and collects it,
+/// so nothing is left behind and the child has nothing to report.
 pub fn abandon(child: Pid) {
     let killed = nix::sys::signal::kill(child, Signal::SIGKILL);
     let _ = trace::syscall(format_args!("kill({child}, SIGKILL)"), killed);
@@ -41,8 +43,8 @@ pub fn abandon(child: Pid) {
 }
 
 // ANCHOR: confirm_started
-/// Waits until the child has started the command. If it failed instead, collects the child
-/// and returns its error, so the runtime reports it and exits with its code.
+/// Waits until the child has started the command. If it failed instead, collects the
+/// child and returns its error, so the runtime reports it and exits with its code.
 pub fn confirm_started(child: Pid, channel: ParentEnd) -> Result<Started> {
     match channel.wait_for_exec() {
         Ok(started) => Ok(started),
@@ -54,7 +56,8 @@ pub fn confirm_started(child: Pid, channel: ParentEnd) -> Result<Started> {
 }
 // ANCHOR_END: confirm_started
 
-/// Forks the runtime. `fork` returns twice: the parent gets the child's PID, the child gets 0.
+/// Forks the runtime. `fork` returns twice: the parent gets the child's PID, the child
+/// gets 0.
 pub fn fork() -> Result<ForkResult> {
     // SAFETY: the runtime is single-threaded when it forks, so the child cannot inherit a
     // lock that another thread was holding.
@@ -96,10 +99,10 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 // ANCHOR: close_other_fds
-/// Closes every file descriptor except stdin, stdout, stderr and the start-up channel.
-/// A descriptor the runtime inherited (an open directory of the host, say) would otherwise
-/// pass into the container, and a path through `/proc/self/fd` would lead back to the host:
-/// runc's CVE-2024-21626 was such a leak.
+/// Closes every file descriptor except stdin, stdout, stderr and the start-up channel. A
+/// descriptor the runtime inherited (an open directory of the host, say) would otherwise
+/// pass into the container, and a path through `/proc/self/fd` would lead back to the
+/// host: runc's CVE-2024-21626 was such a leak.
 pub fn close_other_fds(channel: &ChildEnd) -> Result<()> {
     let Some(keep) = channel.raw_fd() else {
         return close_range(3, u32::MAX);
@@ -151,7 +154,8 @@ static CONTAINER: AtomicI32 = AtomicI32::new(0);
 /// report how the container ended; the command decides what the signal means.
 pub fn pass_signals_on(container: Pid) -> Result<()> {
     CONTAINER.store(container.as_raw(), Ordering::SeqCst);
-    // SA_RESTART: a wait4 that the signal interrupts goes on, instead of failing with EINTR.
+    // SA_RESTART: a wait4 that the signal interrupts goes on, instead of failing with
+    // EINTR.
     let action = SigAction::new(
         SigHandler::Handler(pass_on),
         SaFlags::SA_RESTART,
@@ -172,8 +176,9 @@ extern "C" fn pass_on(signal: libc::c_int) {
 
 /// Gives the command the default action for SIGPIPE and for each signal in [`PASSED_ON`].
 /// An ignored signal stays ignored across `execve`, and the runtime may have been started
-/// with some ignored: the Rust runtime ignores SIGPIPE (`yes | head -n 1` would never end),
-/// and a shell ignores SIGINT and SIGQUIT for a job it starts in the background with `&`.
+/// with some ignored: the Rust runtime ignores SIGPIPE (`yes | head -n 1` would never
+/// end), and a shell ignores SIGINT and SIGQUIT for a job it starts in the background
+/// with `&`.
 pub fn default_signals() -> Result<()> {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in PASSED_ON.into_iter().chain([Signal::SIGPIPE]) {
@@ -186,8 +191,8 @@ pub fn default_signals() -> Result<()> {
 // ANCHOR_END: terminal_signals
 
 // ANCHOR: new_session
-/// Makes the child the leader of a new session, with no controlling terminal. It leaves the
-/// host's terminal session: the terminal's signals (Ctrl-C) no longer reach it, and
+/// Makes the child the leader of a new session, with no controlling terminal. It leaves
+/// the host's terminal session: the terminal's signals (Ctrl-C) no longer reach it, and
 /// `/dev/tty` no longer opens the host's terminal.
 pub fn new_session() -> Result<()> {
     trace::syscall(format_args!("setsid()"), unistd::setsid())?;
@@ -199,7 +204,8 @@ pub fn new_session() -> Result<()> {
 /// Waits for a child to end and returns the exit code the runtime should pass on.
 pub fn wait_for(child: Pid) -> Result<u8> {
     loop {
-        let status = trace::syscall(format_args!("wait4({child})"), waitpid(child, None))?;
+        let status =
+            trace::syscall(format_args!("wait4({child})"), waitpid(child, None))?;
         if let Some(code) = exit_code(status) {
             return Ok(code);
         }
@@ -214,12 +220,14 @@ pub fn wait_for(child: Pid) -> Result<u8> {
 pub fn exit_code(status: WaitStatus) -> Option<u8> {
     // EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime passes on
     // HINT: a command that exits passes on its own code; one killed by a signal passes on
-    // HINT: 128 plus the signal's number, as a shell does. Anything else has not ended yet.
-    // HINT: Section 1.2 says why. `cargo xtask hint 1.1` gives more, one step at a time.
-    // HINT 2: match on the WaitStatus: its Exited and Signaled variants carry the code and the
-    // HINT 2: signal. A Signal converts to its number with `as u8` (every number fits in a byte).
-    // HINT 3: three arms: Exited(_, code) gives Some(code as u8), Signaled(_, signal, _) gives
-    // HINT 3: Some(128 + signal as u8), and `_` gives None.
+    // HINT: 128 plus the signal's number, as a shell does. Anything else has not ended
+    // HINT: yet. Section 1.2 says why. `cargo xtask hint 1.1` gives more, one step at a
+    // HINT: time.
+    // HINT 2: match on the WaitStatus: its Exited and Signaled variants carry the code
+    // HINT 2: and the signal. A Signal converts to its number with `as u8` (every number
+    // HINT 2: fits in a byte).
+    // HINT 3: three arms: Exited(_, code) gives Some(code as u8), Signaled(_, signal, _)
+    // HINT 3: gives Some(128 + signal as u8), and `_` gives None.
     // TRIVIAL: None
     match status {
         WaitStatus::Exited(_, code) => Some(code as u8),
@@ -230,8 +238,9 @@ pub fn exit_code(status: WaitStatus) -> Option<u8> {
 }
 // ANCHOR_END: exit_code
 
-/// How a child ended: the exit code to pass on, and the signal that killed it, if one did.
-/// The code alone cannot tell: 137 is a `SIGKILL`, or a shell passing on its last `$?`.
+/// How a child ended: the exit code to pass on, and the signal that killed it, if one
+/// did. The code alone cannot tell: 137 is a `SIGKILL`, or a shell passing on its last
+/// `$?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended {
     pub code: u8,

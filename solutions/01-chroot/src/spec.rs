@@ -2,9 +2,9 @@
 //! whole before any process is started. Book: section 1.5.
 //!
 //! The names follow the OCI runtime specification (`process.args`, `process.env`,
-//! `process.terminal`, `root.path`), the format that runc, crun and youki read. A later chapter
-//! builds the same spec from an image's configuration instead of from the command line, and
-//! the run does not need to know which.
+//! `process.terminal`, `root.path`), the format that runc, crun and youki read. A later
+//! chapter builds the same spec from an image's configuration instead of from the command
+//! line, and the run does not need to know which.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;

@@ -1,13 +1,13 @@
 //! The start-up channel: how the runtime and the container's first process keep in step.
 //! Book: section 1.5.
 //!
-//! Two things need it. The child must not start before the parent has done its part on the
-//! host (from chapter 5 on: user id maps, a network link, a cgroup), so it waits for "go".
-//! And the parent must know whether the child got as far as `execve`: a command that exits
-//! with 125 and a set-up step that failed look the same in an exit code. So the child's end
-//! is close-on-exec: when `execve` works, the kernel closes it and the parent reads "end of
-//! file"; when a step fails, the child sends the error's text instead, and the parent prints
-//! it. runc, crun and youki all start containers this way.
+//! Two things need it. The child must not start before the parent has done its part on
+//! the host (from chapter 5 on: user id maps, a network link, a cgroup), so it waits for
+//! "go". And the parent must know whether the child got as far as `execve`: a command
+//! that exits with 125 and a set-up step that failed look the same in an exit code. So
+//! the child's end is close-on-exec: when `execve` works, the kernel closes it and the
+//! parent reads "end of file"; when a step fails, the child sends the error's text
+//! instead, and the parent prints it. runc, crun and youki all start containers this way.
 
 use std::cell::Cell;
 use std::fmt;
@@ -68,20 +68,25 @@ impl End {
         let received = self.with_fd(|fd| {
             let mut iov = [IoSliceMut::new(message)];
             let flags = MsgFlags::MSG_CMSG_CLOEXEC;
-            let got = socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags)?;
+            let got =
+                socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags)?;
             let passed = got.cmsgs()?.find_map(|cmsg| match cmsg {
                 ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
                 _ => None,
             });
             Ok((got.bytes, passed))
         });
-        let (length, passed) = trace::syscall(format_args!("recvmsg(channel)"), received)?;
+        let (length, passed) =
+            trace::syscall(format_args!("recvmsg(channel)"), received)?;
         // SAFETY: the kernel has just made this descriptor for us, and nothing else has it.
         let passed = passed.map(|raw| unsafe { OwnedFd::from_raw_fd(raw) });
         Ok((length, passed))
     }
 
-    fn with_fd<T>(&self, use_fd: impl FnOnce(&OwnedFd) -> nix::Result<T>) -> nix::Result<T> {
+    fn with_fd<T>(
+        &self,
+        use_fd: impl FnOnce(&OwnedFd) -> nix::Result<T>,
+    ) -> nix::Result<T> {
         let fd = self.fd.take().ok_or(Errno::EBADF)?;
         let result = use_fd(&fd);
         self.fd.set(Some(fd));
@@ -156,7 +161,9 @@ impl ParentEnd {
                     }
                     .into())
                 }
-                other => bail!("the container sent a message the runtime does not know: {other:?}"),
+                other => bail!(
+                    "the container sent a message the runtime does not know: {other:?}"
+                ),
             }
         }
     }
@@ -181,8 +188,8 @@ impl ChildEnd {
     }
 
     /// Is the parent's end still open? A look that does not wait: with nothing to read
-    /// yet, `recv` fails with EAGAIN while the other end is open, and returns 0 once it is
-    /// closed.
+    /// yet, `recv` fails with EAGAIN while the other end is open, and returns 0 once it
+    /// is closed.
     pub fn parent_is_alive(&self) -> bool {
         let mut byte = [0u8; 1];
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK;
@@ -206,7 +213,13 @@ impl ChildEnd {
         ));
         self.0
             .with_fd(|fd| {
-                socket::sendmsg::<()>(fd.as_raw_fd(), &packet, &rights, MsgFlags::empty(), None)
+                socket::sendmsg::<()>(
+                    fd.as_raw_fd(),
+                    &packet,
+                    &rights,
+                    MsgFlags::empty(),
+                    None,
+                )
             })
             .map_err(|errno| failed("sendmsg(channel)", errno))?;
         Ok(())

@@ -2,12 +2,12 @@
 //!
 //! A terminal is more than a file. A program that holds one can ask the kernel to push
 //! characters into its input (`TIOCSTI`), as if someone had typed them; with root's
-//! privileges it may do so on any terminal it has a descriptor for. So the host's terminal is
-//! never handed to the container. Without `-t`, each of stdin, stdout and stderr that is a
-//! terminal becomes a pipe, and the runtime copies between the two. With `-t`, as with
-//! `docker run -t`, the container gets a new pseudo-terminal of its own: the child makes it,
-//! sends the master side to the runtime over the start-up channel, and the runtime copies
-//! between it and the host's terminal.
+//! privileges it may do so on any terminal it has a descriptor for. So the host's
+//! terminal is never handed to the container. Without `-t`, each of stdin, stdout and
+//! stderr that is a terminal becomes a pipe, and the runtime copies between the two. With
+//! `-t`, as with `docker run -t`, the container gets a new pseudo-terminal of its own:
+//! the child makes it, sends the master side to the runtime over the start-up channel,
+//! and the runtime copies between it and the host's terminal.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -59,7 +59,8 @@ impl Stdio {
         }
         let mut pipes = Vec::new();
         for number in [0, 1, 2].into_iter().filter(|fd| is_terminal(*fd)) {
-            let (read, write) = unistd::pipe2(OFlag::O_CLOEXEC).context("cannot make a pipe")?;
+            let (read, write) =
+                unistd::pipe2(OFlag::O_CLOEXEC).context("cannot make a pipe")?;
             let (container_end, runtime_end) = if number == 0 {
                 (read, write)
             } else {
@@ -97,8 +98,10 @@ impl Stdio {
                 channel.send_terminal(&master)?;
                 drop(master); // the container must not hold it
                 let call = format_args!("ioctl({}, TIOCSCTTY, 0)", terminal.as_raw_fd());
-                // SAFETY: TIOCSCTTY takes an integer argument and touches no memory of ours.
-                let result = unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCSCTTY, 0) };
+                // SAFETY: TIOCSCTTY takes an integer argument and touches no memory of
+                // ours.
+                let result =
+                    unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCSCTTY, 0) };
                 trace::syscall(call, Errno::result(result).map(drop))?;
                 for number in [0, 1, 2] {
                     duplicate_onto(&terminal, number)?;
@@ -135,12 +138,15 @@ impl Stdio {
             (Stdio::NewTerminal, Some(master)) => {
                 relay.saved_mode = raw_mode_on_stdin()?;
                 follow_window_size(&master)?;
-                let to_container = master.try_clone().context("cannot copy a descriptor")?;
+                let to_container =
+                    master.try_clone().context("cannot copy a descriptor")?;
                 drop(copy_in_background(std::io::stdin().as_fd(), to_container)?);
                 let host = host_descriptor(1)?;
                 relay.output.push(copy_in_background(master.as_fd(), host)?);
             }
-            (Stdio::NewTerminal, None) => bail!("the container did not send its terminal"),
+            (Stdio::NewTerminal, None) => {
+                bail!("the container did not send its terminal")
+            }
         }
         Ok(relay)
     }
@@ -208,9 +214,9 @@ fn copy_window_size(terminal: &OwnedFd) {
 }
 
 /// Passes each change of the host terminal's size on to the container's: the kernel tells
-/// the runtime with SIGWINCH, and setting the size on the master side makes the kernel tell
-/// the container's programs the same way. A thread of its own waits for the signal, which
-/// is blocked in this thread (and so in every thread started after it) for that.
+/// the runtime with SIGWINCH, and setting the size on the master side makes the kernel
+/// tell the container's programs the same way. A thread of its own waits for the signal,
+/// which is blocked in this thread (and so in every thread started after it) for that.
 fn follow_window_size(master: &OwnedFd) -> Result<()> {
     let mut resized = SigSet::empty();
     resized.add(Signal::SIGWINCH);
@@ -236,7 +242,8 @@ fn copy_size(from: RawFd, to: RawFd) {
     }
 }
 
-/// `dup2(from, number)`: the copy at `number` is not close-on-exec, so the command keeps it.
+/// `dup2(from, number)`: the copy at `number` is not close-on-exec, so the command keeps
+/// it.
 fn duplicate_onto(from: &OwnedFd, number: RawFd) -> Result<()> {
     let raw = from.as_raw_fd();
     // SAFETY: dup2 only makes `number` refer to the same open file as `raw`.
@@ -253,7 +260,8 @@ fn raw_mode_on_stdin() -> Result<Option<Termios>> {
     if !is_terminal(0) {
         return Ok(None);
     }
-    let saved = termios::tcgetattr(std::io::stdin()).context("cannot read the terminal's mode")?;
+    let saved = termios::tcgetattr(std::io::stdin())
+        .context("cannot read the terminal's mode")?;
     let mut raw = saved.clone();
     termios::cfmakeraw(&mut raw);
     termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &raw)
@@ -272,7 +280,10 @@ fn host_descriptor(number: RawFd) -> Result<OwnedFd> {
 
 /// Copies from `from` to `to` in a thread of its own until `from` ends. A terminal's
 /// master side "ends" with EIO once the container's side is closed everywhere.
-fn copy_in_background(from: std::os::fd::BorrowedFd<'_>, to: OwnedFd) -> Result<JoinHandle<()>> {
+fn copy_in_background(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: OwnedFd,
+) -> Result<JoinHandle<()>> {
     let from = from
         .try_clone_to_owned()
         .context("cannot copy a descriptor")?;

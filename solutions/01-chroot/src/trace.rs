@@ -1,9 +1,10 @@
-//! The `--trace` narration: each system call, printed on stderr as it returns, in the style
-//! of `strace`. It lets a learner watch a container being made. Book: "Setting up", section
-//! "Watching a container being made".
+//! The `--trace` narration: each system call, printed on stderr as it returns, in the
+//! style of `strace`. It lets a learner watch a container being made. Book: "Setting up",
+//! section "Watching a container being made".
 //!
-//! Every chapter makes its system calls through [`syscall`], so the story of a run and the
-//! error messages of a failed run always name the exact call, its arguments and its result.
+//! Every chapter makes its system calls through [`syscall`], so the story of a run and
+//! the error messages of a failed run always name the exact call, its arguments and its
+//! result.
 
 use std::fmt;
 use std::io::Write;
@@ -31,7 +32,8 @@ pub fn set_actor(name: &'static str) {
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = name;
 }
 
-/// A system call that failed: which call, with which arguments, and the `errno` it returned.
+/// A system call that failed: which call, with which arguments, and the `errno` it
+/// returned.
 #[derive(Debug)]
 pub struct SyscallError {
     pub call: String,
@@ -56,7 +58,8 @@ impl fmt::Display for SyscallError {
 impl std::error::Error for SyscallError {}
 
 // ANCHOR: syscall
-/// Reports a system call that has returned, and turns a failure into an error that names it.
+/// Reports a system call that has returned, and turns a failure into an error that names
+/// it.
 ///
 /// `call` is the call as a C programmer would write it, for example
 /// `format_args!("chroot({rootfs:?})")`.

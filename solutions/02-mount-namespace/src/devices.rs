@@ -57,13 +57,16 @@ pub const DEVICES: [Device; 6] = [
 // ANCHOR_END: devices
 
 /// How one device file gets into the container's `/dev`. Chapter 2 makes it with `mknod`;
-/// inside a user namespace, where `mknod` is not allowed, chapter 5 bind-mounts the host's.
+/// inside a user namespace, where `mknod` is not allowed, chapter 5 bind-mounts the
+/// host's.
 pub type MakeDevice = fn(&Path, &Device) -> Result<()>;
 
 // ANCHOR: populate
-/// Mounts a tmpfs on the root's `/dev` and puts each device file in it with `make_device`.
+/// Mounts a tmpfs on the root's `/dev` and puts each device file in it with
+/// `make_device`.
 pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
-    // Not MS_NODEV, which is what /tmp gets: device files on a nodev mount cannot be opened.
+    // Not MS_NODEV, which is what /tmp gets: device files on a nodev mount cannot be
+    // opened.
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     mounts::mount_tmpfs(&root.find_dir("dev")?.path(), flags, "mode=755")?;
     // Looked up again: the descriptor found before the mount is the directory under the
@@ -78,15 +81,16 @@ pub fn populate(root: &RootDir, make_device: MakeDevice) -> Result<()> {
 /// Creates one character device file, readable and writable by everyone.
 pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 2.3 (book 2.3): create the character device file `path` for `device`
-    // HINT: a device file is made, not copied: it holds only a type (character), a major and a
-    // HINT: minor number, and a mode. The umask takes bits off that mode, so set it again.
-    // HINT: Narrate each call with trace::syscall. Read section 2.3.
-    // HINT 2: nix::sys::stat::mknod makes the file, with SFlag for its type and stat::makedev for
-    // HINT 2: the two numbers. stat::fchmodat then sets the mode 0666 again, past the umask.
-    // HINT 2: Wrap each in trace::syscall.
+    // HINT: a device file is made, not copied: it holds only a type (character), a major
+    // HINT: and a minor number, and a mode. The umask takes bits off that mode, so set it
+    // HINT: again. Narrate each call with trace::syscall. Read section 2.3.
+    // HINT 2: nix::sys::stat::mknod makes the file, with SFlag for its type and
+    // HINT 2: stat::makedev for the two numbers. stat::fchmodat then sets the mode 0666
+    // HINT 2: again, past the umask. Wrap each in trace::syscall.
     // HINT 3: let mode = Mode::from_bits_truncate(0o666); mknod(path, S_IFCHR, mode,
     // HINT 3: makedev(device.major, device.minor)), then fchmodat(AT_FDCWD, path, mode,
-    // HINT 3: FchmodatFlags::FollowSymlink), each with ? after its trace::syscall; then Ok(()).
+    // HINT 3: FchmodatFlags::FollowSymlink), each with ? after its trace::syscall; then
+    // HINT 3: Ok(()).
     // TRIVIAL: Ok(())
     let (major, minor) = (device.major, device.minor);
     let read_write = Mode::from_bits_truncate(0o666);
@@ -110,8 +114,8 @@ pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
 
 // ANCHOR: devpts
 /// Mounts a devpts of the container's own on `dev/pts`, and points `dev/ptmx` at its
-/// `ptmx`. `newinstance` makes it a new set of pseudo-terminals, not the host's: a terminal
-/// the container opens is numbered from 0, and the host's are not in it.
+/// `ptmx`. `newinstance` makes it a new set of pseudo-terminals, not the host's: a
+/// terminal the container opens is numbered from 0, and the host's are not in it.
 pub fn mount_devpts(dev: &Path) -> Result<()> {
     let pts = dev.join("pts");
     mounts::make_dir_if_missing(&pts)?;

@@ -1,9 +1,9 @@
 //! Chapter 2: a mount namespace of its own.
 //!
 //! The child gets a private copy of the mount table, turns off propagation so nothing it
-//! mounts reaches the host, bind-mounts the root filesystem, gives it a minimal `/dev` and a
-//! `/tmp`, and swaps roots with `pivot_root(2)` so the host's tree is gone, not just hidden.
-//! Book: chapter 2.
+//! mounts reaches the host, bind-mounts the root filesystem, gives it a minimal `/dev`
+//! and a `/tmp`, and swaps roots with `pivot_root(2)` so the host's tree is gone, not
+//! just hidden. Book: chapter 2.
 
 pub use solution01::*;
 

@@ -36,14 +36,14 @@ pub fn mount(
 /// Stops mount events from flowing between this mount namespace and the host's.
 pub fn make_private() -> Result<()> {
     // EXERCISE 2.1 (book 2.1): make every mount in this namespace private, recursively
-    // HINT: a new mount namespace starts as a copy, and copies of "shared" mounts still pass
-    // HINT: mount events to the host. Change the propagation of every mount, from "/" down.
-    // HINT: Section 2.1 explains propagation.
+    // HINT: a new mount namespace starts as a copy, and copies of "shared" mounts still
+    // HINT: pass mount events to the host. Change the propagation of every mount, from
+    // HINT: "/" down. Section 2.1 explains propagation.
     // HINT 2: one mount call, on "/", with no source, no file system type and no data:
-    // HINT 2: only the flags matter. MS_PRIVATE changes the propagation; MS_REC applies it
-    // HINT 2: to every mount below.
-    // HINT 3: mount(None, Path::new("/"), None, <the two flags joined with |>, None): this file's
-    // HINT 3: mount narrates itself, and its value is the function's value.
+    // HINT 2: only the flags matter. MS_PRIVATE changes the propagation; MS_REC applies
+    // HINT 2: it to every mount below.
+    // HINT 3: mount(None, Path::new("/"), None, <the two flags joined with |>, None):
+    // HINT 3: this file's mount narrates itself, and its value is the function's value.
     // TRIVIAL: Ok(())
     mount(
         None,
@@ -80,17 +80,18 @@ pub fn mount_tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<()> {
 }
 
 // ANCHOR: pivot
-/// Makes `new_root` the root of this mount namespace and detaches the old one, so no path,
-/// not even `..` from `/`, leads back to the host's files. Nothing is written in the new
-/// root: the old one is stacked on top of it, not parked in a directory of it.
+/// Makes `new_root` the root of this mount namespace and detaches the old one, so no
+/// path, not even `..` from `/`, leads back to the host's files. Nothing is written in
+/// the new root: the old one is stacked on top of it, not parked in a directory of it.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
     // EXERCISE 2.2 (book 2.2): swap the roots, then detach the old one
-    // HINT: we stand in new_root. One call makes it "/" and stacks the old root on top of it,
-    // HINT: right where we stand; a second takes the old root away. Narrate each with
+    // HINT: we stand in new_root. One call makes it "/" and stacks the old root on top of
+    // HINT: it, right where we stand; a second takes the old root away. Narrate each with
     // HINT: trace::syscall. Section 2.2 shows both.
-    // HINT 2: nix::unistd::pivot_root with "." for both arguments, then nix::mount::umount2 of
-    // HINT 2: "." with MntFlags::MNT_DETACH. Wrap each in trace::syscall.
+    // HINT 2: nix::unistd::pivot_root with "." for both arguments, then
+    // HINT 2: nix::mount::umount2 of "." with MntFlags::MNT_DETACH. Wrap each in
+    // HINT 2: trace::syscall.
     // HINT 3: trace::syscall(format_args!("pivot_root(\".\", \".\")"),
     // HINT 3: unistd::pivot_root(".", "."))?;
     // HINT 3: the same for umount2(".", MNT_DETACH), then Ok(()).

@@ -1,6 +1,6 @@
-//! The container's root, in order: every step of chapter 2 in one place, driven by a plan,
-//! so a later chapter changes a step by changing the plan, not by copying the steps.
-//! Book: section 2.4.
+//! The container's root, in order: every step of chapter 2 in one place, driven by a
+//! plan, so a later chapter changes a step by changing the plan, not by copying the
+//! steps. Book: section 2.4.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,8 @@ use crate::devices::{self, MakeDevice};
 use crate::inroot::RootDir;
 use crate::mounts;
 
-/// How the container's `/` is made: which directory becomes it, and how its `/dev` is filled.
+/// How the container's `/` is made: which directory becomes it, and how its `/dev` is
+/// filled.
 pub struct RootPlan {
     /// The root filesystem, an absolute path on the host.
     pub rootfs: PathBuf,
@@ -26,10 +27,10 @@ pub fn setup(plan: &RootPlan) -> Result<()> {
     mounts::pivot_root(&plan.rootfs)
 }
 
-/// Every step but the last: the root is ready, and the host's tree still in reach. A later
-/// chapter that must mount something before `pivot_root` calls this, then `pivot_root`, and
-/// finds its mount points with the root it returns: inside the root, never by joining
-/// strings (book 2.5).
+/// Every step but the last: the root is ready, and the host's tree still in reach. A
+/// later chapter that must mount something before `pivot_root` calls this, then
+/// `pivot_root`, and finds its mount points with the root it returns: inside the root,
+/// never by joining strings (book 2.5).
 pub fn prepare(plan: &RootPlan) -> Result<RootDir> {
     mounts::make_private()?;
     mounts::bind_onto_itself(&plan.rootfs)?;

@@ -1,11 +1,12 @@
 //! What PID 1 must do, and a tiny init that does it. Book: section 3.3.
 //!
 //! PID 1 of a namespace is special in two ways. Orphans are re-parented to it, so it must
-//! `wait` for them or they stay zombies. And the kernel gives it no default signal actions:
-//! a `SIGTERM` it has no handler for is dropped, so `Ctrl-C` or `kill` does not stop it.
-//! A command that was not written to be an init (a shell, a server) does neither job.
-//! With `--init`, PID 1 is [`supervise`] instead: it reaps every child and forwards signals
-//! to the command, which runs as PID 2. The runtime's parent uses the same loop on the host.
+//! `wait` for them or they stay zombies. And the kernel gives it no default signal
+//! actions: a `SIGTERM` it has no handler for is dropped, so `Ctrl-C` or `kill` does not
+//! stop it. A command that was not written to be an init (a shell, a server) does neither
+//! job. With `--init`, PID 1 is [`supervise`] instead: it reaps every child and forwards
+//! signals to the command, which runs as PID 2. The runtime's parent uses the same loop
+//! on the host.
 
 use std::convert::Infallible;
 
@@ -20,7 +21,8 @@ use crate::spec::Process;
 use crate::sync::ChildEnd;
 use crate::{command, process, trace};
 
-/// The signals passed on to the command: what `Ctrl-C`, `kill` and a closed terminal send.
+/// The signals passed on to the command: what `Ctrl-C`, `kill` and a closed terminal
+/// send.
 pub const FORWARDED: [Signal; 4] = [
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -43,14 +45,16 @@ fn watched() -> SigSet {
 /// exists: a signal that came in between would otherwise be lost.
 pub fn block_signals() -> Result<SigSet> {
     let call = format_args!("sigprocmask(SIG_BLOCK, [INT TERM HUP QUIT CHLD])");
-    let previous = trace::syscall(call, watched().thread_swap_mask(SigmaskHow::SIG_BLOCK))?;
+    let previous =
+        trace::syscall(call, watched().thread_swap_mask(SigmaskHow::SIG_BLOCK))?;
     Ok(previous)
 }
 
 /// Puts back the mask there was before [`block_signals`], and the default action for each
-/// forwarded signal and for SIGPIPE. A child inherits its parent's mask and its ignored signals, and `execve`
-/// keeps both, so the command would otherwise start with whatever the runtime was started
-/// with (a shell ignores SIGINT for its background jobs, for example).
+/// forwarded signal and for SIGPIPE. A child inherits its parent's mask and its ignored
+/// signals, and `execve` keeps both, so the command would otherwise start with whatever
+/// the runtime was started with (a shell ignores SIGINT for its background jobs, for
+/// example).
 pub fn restore_signals(previous: &SigSet) -> Result<()> {
     // The forwarded signals are chapter 1's: the same list, put back to their defaults.
     process::default_signals()?;
@@ -60,22 +64,24 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
 }
 
 // ANCHOR: supervise
-/// Waits until `command` ends, reaping any other child on the way and passing each forwarded
-/// signal on to `command`. Returns how it ended: the exit code to pass on, and the signal
-/// that killed it, if one did.
+/// Waits until `command` ends, reaping any other child on the way and passing each
+/// forwarded signal on to `command`. Returns how it ended: the exit code to pass on, and
+/// the signal that killed it, if one did.
 pub fn supervise(command: Pid) -> Result<Ended> {
     let signals = watched();
     // EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
-    // HINT: an init waits for signals. When a child ends, it reaps; when the command has ended,
-    // HINT: it returns how it ended. Every other signal is passed on to the command. Narrate
-    // HINT: the wait and each signal passed on with trace::syscall. Read section 3.3.
-    // HINT 2: signals.wait() returns the next watched signal (they are blocked, so they queue).
-    // HINT 2: reap_children(command) reaps, and says Some(ended) once the command has ended.
-    // HINT 2: nix::sys::signal::kill passes a signal on. Wrap the wait and kill in trace::syscall.
-    // HINT 3: loop { let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;
-    // HINT 3: if signal == Signal::SIGCHLD { if let Some(ended) = reap_children(command)? {
-    // HINT 3: return Ok(ended) } } else { trace::syscall(<"kill(PID, SIGNAL)">,
-    // HINT 3: kill(command, signal))?; } }
+    // HINT: an init waits for signals. When a child ends, it reaps; when the command has
+    // HINT: ended, it returns how it ended. Every other signal is passed on to the
+    // HINT: command. Narrate the wait and each signal passed on with trace::syscall. Read
+    // HINT: section 3.3.
+    // HINT 2: signals.wait() returns the next watched signal (they are blocked, so they
+    // HINT 2: queue). reap_children(command) reaps, and says Some(ended) once the command
+    // HINT 2: has ended. nix::sys::signal::kill passes a signal on. Wrap the wait and
+    // HINT 2: kill in trace::syscall.
+    // HINT 3: loop { let signal = trace::syscall(format_args!("sigwait()"),
+    // HINT 3: signals.wait())?; if signal == Signal::SIGCHLD { if let Some(ended) =
+    // HINT 3: reap_children(command)? { return Ok(ended) } } else {
+    // HINT 3: trace::syscall(<"kill(PID, SIGNAL)">, kill(command, signal))?; } }
     // TRIVIAL: Ok(Ended { code: 0, signal: None })
     loop {
         let signal = trace::syscall(format_args!("sigwait()"), signals.wait())?;
@@ -104,7 +110,9 @@ pub fn reap_children(command: Pid) -> Result<Option<Ended>> {
         };
         match status {
             WaitStatus::StillAlive => return Ok(command_code),
-            status if status.pid() == Some(command) => command_code = process::ended(status),
+            status if status.pid() == Some(command) => {
+                command_code = process::ended(status)
+            }
             _ => {} // an orphan: reaping it is all it needed
         }
     }
@@ -112,9 +120,10 @@ pub fn reap_children(command: Pid) -> Result<Option<Ended>> {
 // ANCHOR_END: reap_children
 
 // ANCHOR: run_as_init
-/// Becomes the tiny init: forks the command as PID 2, then supervises it as PID 1, and ends
-/// with the command's exit code. The command reports on `channel` whether it started; the
-/// init gives up its own copy, so that the command's `execve` is what closes the channel.
+/// Becomes the tiny init: forks the command as PID 2, then supervises it as PID 1, and
+/// ends with the command's exit code. The command reports on `channel` whether it
+/// started; the init gives up its own copy, so that the command's `execve` is what closes
+/// the channel.
 pub fn run_as_init(
     command: &Process,
     channel: &ChildEnd,
@@ -138,10 +147,10 @@ pub fn run_as_init(
 
 // ANCHOR: forget_the_hosts_words
 /// Wipes the command line and the environment this process was started with. The init is
-/// the runtime itself, started on the host with the host's words: the kernel keeps them in
-/// the process's own memory and shows them to the container as `/proc/1/cmdline` and
-/// `/proc/1/environ`, a token from the host's shell included. Zeroing those bytes leaves the
-/// container nothing to read there (book 3.3).
+/// the runtime itself, started on the host with the host's words: the kernel keeps them
+/// in the process's own memory and shows them to the container as `/proc/1/cmdline` and
+/// `/proc/1/environ`, a token from the host's shell included. Zeroing those bytes leaves
+/// the container nothing to read there (book 3.3).
 fn forget_the_hosts_words() -> Result<()> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let [arg_start, arg_end, env_start, env_end] = words_in_memory(&stat)?;
@@ -170,8 +179,9 @@ fn words_in_memory(stat: &str) -> Result<[usize; 4]> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let field = |number: usize| -> Result<usize> {
         let text = fields.get(number - 3).copied().unwrap_or_default();
-        text.parse()
-            .map_err(|_| anyhow::anyhow!("/proc/self/stat has no field {number}: {stat:?}"))
+        text.parse().map_err(|_| {
+            anyhow::anyhow!("/proc/self/stat has no field {number}: {stat:?}")
+        })
     };
     Ok([field(48)?, field(49)?, field(50)?, field(51)?])
 }

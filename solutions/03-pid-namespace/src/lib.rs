@@ -1,8 +1,9 @@
 //! Chapter 3: a PID namespace of its own.
 //!
-//! The child is started with `clone(2)` in new mount and PID namespaces, so it is PID 1 of
-//! its own process tree. It mounts a fresh `/proc` that shows only that tree. PID 1 has
-//! duties no other process has: with `--init`, a tiny init takes them on. Book: chapter 3.
+//! The child is started with `clone(2)` in new mount and PID namespaces, so it is PID 1
+//! of its own process tree. It mounts a fresh `/proc` that shows only that tree. PID 1
+//! has duties no other process has: with `--init`, a tiny init takes them on. Book:
+//! chapter 3.
 
 pub use solution02::*;
 

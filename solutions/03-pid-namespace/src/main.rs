@@ -1,9 +1,9 @@
 //! Chapter 3: the child is born in new mount and PID namespaces, and is PID 1 there.
 //! Book: chapter 3.
 //!
-//! The parent now uses `clone` instead of `fork`, and supervises the child instead of only
-//! waiting: it forwards `Ctrl-C` and `kill` to the container. The child mounts a `/proc` of
-//! its own, and with `--init` becomes a tiny init for the command.
+//! The parent now uses `clone` instead of `fork`, and supervises the child instead of
+//! only waiting: it forwards `Ctrl-C` and `kill` to the container. The child mounts a
+//! `/proc` of its own, and with `--init` becomes a tiny init for the command.
 
 use std::convert::Infallible;
 use std::ffi::OsString;

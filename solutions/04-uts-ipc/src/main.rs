@@ -69,10 +69,12 @@ impl TryFrom<RunArgs> for Spec {
 /// The namespaces a container gets in this chapter.
 fn namespaces() -> CloneFlags {
     // EXERCISE 4.2 (book 4.2): add the UTS and IPC namespaces to chapter 3's two
-    // HINT: the flags are a set: add the two namespaces of this chapter to those of chapter 3.
-    // HINT: Read section 4.2.
-    // HINT 2: CloneFlags has one constant per namespace: CLONE_NEWUTS and CLONE_NEWIPC here.
-    // HINT 3: CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, each a CloneFlags::.
+    // HINT: the flags are a set: add the two namespaces of this chapter to those of
+    // HINT: chapter 3. Read section 4.2.
+    // HINT 2: CloneFlags has one constant per namespace: CLONE_NEWUTS and CLONE_NEWIPC
+    // HINT 2: here.
+    // HINT 3: CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, each a
+    // HINT 3: CloneFlags::.
     // TRIVIAL: CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID
     CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -83,7 +85,8 @@ fn namespaces() -> CloneFlags {
 // ANCHOR_END: namespaces
 
 // ANCHOR: run
-/// The parent: check the spec, clone the child into new namespaces, let it go, supervise it.
+/// The parent: check the spec, clone the child into new namespaces, let it go, supervise
+/// it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
@@ -102,7 +105,8 @@ fn run(args: RunArgs) -> Result<u8> {
 // ANCHOR_END: run
 
 // ANCHOR: child
-/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the command.
+/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the
+/// command.
 fn child(
     spec: &Spec,
     stdio: &Stdio,

@@ -1,8 +1,8 @@
 //! Id maps: which user and group ids of the container are which ids of the host.
 //! Book: section 5.1.
 //!
-//! A map is a list of ranges. `0:1000:1` says: container id 0 is host id 1000, for one id.
-//! An id that no range covers shows as the overflow id, 65534 ("nobody"), inside.
+//! A map is a list of ranges. `0:1000:1` says: container id 0 is host id 1000, for one
+//! id. An id that no range covers shows as the overflow id, 65534 ("nobody"), inside.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,7 +10,8 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 
 // ANCHOR: id_map
-/// One range of a map: `size` ids from `container` inside are `size` ids from `host` outside.
+/// One range of a map: `size` ids from `container` inside are `size` ids from `host`
+/// outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdMap {
     pub container: u32,
@@ -28,9 +29,9 @@ impl FromStr for IdMap {
             bail!("id map {text:?} is not CONTAINER:HOST:SIZE, for example 0:1000:1");
         };
         let number = |field: &str, name: &str| -> Result<u32> {
-            field
-                .parse()
-                .with_context(|| format!("id map {text:?}: {name} {field:?} is not a number"))
+            field.parse().with_context(|| {
+                format!("id map {text:?}: {name} {field:?} is not a number")
+            })
         };
         Ok(IdMap {
             container: number(container, "CONTAINER")?,
@@ -58,8 +59,8 @@ impl IdMap {
     }
 }
 
-/// The host ids an ordinary user may put in a map: its own, and the subordinate range that
-/// `/etc/subuid` (or `/etc/subgid`) gives it, if any. Root may map any id.
+/// The host ids an ordinary user may put in a map: its own, and the subordinate range
+/// that `/etc/subuid` (or `/etc/subgid`) gives it, if any. Root may map any id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allowed {
     pub own: u32,
@@ -95,7 +96,9 @@ pub fn check_maps(kind: &str, maps: &[IdMap], allowed: Option<&Allowed>) -> Resu
         if map.size == 0 {
             bail!("{kind} map {map}: a range of size 0 maps nothing");
         }
-        if map.container_end() > u64::from(u32::MAX) || map.host_end() > u64::from(u32::MAX) {
+        if map.container_end() > u64::from(u32::MAX)
+            || map.host_end() > u64::from(u32::MAX)
+        {
             bail!(
                 "{kind} map {map}: the range goes past the largest id, {}",
                 u32::MAX - 1
@@ -136,8 +139,8 @@ fn overlap(start: u32, end: u64, other_start: u32, other_end: u64) -> bool {
     u64::from(start) < other_end && u64::from(other_start) < end
 }
 
-/// The subordinate range of a user in `/etc/subuid` or `/etc/subgid` (`table` is the file's
-/// text): the first line `NAME:FIRST:COUNT` or `ID:FIRST:COUNT` that names it.
+/// The subordinate range of a user in `/etc/subuid` or `/etc/subgid` (`table` is the
+/// file's text): the first line `NAME:FIRST:COUNT` or `ID:FIRST:COUNT` that names it.
 pub fn subordinate_range(table: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
     table.lines().find_map(|line| {
         let mut fields = line.trim().split(':');
@@ -151,8 +154,8 @@ pub fn subordinate_range(table: &str, name: Option<&str>, id: u32) -> Option<(u3
 }
 
 /// The maps a rootless run gets when none are given: container id 0 is the caller, and,
-/// with a subordinate range, ids 1 to 65536 (or as many as the range has) come from it, as
-/// podman does, so that `chown` inside works.
+/// with a subordinate range, ids 1 to 65536 (or as many as the range has) come from it,
+/// as podman does, so that `chown` inside works.
 pub fn rootless_default(own: u32, subordinate: Option<(u32, u32)>) -> Vec<IdMap> {
     let mut maps = vec![IdMap {
         container: 0,
@@ -194,7 +197,9 @@ mod tests {
 
     #[test]
     fn overlaps_and_empty_ranges_are_refused() {
-        assert!(check_maps("uid", &[map("0:1000:1"), map("1:100000:65536")], None).is_ok());
+        assert!(
+            check_maps("uid", &[map("0:1000:1"), map("1:100000:65536")], None).is_ok()
+        );
         assert!(check_maps("uid", &[map("0:1000:2"), map("1:100000:5")], None).is_err());
         assert!(check_maps("uid", &[map("0:1000:1"), map("1:1000:1")], None).is_err());
         assert!(check_maps("uid", &[map("0:1000:0")], None).is_err());

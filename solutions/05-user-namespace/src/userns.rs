@@ -1,5 +1,5 @@
-//! The user namespace: the container's own user and group ids, and root's powers over them
-//! alone. Book: sections 5.1 to 5.4.
+//! The user namespace: the container's own user and group ids, and root's powers over
+//! them alone. Book: sections 5.1 to 5.4.
 //!
 //! The child is cloned into a new user namespace with the other namespaces. Its ids mean
 //! nothing there until the parent writes its maps; meanwhile it waits on the start-up
@@ -95,7 +95,9 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
     let allowed = allowed(ids);
     let maps = match (&allowed, given.is_empty()) {
         (_, false) => given.to_vec(),
-        (Some(allowed), true) => idmap::rootless_default(allowed.own, allowed.subordinate),
+        (Some(allowed), true) => {
+            idmap::rootless_default(allowed.own, allowed.subordinate)
+        }
         // Root, with --userns and no map: its subordinate range if it has one, else 65536
         // ids from 100000, as podman's and docker's examples use.
         (None, true) => vec![IdMap {
@@ -110,8 +112,8 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
 }
 
 // ANCHOR: options
-/// `run`'s options for the user namespace. Later chapters' `run` flatten this group, so the
-/// options and their checks live here, beside the lesson.
+/// `run`'s options for the user namespace. Later chapters' `run` flatten this group, so
+/// the options and their checks live here, beside the lesson.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UsernsArgs {
     /// A user namespace even when run as root (an ordinary user always gets one).
@@ -145,29 +147,34 @@ impl UsernsArgs {
 
 /// Whether this process is the machine's root, not only root of a user namespace (as in a
 /// rootless container, or a CI job inside one): only the machine's root may add a bridge
-/// and links to the host's network, or make cgroups outside a delegated subtree. The first
-/// user namespace maps all ids to themselves.
+/// and links to the host's network, or make cgroups outside a delegated subtree. The
+/// first user namespace maps all ids to themselves.
 pub fn is_host_root() -> bool {
-    let whole_map = fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let whole_map = fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+    });
     Uid::effective().is_root() && whole_map
 }
 
 /// Refuses a user (`-u`, or an image's `User`) that the container's maps do not hold: the
-/// kernel would refuse its `setuid` with `EINVAL` only at the very end, after everything is
-/// made. Without a user namespace, every id is the host's own, and any will do.
-pub fn check_user_is_mapped(user: &User, namespace: Option<&UserNamespace>) -> Result<()> {
+/// kernel would refuse its `setuid` with `EINVAL` only at the very end, after everything
+/// is made. Without a user namespace, every id is the host's own, and any will do.
+pub fn check_user_is_mapped(
+    user: &User,
+    namespace: Option<&UserNamespace>,
+) -> Result<()> {
     let Some(namespace) = namespace else {
         return Ok(());
     };
     let holds = |maps: &[IdMap], id: u32| {
-        maps.iter()
-            .any(|map| (map.container..map.container.saturating_add(map.size)).contains(&id))
+        maps.iter().any(|map| {
+            (map.container..map.container.saturating_add(map.size)).contains(&id)
+        })
     };
     if !holds(&namespace.uid_mappings, user.uid) {
         bail!(
-            "user {} is not in the container's uid map: inside a user namespace only mapped ids \
-             exist (map it with --uid-map, or run as an id that is; book 5.1)",
+            "user {} is not in the container's uid map: inside a user namespace only \
+             mapped ids exist (map it with --uid-map, or run as an id that is; book 5.1)",
             user.uid
         );
     }
@@ -177,16 +184,16 @@ pub fn check_user_is_mapped(user: &User, namespace: Option<&UserNamespace>) -> R
         .find(|gid| !holds(&namespace.gid_mappings, *gid))
     {
         bail!(
-            "group {gid} is not in the container's gid map: inside a user namespace only mapped \
-             ids exist (map it with --gid-map, or use a group that is; book 5.1)"
+            "group {gid} is not in the container's gid map: inside a user namespace only \
+             mapped ids exist (map it with --gid-map, or use a group that is; book 5.1)"
         );
     }
     Ok(())
 }
 
-/// The maps of a run, checked: the ones given (one kind given alone stands for both, as the
-/// map of the other kind too), or the defaults. The container's first process is root in
-/// it, so both maps must cover id 0.
+/// The maps of a run, checked: the ones given (one kind given alone stands for both, as
+/// the map of the other kind too), or the defaults. The container's first process is root
+/// in it, so both maps must cover id 0.
 pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
     check_root_is_mapped(Ids::User, uid_maps)?;
     check_root_is_mapped(Ids::Group, gid_maps)?;
@@ -195,10 +202,12 @@ pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNames
         (true, false) => (gid_maps, gid_maps),
         _ => (uid_maps, gid_maps),
     };
-    let uid_mappings = maps_for(Ids::User, uids)
-        .map_err(|error| explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps))?;
-    let gid_mappings = maps_for(Ids::Group, gids)
-        .map_err(|error| explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps))?;
+    let uid_mappings = maps_for(Ids::User, uids).map_err(|error| {
+        explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps)
+    })?;
+    let gid_mappings = maps_for(Ids::Group, gids).map_err(|error| {
+        explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps)
+    })?;
     Ok(UserNamespace {
         uid_mappings,
         gid_mappings,
@@ -206,7 +215,12 @@ pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNames
 }
 
 /// A map refused for the kind it was not given for says so, and what to give instead.
-fn explain_reuse(error: anyhow::Error, ids: Ids, missing: bool, other: &[IdMap]) -> anyhow::Error {
+fn explain_reuse(
+    error: anyhow::Error,
+    ids: Ids,
+    missing: bool,
+    other: &[IdMap],
+) -> anyhow::Error {
     let (Some(reused), true) = (other.first(), missing) else {
         return error;
     };
@@ -231,8 +245,8 @@ fn check_root_is_mapped(ids: Ids, maps: &[IdMap]) -> Result<()> {
     let flag = ids.flag();
     let given: Vec<String> = maps.iter().map(as_option).collect();
     bail!(
-        "{flag} {} leaves the container's root (id 0) unmapped, and the container's first \
-         process runs as root: map id 0 too (for example {flag} 0:100000:65536)",
+        "{flag} {} leaves the container's root (id 0) unmapped, and the container's \
+         first process runs as root: map id 0 too (for example {flag} 0:100000:65536)",
         given.join(",")
     )
 }
@@ -247,13 +261,15 @@ fn as_option(map: &IdMap) -> String {
 /// ordinary user's gid map needs `setgroups` denied first (book 5.1).
 pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<()> {
     // EXERCISE 5.1 (book 5.1): write the uid map, deny setgroups if needed, write the gid map
-    // HINT: the parent writes the child's two maps, uid first. An ordinary user who writes its
-    // HINT: own gid map must first turn setgroups off for the child. Read section 5.1.
-    // HINT 2: write_map writes one map, by whichever way is allowed (Ids::User, then Ids::Group).
-    // HINT 2: needs_setgroups_denied(gid_maps) says when "deny" must go into /proc/PID/setgroups,
-    // HINT 2: and write_proc_file writes it.
-    // HINT 3: write_map(child, Ids::User, uid_maps)?; if needs_setgroups_denied(gid_maps) {
-    // HINT 3: write_proc_file(child, "setgroups", "deny")?; } then the gid map is the value.
+    // HINT: the parent writes the child's two maps, uid first. An ordinary user who
+    // HINT: writes its own gid map must first turn setgroups off for the child. Read
+    // HINT: section 5.1.
+    // HINT 2: write_map writes one map, by whichever way is allowed (Ids::User, then
+    // HINT 2: Ids::Group). needs_setgroups_denied(gid_maps) says when "deny" must go into
+    // HINT 2: /proc/PID/setgroups, and write_proc_file writes it.
+    // HINT 3: write_map(child, Ids::User, uid_maps)?; if needs_setgroups_denied(gid_maps)
+    // HINT 3: { write_proc_file(child, "setgroups", "deny")?; } then the gid map is the
+    // HINT 3: value.
     // TRIVIAL: Ok(())
     write_map(child, Ids::User, uid_maps)?;
     if needs_setgroups_denied(gid_maps) {
@@ -264,8 +280,8 @@ pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<
 }
 // ANCHOR_END: write_maps
 
-/// Writes one map: directly when this process may (root, or a single range of its own id),
-/// else through the set-user-ID helper `newuidmap` or `newgidmap`, which checks
+/// Writes one map: directly when this process may (root, or a single range of its own
+/// id), else through the set-user-ID helper `newuidmap` or `newgidmap`, which checks
 /// `/etc/subuid` or `/etc/subgid` and writes the map for us.
 pub fn write_map(child: Pid, ids: Ids, maps: &[IdMap]) -> Result<()> {
     if may_write_directly(ids, maps) {
@@ -290,8 +306,8 @@ pub fn needs_setgroups_denied(gid_maps: &[IdMap]) -> bool {
 /// Writes `text` to `/proc/PID/NAME`, narrated as the `write` it is.
 pub fn write_proc_file(child: Pid, name: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{child}/{name}");
-    let result =
-        fs::write(&path, text).map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(0)));
+    let result = fs::write(&path, text)
+        .map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(0)));
     let call = format_args!("write({path:?}, {text:?})");
     trace::syscall(call, result).map_err(|error| explain_map_error(error, name))?;
     Ok(())
@@ -300,8 +316,8 @@ pub fn write_proc_file(child: Pid, name: &str, text: &str) -> Result<()> {
 fn explain_map_error(error: trace::SyscallError, name: &str) -> anyhow::Error {
     let why = match error.errno {
         Errno::EPERM if name.ends_with("map") => {
-            " (this process may not write that map: an ordinary user may map only its own \
-             id, unless newuidmap and newgidmap are installed and /etc/subuid and \
+            " (this process may not write that map: an ordinary user may map only its \
+             own id, unless newuidmap and newgidmap are installed and /etc/subuid and \
              /etc/subgid give it a range; see book 5.4)"
         }
         _ => "",
@@ -313,9 +329,9 @@ fn explain_map_error(error: trace::SyscallError, name: &str) -> anyhow::Error {
 fn run_helper(child: Pid, ids: Ids, maps: &[IdMap]) -> Result<()> {
     let Some(helper) = helper_path(ids) else {
         bail!(
-            "{} is not installed, and without it an ordinary user may map only its own id: \
-             install it (`apt-get install uidmap`), or map one id, e.g. --uid-map 0:{}:1 \
-             (see book 5.4)",
+            "{} is not installed, and without it an ordinary user may map only its own \
+             id: install it (`apt-get install uidmap`), or map one id, e.g. --uid-map \
+             0:{}:1 (see book 5.4)",
             ids.helper(),
             ids.own()
         );
@@ -349,18 +365,20 @@ fn helper_path(ids: Ids) -> Option<PathBuf> {
 }
 
 // ANCHOR: become_root
-/// In the child, once its maps are written: becomes uid 0 and gid 0 of its namespace, which
-/// are ids of the caller's on the host.
+/// In the child, once its maps are written: becomes uid 0 and gid 0 of its namespace,
+/// which are ids of the caller's on the host.
 pub fn become_root() -> Result<()> {
     // EXERCISE 5.2 (book 5.2): become gid 0 and uid 0 inside the namespace
-    // HINT: set the group ids first, then the user ids: once the uid has changed, changing
-    // HINT: groups may no longer be allowed. Set all three of each: real, effective and saved.
-    // HINT: Narrate each call with trace::syscall. Read section 5.2.
-    // HINT 2: nix::unistd::setresgid and setresuid set the three ids at once; Gid::from_raw and
-    // HINT 2: Uid::from_raw make id 0. Wrap each call in trace::syscall, so --trace shows them.
-    // HINT 3: let root_group = Gid::from_raw(0); trace::syscall(format_args!("setresgid(0, 0, 0)"),
-    // HINT 3: unistd::setresgid(root_group, root_group, root_group))?; the same with setresuid and
-    // HINT 3: Uid, then Ok(()).
+    // HINT: set the group ids first, then the user ids: once the uid has changed,
+    // HINT: changing groups may no longer be allowed. Set all three of each: real,
+    // HINT: effective and saved. Narrate each call with trace::syscall. Read section 5.2.
+    // HINT 2: nix::unistd::setresgid and setresuid set the three ids at once;
+    // HINT 2: Gid::from_raw and Uid::from_raw make id 0. Wrap each call in
+    // HINT 2: trace::syscall, so --trace shows them.
+    // HINT 3: let root_group = Gid::from_raw(0);
+    // HINT 3: trace::syscall(format_args!("setresgid(0, 0, 0)"),
+    // HINT 3: unistd::setresgid(root_group, root_group, root_group))?; the same with
+    // HINT 3: setresuid and Uid, then Ok(()).
     // TRIVIAL: Ok(())
     let root_group = Gid::from_raw(0);
     let call = format_args!("setresgid(0, 0, 0)");
@@ -384,21 +402,24 @@ pub fn drop_supplementary_groups() -> Result<()> {
 }
 
 // ANCHOR: bind_host_device
-/// Puts the host's device file for `device` at `path`: a user namespace may not `mknod`, so
-/// an empty file is made and the host's device is bind-mounted onto it, as rootless podman
-/// does. It plugs into chapter 2's `RootPlan` as its `make_device`.
+/// Puts the host's device file for `device` at `path`: a user namespace may not `mknod`,
+/// so an empty file is made and the host's device is bind-mounted onto it, as rootless
+/// podman does. It plugs into chapter 2's `RootPlan` as its `make_device`.
 pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
     // EXERCISE 5.3 (book 5.3): bind-mount the host's /dev/NAME onto a new empty file
-    // HINT: a user namespace may not make device files, but it may bind-mount the host's own
-    // HINT: onto an empty file. Create the file first, narrating that call with trace::syscall
-    // HINT: as the other calls are (the book's trace shows it), then mount. Read section 5.3.
-    // HINT 2: nix::fcntl::open creates the file: flags O_CREAT, O_WRONLY and O_CLOEXEC, and a Mode,
-    // HINT 2: Mode::from_bits_truncate(0o666) (a bare 0o666 does not compile). Narrate it with
-    // HINT 2: trace::syscall, as open(PATH, O_CREAT|O_WRONLY, 0666). Then mounts::mount with
-    // HINT 2: MS_BIND, from the host's device, /dev joined with device.name.
-    // HINT 3: let fd = trace::syscall(format_args!("open({path:?}, O_CREAT|O_WRONLY, 0666)"),
-    // HINT 3: fcntl::open(path, flags, mode))?; drop(fd); then
-    // HINT 3: mounts::mount(Some(&host), path, None, MsFlags::MS_BIND, None) is the value.
+    // HINT: a user namespace may not make device files, but it may bind-mount the host's
+    // HINT: own onto an empty file. Create the file first, narrating that call with
+    // HINT: trace::syscall as the other calls are (the book's trace shows it), then
+    // HINT: mount. Read section 5.3.
+    // HINT 2: nix::fcntl::open creates the file: flags O_CREAT, O_WRONLY and O_CLOEXEC,
+    // HINT 2: and a Mode, Mode::from_bits_truncate(0o666) (a bare 0o666 does not
+    // HINT 2: compile). Narrate it with trace::syscall, as open(PATH, O_CREAT|O_WRONLY,
+    // HINT 2: 0666). Then mounts::mount with MS_BIND, from the host's device, /dev joined
+    // HINT 2: with device.name.
+    // HINT 3: let fd = trace::syscall(format_args!("open({path:?}, O_CREAT|O_WRONLY,
+    // HINT 3: 0666)"), fcntl::open(path, flags, mode))?; drop(fd); then
+    // HINT 3: mounts::mount(Some(&host), path, None, MsFlags::MS_BIND, None) is the
+    // HINT 3: value.
     // TRIVIAL: Ok(())
     let mode = Mode::from_bits_truncate(0o666);
     let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
@@ -450,8 +471,8 @@ pub fn explain_unreachable_root(
 }
 
 // ANCHOR: explain
-/// Why the kernel refused a new user namespace, from the settings that can forbid one, with
-/// the fix. `None` when none of them is set.
+/// Why the kernel refused a new user namespace, from the settings that can forbid one,
+/// with the fix. `None` when none of them is set.
 pub fn explain_refusal() -> Option<String> {
     explain_refusal_from(Path::new("/proc/sys"))
 }
@@ -473,17 +494,17 @@ pub fn explain_refusal_from(sysctl: &Path) -> Option<String> {
     }
     if setting("user/max_user_namespaces").as_deref() == Some("0") {
         return Some(
-            "user namespaces are turned off (user.max_user_namespaces = 0; as root: sysctl -w \
-             user.max_user_namespaces=15000; see book 5.4)"
+            "user namespaces are turned off (user.max_user_namespaces = 0; as root: \
+             sysctl -w user.max_user_namespaces=15000; see book 5.4)"
                 .to_string(),
         );
     }
     if setting("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some(
             "AppArmor restricts user namespaces for ordinary users \
-             (kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 24.04; as root: \
-             sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give the runtime an \
-             AppArmor profile that allows userns; see book 5.4)"
+             (kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 24.04; as \
+             root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give the \
+             runtime an AppArmor profile that allows userns; see book 5.4)"
                 .to_string(),
         );
     }
@@ -531,7 +552,8 @@ mod tests {
     /// test lays out a `/proc/sys` of its own with one set as it would be there.
     fn explanation(setting: &str, value: &str) -> Option<String> {
         // One directory per call: tests run at the same time.
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        static CALLS: std::sync::atomic::AtomicUsize =
+            std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("byoc-sysctl-{}-{call}", std::process::id());
         let sysctl = std::env::temp_dir().join(name);

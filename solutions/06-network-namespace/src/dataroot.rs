@@ -6,8 +6,9 @@
 //! ```text
 //! DATA_ROOT/
 //!   networks/BRIDGE.leases   the addresses a bridge has given, and to whom (chapter 6)
-//!   cgroups/ID               which runtime made container ID's cgroup, under which parent (7)
-//!   containers/ID/           container ID's own files: hosts, hostname, resolv.conf (6);
+//!   cgroups/ID               which runtime made container ID's cgroup, under which
+//!   parent (7) containers/ID/           container ID's own files: hosts, hostname,
+//!   resolv.conf (6);
 //!                            from chapter 8 its state, and its overlay's upper and work
 //!   volumes/NAME/            named volumes (8)
 //!   images/                  an OCI image layout: blobs/sha256/..., index.json (9)
@@ -29,8 +30,8 @@ use nix::unistd::Uid;
 
 use crate::records;
 
-/// File systems the kernel makes up: a write there changes the kernel, not a disk. (devtmpfs
-/// says it is a tmpfs: it is known by where it is, `/dev`.)
+/// File systems the kernel makes up: a write there changes the kernel, not a disk.
+/// (devtmpfs says it is a tmpfs: it is known by where it is, `/dev`.)
 const PSEUDO_FILE_SYSTEMS: [(FsType, &str); 13] = [
     (statfs::PROC_SUPER_MAGIC, "proc"),
     (statfs::SYSFS_MAGIC, "sysfs"),
@@ -92,27 +93,29 @@ pub fn choose(given: Option<&Path>) -> Result<PathBuf> {
 }
 
 // ANCHOR: check
-/// Refuses a data root at `/` or on a pseudo file system, and one that is there already but
-/// is not the caller's own ([`records::check_owned`]). One not there yet is made later.
+/// Refuses a data root at `/` or on a pseudo file system, and one that is there already
+/// but is not the caller's own ([`records::check_owned`]). One not there yet is made
+/// later.
 pub fn check(data_root: &Path) -> Result<()> {
     let (existing, rest) = nearest_existing(data_root)?;
     if rest.as_os_str().is_empty() && existing == Path::new("/") {
         bail!(
-            "data root {data_root:?} is the top of the file system, where the runtime would \
-             write its networks/, cgroups/ and containers/: give it a directory of its own with \
-             --root (such as /var/lib/byoc; book 6.3)"
+            "data root {data_root:?} is the top of the file system, where the runtime \
+             would write its networks/, cgroups/ and containers/: give it a directory of \
+             its own with --root (such as /var/lib/byoc; book 6.3)"
         );
     }
     if let Some(place) = on_pseudo_file_system(&existing)? {
         bail!(
-            "data root {data_root:?} is {place}, where the kernel makes up the files (a write \
-             there changes the kernel, not a disk): give a directory on a real disk with --root \
-             (such as /var/lib/byoc; book 6.3)"
+            "data root {data_root:?} is {place}, where the kernel makes up the files (a \
+             write there changes the kernel, not a disk): give a directory on a real \
+             disk with --root (such as /var/lib/byoc; book 6.3)"
         );
     }
     if rest.as_os_str().is_empty() {
         // The directory itself, whichever way the path leads there.
-        records::check_owned(&existing).map_err(|error| anyhow!("data root {error:#}"))?;
+        records::check_owned(&existing)
+            .map_err(|error| anyhow!("data root {error:#}"))?;
     }
     Ok(())
 }
@@ -162,7 +165,8 @@ pub fn default() -> Result<PathBuf> {
     if let Some(data_home) = env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
         return Ok(PathBuf::from(data_home).join("byoc"));
     }
-    let home = env::var_os("HOME").context("neither XDG_DATA_HOME nor HOME is set: give --root")?;
+    let home = env::var_os("HOME")
+        .context("neither XDG_DATA_HOME nor HOME is set: give --root")?;
     Ok(PathBuf::from(home).join(".local/share/byoc"))
 }
 

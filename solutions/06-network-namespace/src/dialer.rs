@@ -1,11 +1,12 @@
 //! Reaching into a network namespace the host has no route to. Book: section 6.5.
 //!
 //! A rootless container has no bridge: its network namespace has only loopback, and the
-//! host cannot send it a packet. But a socket belongs to the network namespace it was made
-//! in, whichever process uses it later. So a helper process joins the container's user and
-//! network namespaces (it may: the same user made them) and makes sockets there on request,
-//! passing each one back over a Unix socket. The runtime connects it to `127.0.0.1:PORT` -
-//! the container's own loopback. This is how rootlesskit's port driver works.
+//! host cannot send it a packet. But a socket belongs to the network namespace it was
+//! made in, whichever process uses it later. So a helper process joins the container's
+//! user and network namespaces (it may: the same user made them) and makes sockets there
+//! on request, passing each one back over a Unix socket. The runtime connects it to
+//! `127.0.0.1:PORT` - the container's own loopback. This is how rootlesskit's port driver
+//! works.
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -20,8 +21,8 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
-    self, connect, socket, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
-    SockType, SockaddrIn,
+    self, connect, socket, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType, SockaddrIn,
 };
 use nix::unistd::{ForkResult, Pid};
 
@@ -109,8 +110,9 @@ fn serve(container: Pid, join_user: bool, channel: &OwnedFd) -> Result<Infallibl
     }
 }
 
-/// The helper needs none of the runtime's descriptors (its listening sockets, the start-up
-/// channel): holding them would keep a port open, or hide the runtime's end, after it left.
+/// The helper needs none of the runtime's descriptors (its listening sockets, the
+/// start-up channel): holding them would keep a port open, or hide the runtime's end,
+/// after it left.
 fn close_all_but(channel: &OwnedFd) -> Result<()> {
     let keep = channel.as_raw_fd() as libc::c_uint;
     for (first, last) in [(3, keep - 1), (keep + 1, libc::c_uint::MAX)] {

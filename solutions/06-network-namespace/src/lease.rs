@@ -1,16 +1,16 @@
 //! Leases: which container has which address on the bridge. Book: section 6.3.
 //!
-//! A small text file under the data root, one line per container: its address, its id, and
-//! the runtime that holds it (PID and start time, so a reused PID is not mistaken for it).
-//! A first line, `last ADDRESS`, remembers the address given out last: addresses are given
-//! in turn, as docker's are, so one given back is not given again at once. A container's
-//! cable goes with its network namespace, which the kernel removes a moment after the
-//! container's last process, in its own time; until then that address still answers on
-//! the bridge.
-//! Every change happens under a lock, so two containers started at the same moment never
-//! get the same address; a line whose runtime has died (killed with SIGKILL, say) is
-//! reclaimed by the next start. A line is checked before it is used ([`crate::records`]): one
-//! that is not as the kit writes it is left in the file as it is, and never acted on.
+//! A small text file under the data root, one line per container: its address, its id,
+//! and the runtime that holds it (PID and start time, so a reused PID is not mistaken for
+//! it). A first line, `last ADDRESS`, remembers the address given out last: addresses are
+//! given in turn, as docker's are, so one given back is not given again at once. A
+//! container's cable goes with its network namespace, which the kernel removes a moment
+//! after the container's last process, in its own time; until then that address still
+//! answers on the bridge. Every change happens under a lock, so two containers started at
+//! the same moment never get the same address; a line whose runtime has died (killed with
+//! SIGKILL, say) is reclaimed by the next start. A line is checked before it is used
+//! ([`crate::records`]): one that is not as the kit writes it is left in the file as it
+//! is, and never acted on.
 
 use std::fs::{self, File};
 use std::net::Ipv4Addr;
@@ -87,8 +87,8 @@ impl LeaseFile {
         })
     }
 
-    /// The leases, each line checked: the `last` line if there is one, the leases, and the
-    /// lines that are neither (with why).
+    /// The leases, each line checked: the `last` line if there is one, the leases, and
+    /// the lines that are neither (with why).
     fn read(&self) -> Result<Leases> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
@@ -129,7 +129,8 @@ enum Line {
 
 // ANCHOR: parse_line
 /// `last ADDRESS`, or `ADDRESS ID PID START`, every field checked: the id is used to name
-/// a directory to remove and an interface to delete, so it must be an id and nothing else.
+/// a directory to remove and an interface to delete, so it must be an id and nothing
+/// else.
 fn parse_line(line: &str) -> Result<Line, String> {
     let address = |text: &str| {
         text.parse::<Ipv4Addr>()
@@ -153,10 +154,13 @@ fn parse_line(line: &str) -> Result<Line, String> {
 
 impl Locked<'_> {
     // ANCHOR: take
-    /// Takes the next free address of `subnet` for container `id`: the first free one after
-    /// the address given out last, going round to the start of the subnet at its end.
+    /// Takes the next free address of `subnet` for container `id`: the first free one
+    /// after the address given out last, going round to the start of the subnet at its
+    /// end.
     pub fn take(&mut self, subnet: &Subnet, id: &str) -> Result<Ipv4Addr> {
-        let taken = |address: &Ipv4Addr| self.entries.iter().any(|entry| entry.address == *address);
+        let taken = |address: &Ipv4Addr| {
+            self.entries.iter().any(|entry| entry.address == *address)
+        };
         let all: Vec<Ipv4Addr> = subnet.container_addresses().collect();
         let after_last = match self.last {
             Some(last) => all
@@ -168,8 +172,8 @@ impl Locked<'_> {
         let in_turn = all[after_last..].iter().chain(&all[..after_last]);
         let Some(&address) = in_turn.into_iter().find(|address| !taken(address)) else {
             bail!(
-                "no free address in {subnet}: {} containers hold them all (stop one, or choose a \
-                 larger subnet with --subnet)",
+                "no free address in {subnet}: {} containers hold them all (stop one, or \
+                 choose a larger subnet with --subnet)",
                 self.entries.len()
             );
         };
@@ -190,8 +194,9 @@ impl Locked<'_> {
         self.save()
     }
 
-    /// Removes the leases whose runtime has died, and returns them, so their other records
-    /// can be cleaned up too. Says which lines it leaves alone, not being the kit's.
+    /// Removes the leases whose runtime has died, and returns them, so their other
+    /// records can be cleaned up too. Says which lines it leaves alone, not being the
+    /// kit's.
     pub fn reclaim_dead(&mut self) -> Result<Vec<Entry>> {
         for (line, why) in &self.ignored {
             records::ignored(&self.file.path, line, why);
@@ -207,7 +212,8 @@ impl Locked<'_> {
         Ok(dead)
     }
 
-    /// Writes the leases, and the lines left alone as they were, whole ([`records::write`]).
+    /// Writes the leases, and the lines left alone as they were, whole
+    /// ([`records::write`]).
     fn save(&self) -> Result<()> {
         let mut text: String = self
             .last
@@ -257,7 +263,8 @@ mod tests {
         );
         drop(locked);
         let mut again = file.lock().unwrap();
-        let ids: Vec<String> = again.entries.iter().map(|entry| entry.id.clone()).collect();
+        let ids: Vec<String> =
+            again.entries.iter().map(|entry| entry.id.clone()).collect();
         assert_eq!(ids, [id('b'), id('c')]);
         assert_eq!(again.last, Some(Ipv4Addr::new(10, 99, 0, 4)));
         // A /29 has .2 to .6 for containers: after .6, round to .2.

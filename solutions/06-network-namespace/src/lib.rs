@@ -1,9 +1,9 @@
 //! Chapter 6: the network namespace.
 //!
-//! One more flag for `clone`, `CLONE_NEWNET`, and the container gets a network stack of its
-//! own: its own interfaces, addresses, routes, ports and firewall. This chapter gives it a
-//! loopback, a cable to a bridge on the host, a way out through NAT, and ports the host
-//! publishes. Book: chapter 6.
+//! One more flag for `clone`, `CLONE_NEWNET`, and the container gets a network stack of
+//! its own: its own interfaces, addresses, routes, ports and firewall. This chapter gives
+//! it a loopback, a cable to a bridge on the host, a way out through NAT, and ports the
+//! host publishes. Book: chapter 6.
 
 pub use solution05::*;
 

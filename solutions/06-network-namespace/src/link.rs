@@ -1,5 +1,5 @@
-//! Links, addresses and routes: what `ip link`, `ip addr` and `ip route` ask the kernel for.
-//! Book: sections 6.2 and 6.3.
+//! Links, addresses and routes: what `ip link`, `ip addr` and `ip route` ask the kernel
+//! for. Book: sections 6.2 and 6.3.
 //!
 //! Each function sends one netlink request and is narrated, with `--trace`, as the `ip`
 //! command that sends the same one.
@@ -13,7 +13,8 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -60,7 +61,9 @@ fn link_from(message: LinkMessage) -> Link {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,
             LinkAttribute::Controller(bridge) => link.bridge = Some(bridge),
-            LinkAttribute::IfAlias(alias) if !alias.is_empty() => link.alias = Some(alias),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                link.alias = Some(alias)
+            }
             _ => {}
         }
     }
@@ -68,7 +71,10 @@ fn link_from(message: LinkMessage) -> Link {
 }
 
 /// The interface called `name`, if there is one.
-pub fn find(netlink: &mut Netlink<RouteNetlinkMessage>, name: &str) -> Result<Option<Link>> {
+pub fn find(
+    netlink: &mut Netlink<RouteNetlinkMessage>,
+    name: &str,
+) -> Result<Option<Link>> {
     Ok(links(netlink)?.into_iter().find(|link| link.name == name))
 }
 
@@ -100,15 +106,18 @@ pub fn add_veth(
     bridge: &Link,
 ) -> Result<()> {
     // EXERCISE 6.1 (book 6.3): make a veth pair whose peer is eth0 in the container
-    // HINT: one netlink request makes both ends: the host's end, a port of the bridge, and its
-    // HINT: peer, named eth0 and placed in the container's network namespace. Then bring the
-    // HINT: host's end up. Section 6.3 shows the message, attribute by attribute.
-    // HINT 2: the peer is a LinkMessage of its own, with attributes IfName and NetNsPid (the
-    // HINT 2: container's PID). The host's LinkMessage has IfName, Controller (the bridge's index)
-    // HINT 2: and LinkInfo: Kind(InfoKind::Veth), then Data(InfoData::Veth(InfoVeth::Peer(..))).
-    // HINT 2: netlink.request sends it with NLM_F_CREATE and NLM_F_EXCL; find and set_up follow.
-    // HINT 3: build peer, then message; netlink.request(RouteNetlinkMessage::NewLink(message),
-    // HINT 3: NLM_F_CREATE | NLM_F_EXCL, format_args!("ip link add ..."))?; then find(netlink,
+    // HINT: one netlink request makes both ends: the host's end, a port of the bridge,
+    // HINT: and its peer, named eth0 and placed in the container's network namespace.
+    // HINT: Then bring the host's end up. Section 6.3 shows the message, attribute by
+    // HINT: attribute.
+    // HINT 2: the peer is a LinkMessage of its own, with attributes IfName and NetNsPid
+    // HINT 2: (the container's PID). The host's LinkMessage has IfName, Controller (the
+    // HINT 2: bridge's index) and LinkInfo: Kind(InfoKind::Veth), then
+    // HINT 2: Data(InfoData::Veth(InfoVeth::Peer(..))). netlink.request sends it with
+    // HINT 2: NLM_F_CREATE and NLM_F_EXCL; find and set_up follow.
+    // HINT 3: build peer, then message;
+    // HINT 3: netlink.request(RouteNetlinkMessage::NewLink(message), NLM_F_CREATE |
+    // HINT 3: NLM_F_EXCL, format_args!("ip link add ..."))?; then find(netlink,
     // HINT 3: host_end)? (None is an error) and set_up(netlink, &host) is the value.
     // TRIVIAL: Ok(())
     let mut peer = LinkMessage::default();
@@ -157,8 +166,8 @@ pub fn set_up(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result
     Ok(())
 }
 
-/// `ip link set NAME alias TEXT`: a note on the interface, which `ip link show` prints. The
-/// kernel keeps at most [`ALIAS_LENGTH`] bytes, and takes none when a link is made.
+/// `ip link set NAME alias TEXT`: a note on the interface, which `ip link show` prints.
+/// The kernel keeps at most [`ALIAS_LENGTH`] bytes, and takes none when a link is made.
 pub fn set_alias(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
@@ -190,7 +199,8 @@ pub fn delete(netlink: &mut Netlink<RouteNetlinkMessage>, link: &Link) -> Result
     Ok(())
 }
 
-/// `ip addr add ADDRESS/PREFIX dev NAME`. The kernel adds the route to the subnet with it.
+/// `ip addr add ADDRESS/PREFIX dev NAME`. The kernel adds the route to the subnet with
+/// it.
 pub fn add_address(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
@@ -218,7 +228,8 @@ pub fn addresses(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     link: &Link,
 ) -> Result<Vec<(Ipv4Addr, u8)>> {
-    let answers = netlink.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
+    let answers =
+        netlink.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
     let mut found = Vec::new();
     for answer in answers {
         let RouteNetlinkMessage::NewAddress(message) = answer else {

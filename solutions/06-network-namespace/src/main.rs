@@ -1,9 +1,10 @@
 //! Chapter 6: a network namespace, a bridge, NAT and published ports. Book: chapter 6.
 //!
-//! The flow is chapter 5's with one more `clone` flag and one more step on each side. Before
-//! the clone, the parent listens on the published ports and takes an address on the bridge;
-//! after it, the parent plugs the child into the bridge while it waits. Once let go, the
-//! child brings up its loopback and its `eth0`, and mounts its own `/etc/hosts`.
+//! The flow is chapter 5's with one more `clone` flag and one more step on each side.
+//! Before the clone, the parent listens on the published ports and takes an address on
+//! the bridge; after it, the parent plugs the child into the bridge while it waits. Once
+//! let go, the child brings up its loopback and its `eth0`, and mounts its own
+//! `/etc/hosts`.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -127,8 +128,8 @@ fn run(args: RunArgs) -> Result<u8> {
         child(&spec, &prepared, channel)
     })
     .map_err(userns::explain_clone_failure)?;
-    let dialer =
-        connect_child(&spec, child, &prepared.inside).inspect_err(|_| process::abandon(child))?;
+    let dialer = connect_child(&spec, child, &prepared.inside)
+        .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
     if let Some(joined) = joined.as_mut() {
@@ -220,7 +221,11 @@ fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infalli
     let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
-            userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
+            userns::explain_unreachable_root(
+                error,
+                &spec.root.path,
+                spec.user_namespace.as_ref(),
+            )
         })?;
     if let Some(files) = &prepared.files {
         network::mount_container_files(files, &root)?;

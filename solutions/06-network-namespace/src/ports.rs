@@ -44,9 +44,9 @@ impl FromStr for PortMapping {
         let (host_ip, host_port, container_port) = match parts[..] {
             [host, container] => (Ipv4Addr::UNSPECIFIED, host, container),
             [ip, host, container] => {
-                let ip = ip
-                    .parse()
-                    .with_context(|| format!("-p {text:?}: {ip:?} is not an IPv4 address"))?;
+                let ip = ip.parse().with_context(|| {
+                    format!("-p {text:?}: {ip:?} is not an IPv4 address")
+                })?;
                 (ip, host, container)
             }
             _ => bail!("-p {text:?} {usage}"),
@@ -91,8 +91,8 @@ pub fn listen(mappings: &[PortMapping]) -> Result<Vec<Published>> {
         .iter()
         .map(|mapping| {
             let address = SocketAddrV4::new(mapping.host_ip, mapping.host_port);
-            let listener =
-                TcpListener::bind(address).map_err(|error| explain_bind(error, mapping))?;
+            let listener = TcpListener::bind(address)
+                .map_err(|error| explain_bind(error, mapping))?;
             Ok(Published {
                 listener,
                 mapping: *mapping,
@@ -107,14 +107,15 @@ fn check_each_host_port_once(mappings: &[PortMapping]) -> Result<()> {
     for (index, mapping) in mappings.iter().enumerate() {
         let earlier = mappings[..index].iter().find(|other| {
             let any = Ipv4Addr::UNSPECIFIED;
-            let same_address =
-                other.host_ip == mapping.host_ip || other.host_ip == any || mapping.host_ip == any;
+            let same_address = other.host_ip == mapping.host_ip
+                || other.host_ip == any
+                || mapping.host_ip == any;
             same_address && other.host_port == mapping.host_port
         });
         if let Some(other) = earlier {
             bail!(
-                "-p {mapping} and -p {other} publish the same host port {}: each host port \
-                 can lead to one container port",
+                "-p {mapping} and -p {other} publish the same host port {}: each host \
+                 port can lead to one container port",
                 mapping.host_port
             );
         }
@@ -124,7 +125,9 @@ fn check_each_host_port_once(mappings: &[PortMapping]) -> Result<()> {
 
 fn explain_bind(error: io::Error, mapping: &PortMapping) -> Error {
     let why = match error.kind() {
-        io::ErrorKind::AddrInUse => "something on the host listens there already".to_string(),
+        io::ErrorKind::AddrInUse => {
+            "something on the host listens there already".to_string()
+        }
         io::ErrorKind::PermissionDenied => format!(
             "ports below {} need root (sysctl net.ipv4.ip_unprivileged_port_start)",
             std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -177,7 +180,9 @@ pub fn start_proxy(published: Vec<Published>, dialer: Dialer) {
                     Ok(server) => relay(client, server),
                     // The client sees its connection closed, as with docker-proxy.
                     Err(error) => {
-                        eprintln!("byoc: cannot reach container port {container_port}: {error}")
+                        eprintln!(
+                            "byoc: cannot reach container port {container_port}: {error}"
+                        )
                     }
                 });
             }
@@ -187,20 +192,23 @@ pub fn start_proxy(published: Vec<Published>, dialer: Dialer) {
 // ANCHOR_END: proxy
 
 // ANCHOR: relay
-/// Copies bytes from the client to the server and back until both sides are done. When one
-/// side stops sending, the other is told (a half close), so a client that sends a request
-/// and then `shutdown(SHUT_WR)` still gets its whole answer.
+/// Copies bytes from the client to the server and back until both sides are done. When
+/// one side stops sending, the other is told (a half close), so a client that sends a
+/// request and then `shutdown(SHUT_WR)` still gets its whole answer.
 pub fn relay(client: TcpStream, server: TcpStream) {
     // EXERCISE 6.3 (book 6.5): copy both ways at once, passing on each side's end
-    // HINT: a relay copies two ways at once, so one direction runs in a thread of its own. When
-    // HINT: one side has no more to say, pass that on to the other. Read section 6.5.
+    // HINT: a relay copies two ways at once, so one direction runs in a thread of its
+    // HINT: own. When one side has no more to say, pass that on to the other. Read
+    // HINT: section 6.5.
     // HINT 2: copy_then_close(from, to) does one direction and then passes on its end.
-    // HINT 2: TcpStream::try_clone gives a second handle for the thread; thread::spawn starts it,
-    // HINT 2: and join waits for it, so both copies finish before the streams close.
+    // HINT 2: TcpStream::try_clone gives a second handle for the thread; thread::spawn
+    // HINT 2: starts it, and join waits for it, so both copies finish before the streams
+    // HINT 2: close.
     // HINT 3: clone both streams (if either fails, return); spawn a thread that copies
     // HINT 3: client to server; copy server to client here; then join the thread.
     // TRIVIAL: { let up = (client.try_clone().unwrap(), server.try_clone().unwrap()); copy_then_close(up.0, up.1); copy_then_close(server, client) }
-    let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else {
+    let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone())
+    else {
         return;
     };
     let upstream = thread::spawn(move || copy_then_close(client_copy, server_copy));

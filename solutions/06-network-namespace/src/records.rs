@@ -1,17 +1,18 @@
-//! Records: what the runtime keeps on disk that outlives one call, and how it reads it back.
-//! Book: section 6.3 (leases), section 7.8 (cgroup records).
+//! Records: what the runtime keeps on disk that outlives one call, and how it reads it
+//! back. Book: section 6.3 (leases), section 7.8 (cgroup records).
 //!
-//! A runtime killed with SIGKILL runs no cleanup code. What it made on the host (an address
-//! on the bridge, a cgroup) is known only from the records it wrote first, and the next
-//! start reclaims it. Four rules, the same for every kind of record:
+//! A runtime killed with SIGKILL runs no cleanup code. What it made on the host (an
+//! address on the bridge, a cgroup) is known only from the records it wrote first, and
+//! the next start reclaims it. Four rules, the same for every kind of record:
 //!
 //! - a record names the runtime that wrote it, by PID and start time, and that runtime is
 //!   alive only while that process runs: a reused PID or a zombie is dead ([`Runtime`]);
 //! - a record is written whole, under a temporary name renamed into place ([`write`]);
 //! - a record is hostile until checked. Anyone who can write in the data root could plant
-//!   one, and the next start would act on it as root. So the data root and each record must
-//!   be the caller's own, writable by no one else ([`check_owned`]); an id must be 12 hex
-//!   digits ([`check_id`]); and every path is rebuilt from the id, never read from the record;
+//!   one, and the next start would act on it as root. So the data root and each record
+//!   must be the caller's own, writable by no one else ([`check_owned`]); an id must be
+//!   12 hex digits ([`check_id`]); and every path is rebuilt from the id, never read from
+//!   the record;
 //! - a line or record that fails a check is left alone, and said so in one line
 //!   ([`ignored`]): the runtime does not remove what it does not understand.
 
@@ -37,7 +38,8 @@ impl Runtime {
     /// This runtime.
     pub fn this() -> Result<Runtime> {
         let pid = std::process::id() as i32;
-        let stat = read_stat(pid).context("cannot read this runtime's /proc/self/stat")?;
+        let stat =
+            read_stat(pid).context("cannot read this runtime's /proc/self/stat")?;
         Ok(Runtime {
             pid,
             started: stat.started,
@@ -62,8 +64,9 @@ impl Runtime {
     /// reaped by its parent (a zombie, state `Z`, or `X` while it goes) keeps its PID and
     /// its `/proc` entry, but runs no more code: it will never clean up, so it is dead.
     pub fn is_alive(&self) -> bool {
-        read_stat(self.pid)
-            .is_some_and(|stat| stat.started == self.started && !matches!(stat.state, 'Z' | 'X'))
+        read_stat(self.pid).is_some_and(|stat| {
+            stat.started == self.started && !matches!(stat.state, 'Z' | 'X')
+        })
     }
     // ANCHOR_END: is_alive
 }
@@ -82,8 +85,8 @@ fn read_stat(pid: i32) -> Option<Stat> {
 }
 
 fn parse_stat(stat: &str) -> Option<Stat> {
-    // The command name (field 2) is in parentheses and may hold spaces and `)`: count from
-    // the last `)`. After it come field 3, the state, and on to field 22.
+    // The command name (field 2) is in parentheses and may hold spaces and `)`: count
+    // from the last `)`. After it come field 3, the state, and on to field 22.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     let state = fields.next()?.chars().next()?;
     let started = fields.nth(18)?.parse().ok()?;
@@ -110,8 +113,8 @@ pub fn check_id(id: &str) -> Result<(), String> {
 /// Says in one line that a record (or a line of one) was left alone, and why.
 pub fn ignored(path: &Path, record: &str, why: &str) {
     eprintln!(
-        "byoc: ignoring {record:?} in {path:?}, which this kit did not write ({why}): it is \
-         left as it is; remove it by hand if nothing of yours needs it"
+        "byoc: ignoring {record:?} in {path:?}, which this kit did not write ({why}): it \
+         is left as it is; remove it by hand if nothing of yours needs it"
     );
 }
 
@@ -120,23 +123,24 @@ pub fn ignored(path: &Path, record: &str, why: &str) {
 /// else: whoever can write there can make this runtime remove files and kill processes.
 /// It must not be a symbolic link either, which could lead anywhere.
 pub fn check_owned(path: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(path).with_context(|| format!("cannot read {path:?}"))?;
+    let meta =
+        fs::symlink_metadata(path).with_context(|| format!("cannot read {path:?}"))?;
     let me = Uid::effective().as_raw();
     if meta.file_type().is_symlink() {
         bail!("{path:?} is a symbolic link, where the runtime keeps its own data: remove it");
     }
     if meta.uid() != me {
         bail!(
-            "{path:?} belongs to uid {}, not to you (uid {me}): the runtime acts on what it \
-             finds there, so it must be yours alone (chown it, or give another --root; book 6.3)",
+            "{path:?} belongs to uid {}, not to you (uid {me}): the runtime acts on what \
+             it finds there, so it must be yours alone (chown it, or give another --root; book 6.3)",
             meta.uid()
         );
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         bail!(
-            "{path:?} has mode {mode:04o}: others may write in it, and the runtime acts on what \
-             it finds there (chmod go-w {}; book 6.3)",
+            "{path:?} has mode {mode:04o}: others may write in it, and the runtime acts \
+             on what it finds there (chmod go-w {}; book 6.3)",
             path.display()
         );
     }
@@ -157,8 +161,8 @@ pub fn make_dir(dir: &Path) -> Result<()> {
 
 // ANCHOR: write
 /// Writes a record to a temporary name beside it, `.NAME.new`, and renames it into place:
-/// a crash leaves the old record or the new one, never half of one. Mode 0644, so the next
-/// start's [`check_owned`] accepts it whatever the umask.
+/// a crash leaves the old record or the new one, never half of one. Mode 0644, so the
+/// next start's [`check_owned`] accepts it whatever the umask.
 pub fn write(path: &Path, text: &str) -> Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temporary = path.with_file_name(format!(".{name}.new"));
@@ -171,7 +175,8 @@ pub fn write(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot write {temporary:?}"))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {temporary:?}"))?;
-    fs::rename(&temporary, path).with_context(|| format!("cannot rename {temporary:?} to {path:?}"))
+    fs::rename(&temporary, path)
+        .with_context(|| format!("cannot rename {temporary:?} to {path:?}"))
 }
 // ANCHOR_END: write
 
@@ -187,7 +192,8 @@ mod tests {
 
     #[test]
     fn the_state_and_start_time_are_read_after_the_name() {
-        let stat = "42 (a (b) c) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 875460 0 0";
+        let stat =
+            "42 (a (b) c) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 875460 0 0";
         assert_eq!(
             parse_stat(stat),
             Some(Stat {

@@ -1,19 +1,20 @@
 //! A container's cgroup: made before the container starts, the container put in it before
-//! it runs its command, and every process in it killed and the cgroup removed when it ends.
-//! Book: chapter 7.
+//! it runs its command, and every process in it killed and the cgroup removed when it
+//! ends. Book: chapter 7.
 //!
-//! Namespaces decide what a process can see; a cgroup decides how much it may use. The two
-//! versions of the kernel's interface differ in where the files are and what they are
+//! Namespaces decide what a process can see; a cgroup decides how much it may use. The
+//! two versions of the kernel's interface differ in where the files are and what they are
 //! called, not in what is done with them, so both are behind one trait, [`Cgroup`], with
 //! [`V2`] and [`V1`] under it (youki's `libcgroups` has the same shape).
 //!
 //! The cgroup is owned by an [`Owned`], whose `Drop` kills what is left in it and removes
-//! it, on every way out of the runtime. For the one way out that runs no code, SIGKILL, the
-//! runtime writes a record under its data root first (`cgroups/ID`: who made it, and under
-//! which parent); the next start with the same parent finds records whose runtime has died,
-//! and removes their cgroups. What it removes is rebuilt from its own hierarchy, its own
-//! parent and the record's id, never read from the record ([`crate::records`]): a record
-//! could have been planted to name any cgroup on the machine.
+//! it, on every way out of the runtime. For the one way out that runs no code, SIGKILL,
+//! the runtime writes a record under its data root first (`cgroups/ID`: who made it, and
+//! under which parent); the next start with the same parent finds records whose runtime
+//! has died, and removes their cgroups. What it removes is rebuilt from its own
+//! hierarchy, its own parent and the record's id, never read from the record
+//! ([`crate::records`]): a record could have been planted to name any cgroup on the
+//! machine.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -59,8 +60,8 @@ pub fn parse_parent(text: &str) -> Result<PathBuf> {
     for name in names {
         if let Some(problem) = problem_with_name(name) {
             bail!(
-                "--cgroup-parent {text:?} is not a cgroup parent: {problem}; give a relative \
-                 path of plain names such as byoc or ci/byoc (book 7.2)"
+                "--cgroup-parent {text:?} is not a cgroup parent: {problem}; give a \
+                 relative path of plain names such as byoc or ci/byoc (book 7.2)"
             );
         }
     }
@@ -111,14 +112,14 @@ pub trait Cgroup: std::fmt::Debug {
 // ANCHOR_END: trait
 
 // ANCHOR: place
-/// Puts `pid` in the cgroup at `dir`: its number, written into `cgroup.procs`. The same on
-/// v1 and v2; on v1 it is done once in each controller's tree.
+/// Puts `pid` in the cgroup at `dir`: its number, written into `cgroup.procs`. The same
+/// on v1 and v2; on v1 it is done once in each controller's tree.
 pub fn place(dir: &Path, pid: Pid) -> Result<()> {
     // EXERCISE 7.1 (book 7.2): put the process in the cgroup
-    // HINT: a cgroup is a directory, and one of its files lists the processes in it. Writing a
-    // HINT: PID into that file moves the process there. Read section 7.2.
-    // HINT 2: the file is cgroup.procs. cgroupfs::write(dir, file, text) writes one file of a
-    // HINT 2: cgroup, and narrates it for --trace.
+    // HINT: a cgroup is a directory, and one of its files lists the processes in it.
+    // HINT: Writing a PID into that file moves the process there. Read section 7.2.
+    // HINT 2: the file is cgroup.procs. cgroupfs::write(dir, file, text) writes one file
+    // HINT 2: of a cgroup, and narrates it for --trace.
     // HINT 3: one write, of pid.to_string(), with ?; then Ok(()).
     // TRIVIAL: Ok(())
     cgroupfs::write(dir, "cgroup.procs", &pid.to_string())?;
@@ -146,11 +147,15 @@ pub fn locate(
     machine_root: bool,
 ) -> Result<Option<Placement>> {
     let placement = match hierarchy {
-        Hierarchy::V2 { mount, .. } if machine_root => Some(Placement::V2 { top: mount.clone() }),
+        Hierarchy::V2 { mount, .. } if machine_root => {
+            Some(Placement::V2 { top: mount.clone() })
+        }
         Hierarchy::V1 { controllers } if machine_root => Some(Placement::V1 {
             controllers: controllers.clone(),
         }),
-        Hierarchy::V2 { mount, own } => delegated(mount, own).map(|top| Placement::V2 { top }),
+        Hierarchy::V2 { mount, own } => {
+            delegated(mount, own).map(|top| Placement::V2 { top })
+        }
         Hierarchy::V1 { .. } => None,
     };
     if placement.is_none() && limits.any() {
@@ -163,26 +168,27 @@ pub fn locate(
 /// Why an ordinary user cannot have a limit here.
 fn no_cgroup_to_use(hierarchy: &Hierarchy) -> String {
     match hierarchy {
-        Hierarchy::V1 { .. } => "a limit needs a cgroup of the container's own, and cgroup v1 \
-            cannot hand one to an ordinary user: every v1 cgroup belongs to root. Run as root, \
-            or on a machine with cgroup v2 (book 7.6)"
+        Hierarchy::V1 { .. } => "a limit needs a cgroup of the container's own, and \
+            cgroup v1 cannot hand one to an ordinary user: every v1 cgroup belongs to \
+            root. Run as root, or on a machine with cgroup v2 (book 7.6)"
             .to_string(),
         Hierarchy::V2 { own, .. } => format!(
-            "a limit needs a cgroup of the container's own, and your cgroup ({}) is not yours \
-             to divide: it was not delegated to you. systemd delegates user@UID.service to \
-             each user (Delegate=yes); from a login shell, run the runtime in a delegated \
-             scope: systemd-run --user --scope -p Delegate=yes byoc run ... (book 7.6)",
+            "a limit needs a cgroup of the container's own, and your cgroup ({}) is not \
+             yours to divide: it was not delegated to you. systemd delegates \
+             user@UID.service to each user (Delegate=yes); from a login shell, run the \
+             runtime in a delegated scope: systemd-run --user --scope -p Delegate=yes byoc run ... (book 7.6)",
             own.display()
         ),
     }
 }
 
-/// The top of the subtree delegated to this user, if this process is in one: going up from
-/// its own cgroup, the last directory that still belongs to the user.
+/// The top of the subtree delegated to this user, if this process is in one: going up
+/// from its own cgroup, the last directory that still belongs to the user.
 fn delegated(mount: &Path, own: &Path) -> Option<PathBuf> {
     let me = Uid::effective().as_raw();
     let owned_by_me = |dir: &Path| {
-        let owner = fs::metadata(dir).map(|meta| std::os::unix::fs::MetadataExt::uid(&meta));
+        let owner =
+            fs::metadata(dir).map(|meta| std::os::unix::fs::MetadataExt::uid(&meta));
         owner.is_ok_and(|owner| owner == me)
     };
     let mut top = mount.join(own.strip_prefix("/").unwrap_or(own));
@@ -258,7 +264,9 @@ impl Drop for Owned {
             Ok(()) => {
                 let _ = fs::remove_file(&self.record);
             }
-            Err(error) => eprintln!("byoc: cannot remove the container's cgroup: {error:#}"),
+            Err(error) => {
+                eprintln!("byoc: cannot remove the container's cgroup: {error:#}")
+            }
         }
     }
 }
@@ -295,9 +303,9 @@ fn wait_until_empty(cgroup: &dyn Cgroup) -> Result<()> {
     }
 }
 
-/// Sends SIGKILL to each process listed in the cgroup, once: on v1 once frozen, so none can
-/// fork meanwhile; on v2 before Linux 5.14 (no `cgroup.kill`), where a process that forks
-/// between the reading and the killing would survive, and [`remove`] would say so.
+/// Sends SIGKILL to each process listed in the cgroup, once: on v1 once frozen, so none
+/// can fork meanwhile; on v2 before Linux 5.14 (no `cgroup.kill`), where a process that
+/// forks between the reading and the killing would survive, and [`remove`] would say so.
 pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
     for pid in cgroup.processes()? {
         let pid = Pid::from_raw(pid);
@@ -313,17 +321,24 @@ pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
 // ANCHOR: out_of_memory
 /// What to tell the user when the kernel killed a process of the container for memory:
 /// `killed: out of memory (limit 64 MiB)`, as docker marks it `OOMKilled`. `ended` is how
-/// the container's first process ended: killed by `SIGKILL`, or exited with a code (a shell
-/// whose child was killed exits with 137 too, and the container lived on).
-pub fn out_of_memory(cgroup: &dyn Cgroup, limits: &Limits, ended: Ended) -> Option<String> {
+/// the container's first process ended: killed by `SIGKILL`, or exited with a code (a
+/// shell whose child was killed exits with 137 too, and the container lived on).
+pub fn out_of_memory(
+    cgroup: &dyn Cgroup,
+    limits: &Limits,
+    ended: Ended,
+) -> Option<String> {
     // EXERCISE 7.2 (book 7.3): report a kill for lack of memory
-    // HINT: the cgroup counts the processes the kernel killed for lack of memory. None killed:
-    // HINT: say nothing. Else say who was killed, and the limit if there was one. Read section 7.3.
-    // HINT 2: cgroup.oom_kills() is the count. limits.memory is an Option<Bytes>, shown as
-    // HINT 2: "64 MiB". ended.signal is Some(SIGKILL) when the command itself was killed (its
-    // HINT 2: exit code alone cannot tell: a shell passes a killed child's 137 on).
-    // HINT 3: the line is "killed: out of memory (limit 64 MiB)" for the command, or "a process
-    // HINT 3: was killed: out of memory (limit 64 MiB)" for another; without a limit, no brackets.
+    // HINT: the cgroup counts the processes the kernel killed for lack of memory. None
+    // HINT: killed: say nothing. Else say who was killed, and the limit if there was one.
+    // HINT: Read section 7.3.
+    // HINT 2: cgroup.oom_kills() is the count. limits.memory is an Option<Bytes>, shown
+    // HINT 2: as "64 MiB". ended.signal is Some(SIGKILL) when the command itself was
+    // HINT 2: killed (its exit code alone cannot tell: a shell passes a killed child's
+    // HINT 2: 137 on).
+    // HINT 3: the line is "killed: out of memory (limit 64 MiB)" for the command, or "a
+    // HINT 3: process was killed: out of memory (limit 64 MiB)" for another; without a
+    // HINT 3: limit, no brackets.
     // TRIVIAL: None
     if cgroup.oom_kills() == 0 {
         return None;
@@ -366,8 +381,8 @@ struct Record {
 }
 
 // ANCHOR: parse_record
-/// `runtime PID START` and `parent PATH`, and nothing else: a record that names directories
-/// (as a planted one would) is not the kit's.
+/// `runtime PID START` and `parent PATH`, and nothing else: a record that names
+/// directories (as a planted one would) is not the kit's.
 fn parse_record(text: &str) -> Result<Record, String> {
     let lines: Vec<&str> = text.lines().collect();
     let [owner, parent] = lines[..] else {

@@ -1,10 +1,10 @@
-//! The cgroup filesystem's few verbs: make a directory, write a value into a file, read one,
-//! remove a directory. Book: section 7.2.
+//! The cgroup filesystem's few verbs: make a directory, write a value into a file, read
+//! one, remove a directory. Book: section 7.2.
 //!
-//! A cgroup is a directory, and everything said to it is a short write into one of its files:
-//! there is no special system call. So each call here is narrated under `--trace` as the
-//! shell command that does the same (`mkdir`, `echo 64M > memory.max`, `rmdir`), and a
-//! failure names the file, the value and the kernel's `errno`.
+//! A cgroup is a directory, and everything said to it is a short write into one of its
+//! files: there is no special system call. So each call here is narrated under `--trace`
+//! as the shell command that does the same (`mkdir`, `echo 64M > memory.max`, `rmdir`),
+//! and a failure names the file, the value and the kernel's `errno`.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -19,8 +19,9 @@ fn errno_of(error: &std::io::Error) -> Errno {
     Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// `mkdir DIR`: a new cgroup. One that is there already is taken as it is. Returns whether
-/// it was made here, so that a failure later can remove what this run made and nothing else.
+/// `mkdir DIR`: a new cgroup. One that is there already is taken as it is. Returns
+/// whether it was made here, so that a failure later can remove what this run made and
+/// nothing else.
 pub fn make_dir(dir: &Path) -> Result<bool, SyscallError> {
     let (made, result) = match fs::create_dir(dir) {
         Ok(()) => (true, Ok(())),

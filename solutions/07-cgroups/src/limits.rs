@@ -1,9 +1,9 @@
 //! The limits a container may be given, in docker's words: `--memory 512m`, `--cpus 1.5`,
 //! `--pids-limit 100`, `--memory-swap 1g`. Book: sections 7.3 to 7.5.
 //!
-//! Each is checked when it is read, so a limit that cannot work is refused before anything
-//! is made. What the kernel is told is worked out here too, the same for v1 and v2: a byte
-//! count for memory, a quota per period for CPU, a number for processes.
+//! Each is checked when it is read, so a limit that cannot work is refused before
+//! anything is made. What the kernel is told is worked out here too, the same for v1 and
+//! v2: a byte count for memory, a quota per period for CPU, a number for processes.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,7 +41,8 @@ pub struct LimitsArgs {
 }
 
 impl LimitsArgs {
-    /// The limits asked for, checked together (swap beside memory, CPUs against the machine).
+    /// The limits asked for, checked together (swap beside memory, CPUs against the
+    /// machine).
     pub fn resources(&self) -> Result<Limits> {
         let limits = Limits {
             memory: self.memory,
@@ -53,8 +54,8 @@ impl LimitsArgs {
         Ok(limits)
     }
 
-    /// The cgroup parent, checked here and not by clap: clap would print a newline in it as
-    /// it is, and the error would not be one line.
+    /// The cgroup parent, checked here and not by clap: clap would print a newline in it
+    /// as it is, and the error would not be one line.
     pub fn cgroup_parent(&self) -> Result<PathBuf> {
         cgroup::parse_parent(&self.cgroup_parent)
     }
@@ -91,8 +92,8 @@ impl Limits {
                 bail!("--memory-swap is memory and swap together: it needs --memory as well")
             }
             (Some(memory), Some(Swap::Limit(total))) if total.0 < memory.0 => bail!(
-                "--memory-swap {total} is less than --memory {memory}: it counts memory and \
-                 swap together, so it must be at least as large"
+                "--memory-swap {total} is less than --memory {memory}: it counts memory \
+                 and swap together, so it must be at least as large"
             ),
             _ => Ok(()),
         }
@@ -123,8 +124,8 @@ impl FromStr for Bytes {
                 _ => "",
             };
             bail!(
-                "{text:?} is too little memory: {bytes}{bare}; the least a container is given \
-                 is {MINIMUM_MEMORY} (docker's minimum too)"
+                "{text:?} is too little memory: {bytes}{bare}; the least a container is \
+                 given is {MINIMUM_MEMORY} (docker's minimum too)"
             );
         }
         Ok(bytes)
@@ -219,17 +220,16 @@ impl FromStr for Cpus {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Cpus> {
-        let cpus: f64 = text
-            .trim()
-            .parse()
-            .with_context(|| format!("{text:?} is not a number of CPUs: use 0.5, 1 or 2.5"))?;
+        let cpus: f64 = text.trim().parse().with_context(|| {
+            format!("{text:?} is not a number of CPUs: use 0.5, 1 or 2.5")
+        })?;
         if !cpus.is_finite() || cpus <= 0.0 {
             bail!("--cpus {text} must be more than 0: it is a share of the machine's CPUs (0.5, 1, 2.5)");
         }
         if cpus < MINIMUM_CPUS {
             bail!(
-                "--cpus {text} is less than {MINIMUM_CPUS}: the kernel takes a CPU quota of \
-                 1 ms per 100 ms period at the least (book 7.4)"
+                "--cpus {text} is less than {MINIMUM_CPUS}: the kernel takes a CPU quota \
+                 of 1 ms per 100 ms period at the least (book 7.4)"
             );
         }
         Ok(Cpus(cpus))
@@ -237,7 +237,8 @@ impl FromStr for Cpus {
 }
 
 impl Cpus {
-    /// A share of more CPUs than the machine has could never be used; docker refuses it too.
+    /// A share of more CPUs than the machine has could never be used; docker refuses it
+    /// too.
     pub fn check_fits(self, machine_cpus: usize) -> Result<()> {
         if self.0 > machine_cpus as f64 {
             bail!(
@@ -269,12 +270,12 @@ pub const MAXIMUM_PIDS: u64 = 4 * 1024 * 1024;
 pub fn parse_pids_limit(text: &str) -> Result<u64> {
     match text.trim().parse::<u64>() {
         Ok(0) | Err(_) => bail!(
-            "{text:?} is not a number of processes: give 1 or more (the container's first \
-             process counts)"
+            "{text:?} is not a number of processes: give 1 or more (the container's \
+             first process counts)"
         ),
         Ok(limit) if limit > MAXIMUM_PIDS => bail!(
-            "--pids-limit {text} is more than the kernel can count: the most is {MAXIMUM_PIDS} \
-             (PID_MAX_LIMIT); for no limit, leave --pids-limit out"
+            "--pids-limit {text} is more than the kernel can count: the most is \
+             {MAXIMUM_PIDS} (PID_MAX_LIMIT); for no limit, leave --pids-limit out"
         ),
         Ok(limit) => Ok(limit),
     }
@@ -296,11 +297,11 @@ impl Cpus {
     /// together may run `cpus` × 100 ms, then they wait for the next period.
     pub fn quota(self) -> CpuQuota {
         // EXERCISE 7.3 (book 7.4): turn a share of CPUs into a quota per period
-        // HINT: the kernel takes a quota of CPU time per period: 1.0 CPU may run the whole
-        // HINT: period, 0.5 CPU half of it, 2 CPUs twice it (two CPUs at once).
+        // HINT: the kernel takes a quota of CPU time per period: 1.0 CPU may run the
+        // HINT: whole period, 0.5 CPU half of it, 2 CPUs twice it (two CPUs at once).
         // HINT: Read section 7.4.
-        // HINT 2: the period is the constant CPU_PERIOD_US (100 000 µs). The quota is the share
-        // HINT 2: (self.0, an f64) times the period, rounded to whole microseconds.
+        // HINT 2: the period is the constant CPU_PERIOD_US (100 000 µs). The quota is the
+        // HINT 2: share (self.0, an f64) times the period, rounded to whole microseconds.
         // HINT 3: CpuQuota { quota_us: <share times period as f64, .round(), as u64>,
         // HINT 3: period_us: CPU_PERIOD_US }.
         // TRIVIAL: CpuQuota { quota_us: CPU_PERIOD_US, period_us: CPU_PERIOD_US }

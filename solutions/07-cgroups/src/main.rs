@@ -2,10 +2,10 @@
 //!
 //! The flow is chapter 6's with a cgroup. Before the clone, the parent decides where the
 //! container's cgroup can go (or refuses a limit it cannot keep), makes it and writes the
-//! limits. While the child waits, the parent puts it in the cgroup. Once let go, the child
-//! makes a cgroup namespace and mounts its part of the tree read-only. When the container
-//! ends, the parent says whether the kernel killed it for memory, and the cgroup removes
-//! itself with everything still in it.
+//! limits. While the child waits, the parent puts it in the cgroup. Once let go, the
+//! child makes a cgroup namespace and mounts its part of the tree read-only. When the
+//! container ends, the parent says whether the kernel killed it for memory, and the
+//! cgroup removes itself with everything still in it.
 
 use std::convert::Infallible;
 use std::ffi::OsString;
@@ -45,8 +45,8 @@ enum Command {
     Run(RunArgs),
 }
 
-/// `run`'s options: chapter 6's, and the limits. Each chapter's group lives in its library,
-/// with its checks.
+/// `run`'s options: chapter 6's, and the limits. Each chapter's group lives in its
+/// library, with its checks.
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -121,8 +121,8 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// take an address on the bridge, make the cgroup with its limits, clone the child, write
 /// its id maps, plug it in and put it in its cgroup while it waits, let it go, relay its
 /// ports and supervise it, and say if it was killed for memory. Leaving, the values made
-/// here undo themselves, the last made first: the cgroup with whatever is still running in
-/// it, then the address (the cable goes with the container's network namespace).
+/// here undo themselves, the last made first: the cgroup with whatever is still running
+/// in it, then the address (the cable goes with the container's network namespace).
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let hierarchy = Hierarchy::of_this_machine()?;
@@ -164,7 +164,10 @@ fn run(args: RunArgs) -> Result<u8> {
 // ANCHOR_END: run
 
 /// The container's cgroup, with its limits, where it can have one.
-fn make_cgroup(spec: &Spec, placement: Option<&cgroup::Placement>) -> Result<Option<Owned>> {
+fn make_cgroup(
+    spec: &Spec,
+    placement: Option<&cgroup::Placement>,
+) -> Result<Option<Owned>> {
     let Some(placement) = placement else {
         trace::say(format_args!(
             "no cgroup of its own: none asked for, none to divide"
@@ -178,10 +181,12 @@ fn make_cgroup(spec: &Spec, placement: Option<&cgroup::Placement>) -> Result<Opt
 }
 
 // ANCHOR: report_out_of_memory
-/// One line on stderr when the kernel killed the container, or a process in it, for memory.
+/// One line on stderr when the kernel killed the container, or a process in it, for
+/// memory.
 fn report_out_of_memory(spec: &Spec, cgroup: Option<&Owned>, ended: Ended) {
-    let report = cgroup
-        .and_then(|owned| cgroup::out_of_memory(owned.cgroup.as_ref(), &spec.resources, ended));
+    let report = cgroup.and_then(|owned| {
+        cgroup::out_of_memory(owned.cgroup.as_ref(), &spec.resources, ended)
+    });
     if let Some(line) = report {
         eprintln!("byoc: {line}");
     }
@@ -238,7 +243,8 @@ struct Prepared<'a> {
     host_uts: (u64, u64),
     /// The container's side of the network (chapter 6).
     inside: Inside,
-    /// The container's own /etc/hosts, hostname and resolv.conf, on the bridge (chapter 6).
+    /// The container's own /etc/hosts, hostname and resolv.conf, on the bridge (chapter
+    /// 6).
     files: Option<PathBuf>,
     /// The hierarchy to show inside, when the container has a cgroup of its own.
     cgroup_view: Option<&'a Hierarchy>,
@@ -277,7 +283,11 @@ fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infalli
     let root = root::prepare(&plan)
         .map_err(userns::explain_clone_failure)
         .map_err(|error| {
-            userns::explain_unreachable_root(error, &spec.root.path, spec.user_namespace.as_ref())
+            userns::explain_unreachable_root(
+                error,
+                &spec.root.path,
+                spec.user_namespace.as_ref(),
+            )
         })?;
     if let Some(files) = &prepared.files {
         network::mount_container_files(files, &root)?;

@@ -30,7 +30,9 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::NotFound { .. } => exit::NOT_FOUND,
-            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => exit::NOT_FOUND,
+            CommandError::CannotExecute { errno, .. } if *errno == Errno::ENOENT => {
+                exit::NOT_FOUND
+            }
             CommandError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
         }
     }
@@ -62,13 +64,16 @@ impl std::error::Error for CommandError {}
 /// container, where `path` is looked up as `execve` looked it up.
 fn explain(path: &Path, errno: Errno) -> &'static str {
     match errno {
-        Errno::EACCES => "it is not a file the kernel may run (a directory, or no execute bit)",
-        // A path given with a `/` is not checked before execve: it may simply not be there.
+        Errno::EACCES => {
+            "it is not a file the kernel may run (a directory, or no execute bit)"
+        }
+        // A path given with a `/` is not checked before execve: it may simply not be
+        // there.
         Errno::ENOENT if !path.exists() => "there is no such file in the container",
         // The file is there, so what is missing is what it asks for.
         Errno::ENOENT => {
-            "the interpreter it needs (its #! line, or the dynamic loader of a dynamically \
-             linked program) is missing in the container"
+            "the interpreter it needs (its #! line, or the dynamic loader of a \
+             dynamically linked program) is missing in the container"
         }
         Errno::ENOEXEC => "the kernel does not recognise its format",
         other => other.desc(),
@@ -132,9 +137,9 @@ pub fn exec(process: &Process) -> Result<Infallible> {
 }
 // ANCHOR_END: exec
 
-/// Takes on the process's user and directory, where they are not what the set-up left (root,
-/// in `/`): the groups first, then the group, then the user, since a process that gives up
-/// root can no longer change its ids.
+/// Takes on the process's user and directory, where they are not what the set-up left
+/// (root, in `/`): the groups first, then the group, then the user, since a process that
+/// gives up root can no longer change its ids.
 pub fn become_user_in_cwd(process: &Process) -> Result<()> {
     let user = &process.user;
     if *user != User::default() {
@@ -143,7 +148,8 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
             .iter()
             .map(|&gid| Gid::from_raw(gid))
             .collect();
-        let call = format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
+        let call =
+            format_args!("setgroups({}, {:?})", groups.len(), user.additional_gids);
         trace::syscall(call, unistd::setgroups(&groups))?;
         let gid = Gid::from_raw(user.gid);
         trace::syscall(format_args!("setgid({gid})"), unistd::setgid(gid))?;
@@ -159,5 +165,6 @@ pub fn become_user_in_cwd(process: &Process) -> Result<()> {
 
 /// A C string from an argument; only a NUL byte inside it can make this fail.
 pub fn to_c_string(arg: &OsStr) -> Result<CString> {
-    CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?} contains a NUL byte"))
+    CString::new(arg.as_bytes())
+        .with_context(|| format!("argument {arg:?} contains a NUL byte"))
 }

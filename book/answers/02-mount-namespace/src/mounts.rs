@@ -70,9 +70,9 @@ pub fn mount_tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<()> {
 }
 
 // ANCHOR: pivot
-/// Makes `new_root` the root of this mount namespace and detaches the old one, so no path,
-/// not even `..` from `/`, leads back to the host's files. Nothing is written in the new
-/// root: the old one is stacked on top of it, not parked in a directory of it.
+/// Makes `new_root` the root of this mount namespace and detaches the old one, so no
+/// path, not even `..` from `/`, leads back to the host's files. Nothing is written in
+/// the new root: the old one is stacked on top of it, not parked in a directory of it.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     trace::syscall(format_args!("chdir({new_root:?})"), unistd::chdir(new_root))?;
     trace::syscall(

@@ -1,6 +1,7 @@
 // solutions/03-pid-namespace/src/procfs.rs without its exercise markers, made by `cargo xtask gen` for the book's folded answers.
-//! A fresh `/proc`. A procfs shows the processes of the PID namespace that mounted it, so the
-//! container needs its own: the host's would show every process on the machine. Book: 3.2.
+//! A fresh `/proc`. A procfs shows the processes of the PID namespace that mounted it, so
+//! the container needs its own: the host's would show every process on the machine. Book:
+//! 3.2.
 
 use std::path::Path;
 

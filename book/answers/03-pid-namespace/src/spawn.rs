@@ -14,8 +14,9 @@ use nix::unistd::Pid;
 use crate::sync::{self, ChildEnd, ParentEnd};
 use crate::{process, trace};
 
-/// The child's stack. Without `CLONE_VM` the child gets its own copy of our memory, so this
-/// buffer only has to be big enough for the child's calls; unused pages cost nothing.
+/// The child's stack. Without `CLONE_VM` the child gets its own copy of our memory, so
+/// this buffer only has to be big enough for the child's calls; unused pages cost
+/// nothing.
 const STACK_SIZE: usize = 8 * 1024 * 1024;
 
 /// Starts `body` in a child process in the new namespaces that `flags` name, with the
@@ -41,10 +42,15 @@ pub fn clone_child(
 // ANCHOR: clone_child
 /// `clone(2)`: starts `child_main` on `stack` in a new process, in the namespaces `flags`
 /// names, and returns its PID as the parent sees it.
-fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> Result<Pid> {
+fn clone_into(
+    flags: CloneFlags,
+    child_main: CloneCb<'_>,
+    stack: &mut [u8],
+) -> Result<Pid> {
     // SAFETY: the runtime is single-threaded, and the child gets its own copy of memory
     // (no CLONE_VM), so it cannot disturb the parent; the stack outlives the call.
-    let result = unsafe { sched::clone(child_main, stack, flags, Some(Signal::SIGCHLD as i32)) };
+    let result =
+        unsafe { sched::clone(child_main, stack, flags, Some(Signal::SIGCHLD as i32)) };
     let call = format_args!("clone({}, SIGCHLD)", trace::flags(flags));
     Ok(trace::syscall(call, result)?)
 }
@@ -53,8 +59,8 @@ fn clone_into(flags: CloneFlags, child_main: CloneCb<'_>, stack: &mut [u8]) -> R
 // ANCHOR: die_with_parent
 /// If the runtime dies, the container must not live on with nobody to wait for it: the
 /// kernel is asked to send SIGKILL when the parent dies. The parent may already have died
-/// before this call, which the kernel would not notice; the channel would: the parent's end
-/// closes when it dies.
+/// before this call, which the kernel would not notice; the channel would: the parent's
+/// end closes when it dies.
 pub fn die_with_parent(channel: &ChildEnd) -> Result<()> {
     let request = prctl::set_pdeathsig(Signal::SIGKILL);
     trace::syscall(format_args!("prctl(PR_SET_PDEATHSIG, SIGKILL)"), request)?;

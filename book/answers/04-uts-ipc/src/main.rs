@@ -77,7 +77,8 @@ fn namespaces() -> CloneFlags {
 // ANCHOR_END: namespaces
 
 // ANCHOR: run
-/// The parent: check the spec, clone the child into new namespaces, let it go, supervise it.
+/// The parent: check the spec, clone the child into new namespaces, let it go, supervise
+/// it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     let host_uts = uts::namespace_id()?;
@@ -96,7 +97,8 @@ fn run(args: RunArgs) -> Result<u8> {
 // ANCHOR_END: run
 
 // ANCHOR: child
-/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the command.
+/// The child, PID 1 of its namespaces: a host name, a root and a `/proc`, then the
+/// command.
 fn child(
     spec: &Spec,
     stdio: &Stdio,

@@ -21,13 +21,14 @@ pub fn container_id() -> Result<String> {
     let mut bytes = [0u8; 6];
     // Read exactly six bytes: /dev/urandom never ends.
     let mut file = fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
-    std::io::Read::read_exact(&mut file, &mut bytes).context("cannot read /dev/urandom")?;
+    std::io::Read::read_exact(&mut file, &mut bytes)
+        .context("cannot read /dev/urandom")?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
-/// Checks a host name before any process is started, by the rules of RFC 1123: labels of 1
-/// to 63 letters, digits and `-`, joined by `.`, none starting or ending with `-`; and at most
-/// 64 bytes in all, which is what Linux takes.
+/// Checks a host name before any process is started, by the rules of RFC 1123: labels of
+/// 1 to 63 letters, digits and `-`, joined by `.`, none starting or ending with `-`; and
+/// at most 64 bytes in all, which is what Linux takes.
 pub fn check_hostname(name: &str) -> Result<()> {
     let valid_label = |label: &str| {
         (1..=MAX_LABEL_LENGTH).contains(&label.len())
@@ -37,9 +38,9 @@ pub fn check_hostname(name: &str) -> Result<()> {
     };
     if name.len() > MAX_LENGTH || !name.split('.').all(valid_label) {
         bail!(
-            "hostname {name:?} is not valid: use labels of 1 to {MAX_LABEL_LENGTH} letters, \
-             digits and '-', joined by '.', none starting or ending with '-', and at most \
-             {MAX_LENGTH} characters in all"
+            "hostname {name:?} is not valid: use labels of 1 to {MAX_LABEL_LENGTH} \
+             letters, digits and '-', joined by '.', none starting or ending with '-', \
+             and at most {MAX_LENGTH} characters in all"
         );
     }
     Ok(())
@@ -59,8 +60,8 @@ pub fn namespace_id() -> Result<(u64, u64)> {
 pub fn set_hostname(name: &str, host_namespace: (u64, u64)) -> Result<()> {
     if namespace_id()? == host_namespace {
         bail!(
-            "refusing to set the hostname: this process is still in the host's UTS namespace \
-             (is CLONE_NEWUTS among the clone flags? see book section 4.1)"
+            "refusing to set the hostname: this process is still in the host's UTS \
+             namespace (is CLONE_NEWUTS among the clone flags? see book section 4.1)"
         );
     }
     trace::syscall(

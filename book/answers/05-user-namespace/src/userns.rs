@@ -1,6 +1,6 @@
 // solutions/05-user-namespace/src/userns.rs without its exercise markers, made by `cargo xtask gen` for the book's folded answers.
-//! The user namespace: the container's own user and group ids, and root's powers over them
-//! alone. Book: sections 5.1 to 5.4.
+//! The user namespace: the container's own user and group ids, and root's powers over
+//! them alone. Book: sections 5.1 to 5.4.
 //!
 //! The child is cloned into a new user namespace with the other namespaces. Its ids mean
 //! nothing there until the parent writes its maps; meanwhile it waits on the start-up
@@ -96,7 +96,9 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
     let allowed = allowed(ids);
     let maps = match (&allowed, given.is_empty()) {
         (_, false) => given.to_vec(),
-        (Some(allowed), true) => idmap::rootless_default(allowed.own, allowed.subordinate),
+        (Some(allowed), true) => {
+            idmap::rootless_default(allowed.own, allowed.subordinate)
+        }
         // Root, with --userns and no map: its subordinate range if it has one, else 65536
         // ids from 100000, as podman's and docker's examples use.
         (None, true) => vec![IdMap {
@@ -111,8 +113,8 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
 }
 
 // ANCHOR: options
-/// `run`'s options for the user namespace. Later chapters' `run` flatten this group, so the
-/// options and their checks live here, beside the lesson.
+/// `run`'s options for the user namespace. Later chapters' `run` flatten this group, so
+/// the options and their checks live here, beside the lesson.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UsernsArgs {
     /// A user namespace even when run as root (an ordinary user always gets one).
@@ -146,29 +148,34 @@ impl UsernsArgs {
 
 /// Whether this process is the machine's root, not only root of a user namespace (as in a
 /// rootless container, or a CI job inside one): only the machine's root may add a bridge
-/// and links to the host's network, or make cgroups outside a delegated subtree. The first
-/// user namespace maps all ids to themselves.
+/// and links to the host's network, or make cgroups outside a delegated subtree. The
+/// first user namespace maps all ids to themselves.
 pub fn is_host_root() -> bool {
-    let whole_map = fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let whole_map = fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+    });
     Uid::effective().is_root() && whole_map
 }
 
 /// Refuses a user (`-u`, or an image's `User`) that the container's maps do not hold: the
-/// kernel would refuse its `setuid` with `EINVAL` only at the very end, after everything is
-/// made. Without a user namespace, every id is the host's own, and any will do.
-pub fn check_user_is_mapped(user: &User, namespace: Option<&UserNamespace>) -> Result<()> {
+/// kernel would refuse its `setuid` with `EINVAL` only at the very end, after everything
+/// is made. Without a user namespace, every id is the host's own, and any will do.
+pub fn check_user_is_mapped(
+    user: &User,
+    namespace: Option<&UserNamespace>,
+) -> Result<()> {
     let Some(namespace) = namespace else {
         return Ok(());
     };
     let holds = |maps: &[IdMap], id: u32| {
-        maps.iter()
-            .any(|map| (map.container..map.container.saturating_add(map.size)).contains(&id))
+        maps.iter().any(|map| {
+            (map.container..map.container.saturating_add(map.size)).contains(&id)
+        })
     };
     if !holds(&namespace.uid_mappings, user.uid) {
         bail!(
-            "user {} is not in the container's uid map: inside a user namespace only mapped ids \
-             exist (map it with --uid-map, or run as an id that is; book 5.1)",
+            "user {} is not in the container's uid map: inside a user namespace only \
+             mapped ids exist (map it with --uid-map, or run as an id that is; book 5.1)",
             user.uid
         );
     }
@@ -178,16 +185,16 @@ pub fn check_user_is_mapped(user: &User, namespace: Option<&UserNamespace>) -> R
         .find(|gid| !holds(&namespace.gid_mappings, *gid))
     {
         bail!(
-            "group {gid} is not in the container's gid map: inside a user namespace only mapped \
-             ids exist (map it with --gid-map, or use a group that is; book 5.1)"
+            "group {gid} is not in the container's gid map: inside a user namespace only \
+             mapped ids exist (map it with --gid-map, or use a group that is; book 5.1)"
         );
     }
     Ok(())
 }
 
-/// The maps of a run, checked: the ones given (one kind given alone stands for both, as the
-/// map of the other kind too), or the defaults. The container's first process is root in
-/// it, so both maps must cover id 0.
+/// The maps of a run, checked: the ones given (one kind given alone stands for both, as
+/// the map of the other kind too), or the defaults. The container's first process is root
+/// in it, so both maps must cover id 0.
 pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNamespace> {
     check_root_is_mapped(Ids::User, uid_maps)?;
     check_root_is_mapped(Ids::Group, gid_maps)?;
@@ -196,10 +203,12 @@ pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNames
         (true, false) => (gid_maps, gid_maps),
         _ => (uid_maps, gid_maps),
     };
-    let uid_mappings = maps_for(Ids::User, uids)
-        .map_err(|error| explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps))?;
-    let gid_mappings = maps_for(Ids::Group, gids)
-        .map_err(|error| explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps))?;
+    let uid_mappings = maps_for(Ids::User, uids).map_err(|error| {
+        explain_reuse(error, Ids::User, uid_maps.is_empty(), gid_maps)
+    })?;
+    let gid_mappings = maps_for(Ids::Group, gids).map_err(|error| {
+        explain_reuse(error, Ids::Group, gid_maps.is_empty(), uid_maps)
+    })?;
     Ok(UserNamespace {
         uid_mappings,
         gid_mappings,
@@ -207,7 +216,12 @@ pub fn namespace_for(uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<UserNames
 }
 
 /// A map refused for the kind it was not given for says so, and what to give instead.
-fn explain_reuse(error: anyhow::Error, ids: Ids, missing: bool, other: &[IdMap]) -> anyhow::Error {
+fn explain_reuse(
+    error: anyhow::Error,
+    ids: Ids,
+    missing: bool,
+    other: &[IdMap],
+) -> anyhow::Error {
     let (Some(reused), true) = (other.first(), missing) else {
         return error;
     };
@@ -232,8 +246,8 @@ fn check_root_is_mapped(ids: Ids, maps: &[IdMap]) -> Result<()> {
     let flag = ids.flag();
     let given: Vec<String> = maps.iter().map(as_option).collect();
     bail!(
-        "{flag} {} leaves the container's root (id 0) unmapped, and the container's first \
-         process runs as root: map id 0 too (for example {flag} 0:100000:65536)",
+        "{flag} {} leaves the container's root (id 0) unmapped, and the container's \
+         first process runs as root: map id 0 too (for example {flag} 0:100000:65536)",
         given.join(",")
     )
 }
@@ -255,8 +269,8 @@ pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<
 }
 // ANCHOR_END: write_maps
 
-/// Writes one map: directly when this process may (root, or a single range of its own id),
-/// else through the set-user-ID helper `newuidmap` or `newgidmap`, which checks
+/// Writes one map: directly when this process may (root, or a single range of its own
+/// id), else through the set-user-ID helper `newuidmap` or `newgidmap`, which checks
 /// `/etc/subuid` or `/etc/subgid` and writes the map for us.
 pub fn write_map(child: Pid, ids: Ids, maps: &[IdMap]) -> Result<()> {
     if may_write_directly(ids, maps) {
@@ -281,8 +295,8 @@ pub fn needs_setgroups_denied(gid_maps: &[IdMap]) -> bool {
 /// Writes `text` to `/proc/PID/NAME`, narrated as the `write` it is.
 pub fn write_proc_file(child: Pid, name: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{child}/{name}");
-    let result =
-        fs::write(&path, text).map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(0)));
+    let result = fs::write(&path, text)
+        .map_err(|error| Errno::from_raw(error.raw_os_error().unwrap_or(0)));
     let call = format_args!("write({path:?}, {text:?})");
     trace::syscall(call, result).map_err(|error| explain_map_error(error, name))?;
     Ok(())
@@ -291,8 +305,8 @@ pub fn write_proc_file(child: Pid, name: &str, text: &str) -> Result<()> {
 fn explain_map_error(error: trace::SyscallError, name: &str) -> anyhow::Error {
     let why = match error.errno {
         Errno::EPERM if name.ends_with("map") => {
-            " (this process may not write that map: an ordinary user may map only its own \
-             id, unless newuidmap and newgidmap are installed and /etc/subuid and \
+            " (this process may not write that map: an ordinary user may map only its \
+             own id, unless newuidmap and newgidmap are installed and /etc/subuid and \
              /etc/subgid give it a range; see book 5.4)"
         }
         _ => "",
@@ -304,9 +318,9 @@ fn explain_map_error(error: trace::SyscallError, name: &str) -> anyhow::Error {
 fn run_helper(child: Pid, ids: Ids, maps: &[IdMap]) -> Result<()> {
     let Some(helper) = helper_path(ids) else {
         bail!(
-            "{} is not installed, and without it an ordinary user may map only its own id: \
-             install it (`apt-get install uidmap`), or map one id, e.g. --uid-map 0:{}:1 \
-             (see book 5.4)",
+            "{} is not installed, and without it an ordinary user may map only its own \
+             id: install it (`apt-get install uidmap`), or map one id, e.g. --uid-map \
+             0:{}:1 (see book 5.4)",
             ids.helper(),
             ids.own()
         );
@@ -340,8 +354,8 @@ fn helper_path(ids: Ids) -> Option<PathBuf> {
 }
 
 // ANCHOR: become_root
-/// In the child, once its maps are written: becomes uid 0 and gid 0 of its namespace, which
-/// are ids of the caller's on the host.
+/// In the child, once its maps are written: becomes uid 0 and gid 0 of its namespace,
+/// which are ids of the caller's on the host.
 pub fn become_root() -> Result<()> {
     let root_group = Gid::from_raw(0);
     let call = format_args!("setresgid(0, 0, 0)");
@@ -364,9 +378,9 @@ pub fn drop_supplementary_groups() -> Result<()> {
 }
 
 // ANCHOR: bind_host_device
-/// Puts the host's device file for `device` at `path`: a user namespace may not `mknod`, so
-/// an empty file is made and the host's device is bind-mounted onto it, as rootless podman
-/// does. It plugs into chapter 2's `RootPlan` as its `make_device`.
+/// Puts the host's device file for `device` at `path`: a user namespace may not `mknod`,
+/// so an empty file is made and the host's device is bind-mounted onto it, as rootless
+/// podman does. It plugs into chapter 2's `RootPlan` as its `make_device`.
 pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
     let mode = Mode::from_bits_truncate(0o666);
     let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
@@ -417,8 +431,8 @@ pub fn explain_unreachable_root(
 }
 
 // ANCHOR: explain
-/// Why the kernel refused a new user namespace, from the settings that can forbid one, with
-/// the fix. `None` when none of them is set.
+/// Why the kernel refused a new user namespace, from the settings that can forbid one,
+/// with the fix. `None` when none of them is set.
 pub fn explain_refusal() -> Option<String> {
     explain_refusal_from(Path::new("/proc/sys"))
 }
@@ -440,17 +454,17 @@ pub fn explain_refusal_from(sysctl: &Path) -> Option<String> {
     }
     if setting("user/max_user_namespaces").as_deref() == Some("0") {
         return Some(
-            "user namespaces are turned off (user.max_user_namespaces = 0; as root: sysctl -w \
-             user.max_user_namespaces=15000; see book 5.4)"
+            "user namespaces are turned off (user.max_user_namespaces = 0; as root: \
+             sysctl -w user.max_user_namespaces=15000; see book 5.4)"
                 .to_string(),
         );
     }
     if setting("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some(
             "AppArmor restricts user namespaces for ordinary users \
-             (kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 24.04; as root: \
-             sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give the runtime an \
-             AppArmor profile that allows userns; see book 5.4)"
+             (kernel.apparmor_restrict_unprivileged_userns = 1, as on Ubuntu 24.04; as \
+             root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give the \
+             runtime an AppArmor profile that allows userns; see book 5.4)"
                 .to_string(),
         );
     }
@@ -498,7 +512,8 @@ mod tests {
     /// test lays out a `/proc/sys` of its own with one set as it would be there.
     fn explanation(setting: &str, value: &str) -> Option<String> {
         // One directory per call: tests run at the same time.
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        static CALLS: std::sync::atomic::AtomicUsize =
+            std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("byoc-sysctl-{}-{call}", std::process::id());
         let sysctl = std::env::temp_dir().join(name);

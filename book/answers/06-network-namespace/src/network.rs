@@ -1,16 +1,19 @@
 // solutions/06-network-namespace/src/network.rs without its exercise markers, made by `cargo xtask gen` for the book's folded answers.
-//! The container's network: none, the host's, or a port on the host's bridge. Book: chapter 6.
+//! The container's network: none, the host's, or a port on the host's bridge. Book:
+//! chapter 6.
 //!
 //! With `CLONE_NEWNET` the container gets a network stack of its own, with nothing in it
-//! but a loopback interface that is down. `--net none` brings loopback up and stops there.
-//! `--net bridge` also gives it a cable to the host: a veth pair from the container's `eth0`
-//! to a port of the bridge `byoc0`, an address from the bridge's subnet, a default route
-//! through the bridge, and NAT on the host so replies find their way back.
+//! but a loopback interface that is down. `--net none` brings loopback up and stops
+//! there. `--net bridge` also gives it a cable to the host: a veth pair from the
+//! container's `eth0` to a port of the bridge `byoc0`, an address from the bridge's
+//! subnet, a default route through the bridge, and NAT on the host so replies find their
+//! way back.
 //!
-//! The host side is done by the parent, before the child is let go: [`join_bridge`] takes a
-//! lease (and sets up the bridge and NAT for the first container, and checks them for the
-//! next ones), [`attach`] plugs the cable in. The container side is done by the child in its own namespace:
-//! [`configure_inside`]. Each host-side value undoes itself when dropped.
+//! The host side is done by the parent, before the child is let go: [`join_bridge`] takes
+//! a lease (and sets up the bridge and NAT for the first container, and checks them for
+//! the next ones), [`attach`] plugs the cable in. The container side is done by the child
+//! in its own namespace: [`configure_inside`]. Each host-side value undoes itself when
+//! dropped.
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -72,7 +75,8 @@ pub enum NetArg {
 }
 
 impl NetworkArgs {
-    /// The network asked for, checked: what cannot work is refused before anything is made.
+    /// The network asked for, checked: what cannot work is refused before anything is
+    /// made.
     pub fn network(&self) -> Result<Network> {
         let root = is_host_root();
         let net = self
@@ -91,13 +95,13 @@ impl NetworkArgs {
         let subnet_given = self.subnet.is_some();
         match mode {
             NetworkMode::Host if !self.publish.is_empty() => bail!(
-                "-p publishes a port of the container's own network, and --net host has none: \
-                 the container's ports are the host's already"
+                "-p publishes a port of the container's own network, and --net host has \
+                 none: the container's ports are the host's already"
             ),
             NetworkMode::Bridge { .. } if !root => bail!(
-                "--net bridge needs the machine's root: an ordinary user (or root of a user \
-                 namespace) may not add a bridge or a veth to the host's network (rootless \
-                 containers get --net none, and -p works there; see book 6.6)"
+                "--net bridge needs the machine's root: an ordinary user (or root of a \
+                 user namespace) may not add a bridge or a veth to the host's network \
+                 (rootless containers get --net none, and -p works there; see book 6.6)"
             ),
             NetworkMode::Host | NetworkMode::None if subnet_given => {
                 bail!("--subnet is the bridge's: it needs --net bridge")
@@ -148,10 +152,15 @@ struct MadeHere {
 
 // ANCHOR: join_bridge
 /// Takes an address on the bridge for container `id`, under the lease file's lock. The
-/// first container also makes the bridge and adds NAT; a lease left by a runtime that died
-/// is reclaimed first. Everything is checked before anything is made: that this data root
-/// keeps the bridge's leases, and that the bridge, the leases and the subnet agree.
-pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) -> Result<Joined> {
+/// first container also makes the bridge and adds NAT; a lease left by a runtime that
+/// died is reclaimed first. Everything is checked before anything is made: that this data
+/// root keeps the bridge's leases, and that the bridge, the leases and the subnet agree.
+pub fn join_bridge(
+    data_root: &Path,
+    subnet: &Subnet,
+    id: &str,
+    hostname: &str,
+) -> Result<Joined> {
     let leases = LeaseFile::new(&dataroot::networks(data_root), BRIDGE)?;
     let keeper = keeper_alias(data_root)?;
     let mut locked = leases.lock()?;
@@ -159,12 +168,13 @@ pub fn join_bridge(data_root: &Path, subnet: &Subnet, id: &str, hostname: &str) 
     reclaim_dead(&mut locked, data_root)?;
     check_leases_in(&locked, subnet)?;
     let mut made = MadeHere::default();
-    let taken = make_and_take(&mut locked, bridge_is_there, subnet, id, &keeper, &mut made);
+    let taken =
+        make_and_take(&mut locked, bridge_is_there, subnet, id, &keeper, &mut made);
     let address = match taken {
         Ok(address) => address,
         Err(error) => {
-            // Nothing half-made is left: the batch that adds NAT is all or nothing, and the
-            // bridge goes if this start made it.
+            // Nothing half-made is left: the batch that adds NAT is all or nothing, and
+            // the bridge goes if this start made it.
             give_back(&mut locked, id, made, &keeper);
             return Err(error);
         }
@@ -196,9 +206,9 @@ fn reclaim_dead(locked: &mut Locked<'_>, data_root: &Path) -> Result<()> {
 }
 
 /// The bridge if this start has to make it, an address, and the way out: forwarding, and
-/// NAT for the bridge's subnet. The rule stays with the bridge: adding and removing it for
-/// every container would cost each start and end an nftables commit, the slowest step of a
-/// start.
+/// NAT for the bridge's subnet. The rule stays with the bridge: adding and removing it
+/// for every container would cost each start and end an nftables commit, the slowest step
+/// of a start.
 fn make_and_take(
     locked: &mut Locked<'_>,
     bridge_is_there: bool,
@@ -237,9 +247,9 @@ impl Drop for Joined {
     }
 }
 
-/// Gives back container `id`'s address and, when no other container holds one, removes what
-/// its start made: nothing else uses it. Errors are said, not returned: this runs when a
-/// start has failed already, or when a container has ended.
+/// Gives back container `id`'s address and, when no other container holds one, removes
+/// what its start made: nothing else uses it. Errors are said, not returned: this runs
+/// when a start has failed already, or when a container has ended.
 fn give_back(locked: &mut Locked<'_>, id: &str, made: MadeHere, keeper: &str) {
     if let Err(error) = locked.release(id) {
         eprintln!("byoc: cannot give back the address of container {id}: {error:#}");
@@ -262,7 +272,8 @@ fn undo(made: MadeHere, keeper: &str) -> Result<()> {
         let mut netlink = Netlink::route()?;
         let bridge = link::find(&mut netlink, BRIDGE)?;
         // The alias is this data root's, or none if the start failed before writing it.
-        let ours = |bridge: &Link| bridge.alias.as_deref().is_none_or(|alias| alias == keeper);
+        let ours =
+            |bridge: &Link| bridge.alias.as_deref().is_none_or(|alias| alias == keeper);
         if let Some(bridge) = bridge.filter(ours) {
             link::delete(&mut netlink, &bridge)?;
         }
@@ -287,15 +298,16 @@ fn keeper_alias(data_root: &Path) -> Result<String> {
         .with_context(|| format!("cannot find the data root {data_root:?}"))?;
     let Some(path) = canonical.to_str() else {
         bail!(
-            "data root {canonical:?} is not UTF-8: bridge {BRIDGE} names the data root that \
-             keeps its leases in its alias, which is text (choose another --root)"
+            "data root {canonical:?} is not UTF-8: bridge {BRIDGE} names the data root \
+             that keeps its leases in its alias, which is text (choose another --root)"
         );
     };
     let alias = format!("{KEEPER}{path}");
     if alias.len() > link::ALIAS_LENGTH {
         bail!(
-            "data root {path:?} is {} bytes long: bridge {BRIDGE} names the data root that \
-             keeps its leases in its alias, which holds {} (choose a shorter --root)",
+            "data root {path:?} is {} bytes long: bridge {BRIDGE} names the data root \
+             that keeps its leases in its alias, which holds {} (choose a shorter \
+             --root)",
             path.len(),
             link::ALIAS_LENGTH - KEEPER.len()
         );
@@ -311,24 +323,25 @@ fn check_keeper(bridge: &Link, keeper: &str) -> Result<()> {
     match alias.strip_prefix(KEEPER) {
         Some(theirs) if theirs == ours => Ok(()),
         Some(theirs) => bail!(
-            "bridge {BRIDGE} keeps its leases in data root {theirs:?}, and this runtime's is \
-             {ours:?}: two lease files would give the same addresses twice (use --root \
-             {theirs:?}, or run in a network namespace of your own with `unshare -n`, where \
-             the bridge is a new one; see book 6.3)"
+            "bridge {BRIDGE} keeps its leases in data root {theirs:?}, and this \
+             runtime's is {ours:?}: two lease files would give the same addresses twice \
+             (use --root {theirs:?}, or run in a network namespace of your own with \
+             `unshare -n` and a --root of its own, where the bridge is a new one; see \
+             book 6.3)"
         ),
         None => bail!(
-            "bridge {BRIDGE} does not name the data root that keeps its leases (its alias is \
-             {alias:?}): it was made by hand, by an older byoc, or at this moment by a runtime \
-             with another data root (when no container uses it, `ip link delete {BRIDGE}`; \
-             see book 6.3)"
+            "bridge {BRIDGE} does not name the data root that keeps its leases (its \
+             alias is {alias:?}): it was made by hand, by an older byoc, or at this \
+             moment by a runtime with another data root (when no container uses it, `ip \
+             link delete {BRIDGE}`; see book 6.3)"
         ),
     }
 }
 // ANCHOR_END: keeper
 
-/// Whether the bridge is there. If it is, this data root must keep its leases, and it must
-/// be on `subnet`; if not, `subnet` must not overlap a route the host has: it would make
-/// some of the host's own network unreachable. Nothing is made here.
+/// Whether the bridge is there. If it is, this data root must keep its leases, and it
+/// must be on `subnet`; if not, `subnet` must not overlap a route the host has: it would
+/// make some of the host's own network unreachable. Nothing is made here.
 fn check_bridge(subnet: &Subnet, keeper: &str) -> Result<bool> {
     let mut netlink = Netlink::route()?;
     let Some(bridge) = link::find(&mut netlink, BRIDGE)? else {
@@ -340,9 +353,9 @@ fn check_bridge(subnet: &Subnet, keeper: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Every container on the bridge shares its subnet. A lease outside `subnet` is a container
-/// that still runs from before the bridge was removed (by hand, say) and made again on
-/// another subnet: its NAT rule, replaced, would leave it without a way out.
+/// Every container on the bridge shares its subnet. A lease outside `subnet` is a
+/// container that still runs from before the bridge was removed (by hand, say) and made
+/// again on another subnet: its NAT rule, replaced, would leave it without a way out.
 fn check_leases_in(locked: &Locked<'_>, subnet: &Subnet) -> Result<()> {
     match locked
         .entries
@@ -380,9 +393,10 @@ fn explain_bridge_race(error: anyhow::Error) -> anyhow::Error {
         return error;
     }
     anyhow!(
-        "bridge {BRIDGE} was made at this same moment by a runtime with another data root: \
-         two lease files would give the same addresses twice (use the same --root, or run in \
-         a network namespace of your own with `unshare -n`; see book 6.3)"
+        "bridge {BRIDGE} was made at this same moment by a runtime with another data \
+         root: two lease files would give the same addresses twice (use the same --root, \
+         or run in a network namespace of your own with `unshare -n` and a --root of its \
+         own; see book 6.3)"
     )
 }
 
@@ -402,9 +416,9 @@ fn check_bridge_subnet(
             .map(|(address, prefix)| format!("{address}/{prefix}"))
             .collect();
         bail!(
-            "bridge {BRIDGE} is already there with address {} and this container asks for \
-             subnet {subnet}: every container on it shares its subnet (leave out --subnet, or \
-             give the one it has)",
+            "bridge {BRIDGE} is already there with address {} and this container asks \
+             for subnet {subnet}: every container on it shares its subnet (leave out \
+             --subnet, or give the one it has)",
             if held.is_empty() {
                 "none".to_string()
             } else {
@@ -415,7 +429,10 @@ fn check_bridge_subnet(
     Ok(())
 }
 
-fn check_no_overlap(netlink: &mut Netlink<RouteNetlinkMessage>, subnet: &Subnet) -> Result<()> {
+fn check_no_overlap(
+    netlink: &mut Netlink<RouteNetlinkMessage>,
+    subnet: &Subnet,
+) -> Result<()> {
     let links = link::links(netlink)?;
     for route in link::routes(netlink)? {
         if route.destination.overlaps(subnet) {
@@ -424,8 +441,8 @@ fn check_no_overlap(netlink: &mut Netlink<RouteNetlinkMessage>, subnet: &Subnet)
                 .and_then(|index| links.iter().find(|link| link.index == index))
                 .map_or("?".to_string(), |link| link.name.clone());
             bail!(
-                "subnet {subnet} overlaps the host's route to {} on {device}: containers would \
-                 hide that part of the host's network (choose another with --subnet)",
+                "subnet {subnet} overlaps the host's route to {} on {device}: containers \
+                 would hide that part of the host's network (choose another with --subnet)",
                 route.destination
             );
         }
@@ -434,14 +451,15 @@ fn check_no_overlap(netlink: &mut Netlink<RouteNetlinkMessage>, subnet: &Subnet)
 }
 
 // ANCHOR: attach
-/// Plugs the container into the bridge: a veth pair, `eth0` inside, `vethID` on the bridge.
+/// Plugs the container into the bridge: a veth pair, `eth0` inside, `vethID` on the
+/// bridge.
 ///
-/// Nothing on the host owns the pair: it goes with the container's network namespace. When
-/// the container's last process ends, the kernel removes the namespace, and every interface
-/// in it: `eth0`, and with it its peer on the bridge. It does so a moment later, in its own
-/// time; a runtime that deleted the pair itself would wait for that work (on this kit's CI
-/// machines, a third of a container's start-up). The address goes back to the leases at
-/// once, and waits its turn there ([`crate::lease`]).
+/// Nothing on the host owns the pair: it goes with the container's network namespace.
+/// When the container's last process ends, the kernel removes the namespace, and every
+/// interface in it: `eth0`, and with it its peer on the bridge. It does so a moment
+/// later, in its own time; a runtime that deleted the pair itself would wait for that
+/// work (on this kit's CI machines, a third of a container's start-up). The address goes
+/// back to the leases at once, and waits its turn there ([`crate::lease`]).
 pub fn attach(container: Pid, id: &str) -> Result<()> {
     let mut netlink = Netlink::route()?;
     let bridge = link::find(&mut netlink, BRIDGE)?
@@ -455,8 +473,9 @@ pub fn host_end_name(id: &str) -> String {
     format!("veth{}", &id[..id.len().min(8)])
 }
 
-/// Deletes a veth's host end if it is still there: one whose runtime was killed, and whose
-/// namespace the kernel has not removed yet when the next runtime reclaims its lease.
+/// Deletes a veth's host end if it is still there: one whose runtime was killed, and
+/// whose namespace the kernel has not removed yet when the next runtime reclaims its
+/// lease.
 fn delete_host_end(name: &str) -> Result<()> {
     let mut netlink = Netlink::route()?;
     let Some(host_end) = link::find(&mut netlink, name)? else {
@@ -476,11 +495,12 @@ fn is_errno(error: &anyhow::Error, errno: Errno) -> bool {
 }
 
 // ANCHOR: configure_inside
-/// The child's side, in its own network namespace: loopback up, and on the bridge, `eth0`'s
-/// address, `eth0` up and a default route through the bridge.
+/// The child's side, in its own network namespace: loopback up, and on the bridge,
+/// `eth0`'s address, `eth0` up and a default route through the bridge.
 pub fn configure_inside(inside: &Inside) -> Result<()> {
     let mut netlink = Netlink::route()?;
-    let loopback = link::find(&mut netlink, "lo")?.context("this namespace has no loopback")?;
+    let loopback =
+        link::find(&mut netlink, "lo")?.context("this namespace has no loopback")?;
     link::set_up(&mut netlink, &loopback)?;
     if let Some(ethernet) = &inside.ethernet {
         configure_ethernet(&mut netlink, ethernet)?;
@@ -504,15 +524,15 @@ fn configure_ethernet(
 // ANCHOR_END: configure_ethernet
 
 /// A root filesystem for the bridge needs the three files to mount the container's own
-/// over: the kit never creates them in the root filesystem itself. Each is looked up inside
-/// the root, as the child will look it up (book 2.5).
+/// over: the kit never creates them in the root filesystem itself. Each is looked up
+/// inside the root, as the child will look it up (book 2.5).
 pub fn check_mount_files(rootfs: &Path) -> Result<()> {
     let root = RootDir::open_for_checks(rootfs)?;
     for file in CONTAINER_FILES {
         if root.is_missing(file) {
             bail!(
-                "your root filesystem {rootfs:?} has no /{file} to mount the container's own \
-                 on (build one with `cargo xtask rootfs`, or use --net none)"
+                "your root filesystem {rootfs:?} has no /{file} to mount the container's \
+                 own on (build one with `cargo xtask rootfs`, or use --net none)"
             );
         }
         root.find_file(file)?;
@@ -542,11 +562,12 @@ fn write_container_files(dir: &Path, hostname: &str, address: Ipv4Addr) -> Resul
 /// 127.0.0.53, or ::1): the container's loopback is its own, and nothing answers there.
 fn resolv_conf() -> String {
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut text = String::from("# the host's name servers, as the container can reach them\n");
+    let mut text =
+        String::from("# the host's name servers, as the container can reach them\n");
     for line in host.lines() {
-        let on_loopback = line
-            .strip_prefix("nameserver")
-            .is_some_and(|server| server.trim().starts_with("127.") || server.trim() == "::1");
+        let on_loopback = line.strip_prefix("nameserver").is_some_and(|server| {
+            server.trim().starts_with("127.") || server.trim() == "::1"
+        });
         let useful = line.starts_with("nameserver") || line.starts_with("search");
         if useful && !on_loopback {
             text.push_str(line);
@@ -570,7 +591,8 @@ pub fn mount_container_files(files: &Path, root: &RootDir) -> Result<()> {
     for file in CONTAINER_FILES {
         let source = files.join(Path::new(file).file_name().unwrap_or_default());
         let target = root.find_file(file)?;
-        let mounted = mounts::mount(Some(&source), &target.path(), None, MsFlags::MS_BIND, None);
+        let mounted =
+            mounts::mount(Some(&source), &target.path(), None, MsFlags::MS_BIND, None);
         mounted.map_err(|error| explain_unreachable_files(error, files))?;
     }
     Ok(())
@@ -586,8 +608,8 @@ fn explain_unreachable_files(error: anyhow::Error, files: &Path) -> anyhow::Erro
         return error;
     }
     error.context(format!(
-        "the container's root, in a user namespace, may not reach its own files in {files:?}: \
-         a directory of the data root on the way is closed to others (chmod o+x it, or give \
-         --root a directory others may search)"
+        "the container's root, in a user namespace, may not reach its own files in \
+         {files:?}: a directory of the data root on the way is closed to others (chmod \
+         o+x it, or give --root a directory others may search)"
     ))
 }
