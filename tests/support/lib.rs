@@ -12,6 +12,7 @@
 
 pub mod cgroups;
 pub mod hostile;
+mod invocation;
 mod leaks;
 mod needs;
 pub mod netns;
@@ -22,6 +23,7 @@ mod terminal;
 mod transcripts;
 
 pub use byoc_facts::{FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS_CHAPTER};
+pub use invocation::*;
 pub use leaks::*;
 pub use needs::*;
 pub use runs::*;

@@ -4,11 +4,11 @@
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::{
-    in_own_group_with_umask, meets, run_command, stage_for_unprivileged, test_user, Need, Run,
-    Staged, TestUser, Waiting, FIRST_ROOTLESS_CHAPTER,
+    meets, run_command, stage_for_unprivileged, test_user, Invocation, Need, Run, Staged, TestUser,
+    Waiting, FIRST_ROOTLESS_CHAPTER,
 };
 
 /// The newest chapter in the kit: the highest number in `solutions/`, the one list of
@@ -188,34 +188,29 @@ pub(crate) fn rootfs_dir() -> PathBuf {
 }
 
 impl Runtime {
+    /// How this runtime is started, for any subcommand: as root, or as the rootless test
+    /// user from its staged copy; with its data root. See [`Invocation`].
+    pub fn invocation(&self) -> Invocation {
+        match &self.rootless {
+            Some(rootless) => rootless.staged.invocation(Some(&rootless.user)),
+            None => Invocation::new(&self.name, &self.path, self.data_root.path()),
+        }
+        .named(&self.name)
+    }
+
+    /// Runs `BINARY ARGS...`, any subcommand (`["help", "run"]`, say), to its end, with the
+    /// same guards and leak checks as a container run.
+    pub fn subcommand(&self, args: &[&str]) -> Run {
+        self.invocation().args(args).run()
+    }
+
     /// `BINARY [--trace] run --rootfs ROOTFS OPTIONS... -- COMMAND...`, not yet started, with
     /// a clean environment so nothing from the test's own environment leaks in.
     fn build(&self, trace: bool, options: &[&str], command: &[&str]) -> Command {
-        if let Some(rootless) = &self.rootless {
-            let user = &rootless.user;
-            return match trace {
-                true => rootless.staged.trace_command_as(user, options, command),
-                false => rootless.staged.command_as(user, options, command),
-            };
-        }
-        let mut process = Command::new(&self.path);
-        if trace {
-            process.arg("--trace");
-        }
-        process
-            .arg("run")
-            .arg("--rootfs")
-            .arg(rootfs())
-            .args(options)
-            .arg("--")
-            .args(command)
-            .env_clear()
-            .env("TERM", "xterm")
-            .env("RUST_BACKTRACE", "0")
-            .env("BYOC_ROOT", self.data_root.path())
-            .stdin(Stdio::null());
-        in_own_group_with_umask(&mut process);
-        process
+        let container = self.invocation().trace(trace);
+        container
+            .container(&self.rootfs(), options, command)
+            .command()
     }
 
     /// The command line for a container, to adjust before running it with [`run_command`].

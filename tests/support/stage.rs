@@ -1,10 +1,10 @@
 //! Staging for the rootless test user: a copy of a runtime and the root filesystem that an
 //! ordinary user can reach, and starting a command as that user with a login's groups.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use crate::{in_own_group_with_umask, rootfs_dir, test_user, Runtime, TestUser};
+use crate::{rootfs_dir, test_user, Invocation, Runtime, TestUser};
 
 /// A runtime and the root filesystem copied where an unprivileged user can reach them.
 /// A clone of the kit often sits where only root may enter (under `/root`, say), and a test
@@ -80,28 +80,23 @@ impl Staged {
         options: &[&str],
         command: &[&str],
     ) -> Command {
-        let mut process = Command::new(&self.binary);
-        if trace {
-            process.arg("--trace");
-        }
-        process
-            .arg("run")
-            .arg("--rootfs")
-            .arg(&self.rootfs)
-            .args(options)
-            .arg("--")
-            .args(command)
-            .env_clear()
-            .env("TERM", "xterm")
-            .env("RUST_BACKTRACE", "0")
-            .env("BYOC_ROOT", &self.data_root)
-            .current_dir("/")
-            .stdin(Stdio::null());
-        if let Some(user) = user {
-            become_as_at_login(&mut process, user);
-        }
-        in_own_group_with_umask(&mut process);
-        process
+        let container = self.invocation(user).trace(trace);
+        container
+            .container(&self.rootfs, options, command)
+            .command()
+    }
+
+    /// The staged runtime, started by `user` (or this process's own user) from `/`, with the
+    /// staged data root, for any subcommand.
+    pub fn invocation(&self, user: Option<&TestUser>) -> Invocation {
+        let name = self
+            .binary
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        Invocation::new(&name, &self.binary, &self.data_root)
+            .by(user)
+            .from_dir(Path::new("/"))
     }
 }
 
