@@ -1,36 +1,20 @@
-//! The leak checks: what a run could leave behind on the host, looked at before and after
-//! each run.
+//! The leak checks after each run: the table in `byoc_facts::leaks` (which `cargo xtask
+//! test` also uses for the whole run), looked at before and after each run.
 
 use crate::{netns, Run};
 
-/// The host's mount table, as this test process sees it.
-pub fn mount_table() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo is readable")
-}
+pub use byoc_facts::leaks::{mount_table, LeakCheck, Scope, LEAK_CHECKS};
 
-/// What a container could leave behind on the host, one check each. Later chapters add
-/// theirs (cgroups) to this list. (What a container leaves in the network namespace a test
-/// made for it, and under its data root, is checked by that test: see [`netns`].)
-pub const LEAK_CHECKS: &[LeakCheck] = &[
-    ("mount table", mount_table),
-    (
-        "own network (links, routes, nftables rules)",
-        netns::machine_network,
-    ),
-];
-
-/// A leak check: what it looks at, and how to take its picture of the host.
-pub type LeakCheck = (&'static str, fn() -> String);
-
-/// The host as the leak checks see it.
+/// The host as the leak checks see it: each check's name and picture.
 pub type HostState = Vec<(&'static str, String)>;
 
-/// Takes every leak check's picture of the host.
+/// Takes the picture of the host that each run is checked against: the checks of
+/// [`LEAK_CHECKS`] that can be made while other tests run ([`Scope::EachRun`]), in the
+/// machine's own network namespace. (The run's own cgroups are checked under its cgroup
+/// parent, see [`crate::cgroups`]; what it leaves in a network namespace a test made for it,
+/// and under its data root, is checked by that test, see [`netns`].)
 pub fn host_state() -> HostState {
-    LEAK_CHECKS
-        .iter()
-        .map(|(name, look)| (*name, look()))
-        .collect()
+    netns::in_machine_namespace(|| byoc_facts::leaks::picture(Scope::EachRun))
 }
 
 /// Fails the test, naming what changed, if the host is not as it was before the run.
