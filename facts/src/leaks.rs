@@ -142,3 +142,25 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String)> {
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| format!("(cannot read {path}: {error})"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_run_takes_only_its_own_checks_and_the_whole_run_takes_all() {
+        let each_run = picture(Scope::EachRun);
+        assert_eq!(each_run.len(), 2);
+        assert_eq!(picture(Scope::WholeRun).len(), LEAK_CHECKS.len());
+    }
+
+    #[test]
+    fn cgroup_mounts_are_found_in_a_mount_table() {
+        let mountinfo = "35 24 0:30 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n\
+                         36 24 0:31 / /proc rw - proc proc rw";
+        assert_eq!(
+            cgroup_mounts(mountinfo),
+            [("/sys/fs/cgroup/memory".to_string(), "rw,memory".to_string())]
+        );
+    }
+}

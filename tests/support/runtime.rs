@@ -218,9 +218,10 @@ impl Runtime {
         self.build(false, options, command)
     }
 
-    /// Runs a container to its end and checks that it left the host's mounts as they were.
+    /// Runs a container to its end and checks that it left nothing behind on the host.
     pub fn run(&self, options: &[&str], command: &[&str]) -> Run {
-        run_command(&self.name, self.command(options, command))
+        let container = self.invocation();
+        container.container(&self.rootfs(), options, command).run()
     }
 
     /// The command line for a container with `--trace`.

@@ -1,6 +1,8 @@
 //! What the book shows of a run: transcripts and `--trace` narrations for snapshots, with
 //! the filters that hide what changes from run to run, and the `chroot` escape check.
 
+use std::path::Path;
+
 use crate::{rootfs, Run, Runtime};
 
 /// Keeps the lines of a `--trace` narration in a stable order for a snapshot. The start-up
@@ -96,7 +98,9 @@ pub fn host_only_file() -> (tempfile::TempDir, String, insta::Settings) {
 /// Runs the classic `chroot` escape (book section 1.4) in a container: checks what the probe
 /// saw before and after it, and snapshots the run as `snapshot`.
 pub fn assert_escape(runtime: &Runtime, after: &str, snapshot: &str) {
-    let (_dir, marker, settings) = host_only_file();
+    let (_dir, marker, mut settings) = host_only_file();
+    // The snapshot is the chapter's, beside the chapters' others, not this module's.
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
     let run = runtime.run(&[], &["probe", "escape", &marker]);
     run.expect_success();
     assert_eq!(
