@@ -38,7 +38,7 @@ pub const LEAK_CHECKS: &[LeakCheck] = &[
         look: machine_network,
     },
     LeakCheck {
-        name: "kit's cgroups (byoc, byoc-test-...)",
+        name: "cgroups of the kit (byoc, byoc-test-...)",
         scope: Scope::WholeRun,
         look: kit_cgroups,
     },

@@ -16,6 +16,7 @@ mod invocation;
 mod leaks;
 mod needs;
 pub mod netns;
+mod running;
 mod runs;
 mod runtime;
 mod stage;
@@ -26,6 +27,7 @@ pub use byoc_facts::{FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS
 pub use invocation::*;
 pub use leaks::*;
 pub use needs::*;
+pub use running::*;
 pub use runs::*;
 pub use runtime::*;
 pub use stage::*;

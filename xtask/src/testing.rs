@@ -153,7 +153,7 @@ fn assert_nothing_left(
                  behind\nbefore:\n{was}\nafter:\n{is}"
             );
         }
-        println!("the machine's {name} is the same as before the tests");
+        println!("the machine's {name}: the same as before the tests");
     }
     Ok(())
 }
