@@ -31,6 +31,28 @@ fn the_exit_code_is_passed_through() {
 }
 
 #[test]
+fn help_run_shows_the_usage_of_run() {
+    // The harness starts any subcommand the same way it starts `run`, as root and as the
+    // rootless user, with the same leak checks: `help` (clap's own) is the one that every
+    // chapter has. Chapters 8 to 10 add `ps`, `diff`, `image import` and `pull`.
+    for runtime in from_chapter(1) {
+        let run = runtime.subcommand(&["help", "run"]);
+        run.expect_success();
+        let usage = run
+            .stdout
+            .lines()
+            .find(|line| line.starts_with("Usage: "))
+            .unwrap_or_default();
+        assert!(
+            usage.contains(" run ") && usage.contains("--rootfs <DIR>"),
+            "{}: `help run` should show the usage line of `run`\n{}",
+            runtime.name,
+            run.report()
+        );
+    }
+}
+
+#[test]
 fn death_by_signal_gives_128_plus_the_signal() {
     for runtime in from_chapter(1) {
         // SIGSEGV is 11. A fault, unlike `kill`, also ends a PID 1 (chapter 3 on).

@@ -1,6 +1,6 @@
 //! Facts about the kit's chapters that the machinery (`cargo xtask`) and the black-box
-//! tests both need, kept in one place so they cannot disagree. Book: "How this kit is
-//! built".
+//! tests both need, kept in one place so they cannot disagree: the chapters' numbers
+//! here, and the leak checks in [`leaks`]. Book: "How this kit is built".
 
 /// The first chapter whose runtime an ordinary user can run (a user namespace).
 pub const FIRST_ROOTLESS_CHAPTER: u32 = 5;
@@ -10,3 +10,5 @@ pub const FIRST_NETWORK_CHAPTER: u32 = 6;
 
 /// The first chapter with cgroups and limits.
 pub const FIRST_CGROUP_CHAPTER: u32 = 7;
+
+pub mod leaks;

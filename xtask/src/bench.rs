@@ -114,8 +114,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bail!(
             "the bench needs root: the runtimes it times make namespaces, mounts and \
              a bridge as root, and the bench keeps them off your network in a network \
-             namespace of its own, which only root may make (see the README's \"Not root?\" \
-             for running cargo with sudo)"
+             namespace of its own, which only root may make (see the README's \"Not \
+             root?\" for running cargo with sudo)"
         );
     }
     let chapter = gen::chapters()?
@@ -164,8 +164,8 @@ fn hide_hybrid_cgroup2() -> Result<Option<PathBuf>> {
         libc::MS_NOSUID | libc::MS_NODEV,
     )?;
     println!(
-        "hybrid machine: crun refuses it, so the bench covers {} in a mount namespace of its \
-         own; every variant sees pure cgroup v1",
+        "hybrid machine: crun refuses it, so the bench covers {} in a mount namespace of \
+         its own; every variant sees pure cgroup v1",
         unified.display()
     );
     Ok(Some(unified))
@@ -446,8 +446,8 @@ fn kit_variants(
 fn print_limits(chapter: u32) {
     match limits_of(chapter) {
         Some(limits) => println!(
-            "limits: --memory {}m --cpus {} --pids-limit {} for {} and {}, and the same in \
-             crun's and runc's config.json",
+            "limits: --memory {}m --cpus {} --pids-limit {} for {} and {}, and the same \
+             in crun's and runc's config.json",
             limits.memory_mib,
             limits.cpus,
             limits.pids,
@@ -455,8 +455,8 @@ fn print_limits(chapter: u32) {
             Kit::Bridge.name()
         ),
         None => println!(
-            "limits: none: chapter {chapter} puts no container in a cgroup, so crun's and \
-             runc's config.json sets none either"
+            "limits: none: chapter {chapter} puts no container in a cgroup, so crun's \
+             and runc's config.json sets none either"
         ),
     }
 }
@@ -1080,8 +1080,8 @@ mod tests {
         );
         assert_eq!(
             headline(Some(9.0), Some(14.5), None),
-            "byoc / crun, like for like: cannot be given: crun did not run (see above); the \
-             bridge (veth, address, NAT) adds 5.50 ms"
+            "byoc / crun, like for like: cannot be given: crun did not run (see above); \
+             the bridge (veth, address, NAT) adds 5.50 ms"
         );
     }
 

@@ -195,8 +195,8 @@ fn check_heading(line: &str) -> Result<(), String> {
     let outside_code: String = line.split('`').step_by(2).collect();
     if outside_code.contains("--") || outside_code.contains('"') {
         return Err(format!(
-            "heading {line:?}: put code in backticks, or `--` and quotes come out as a dash \
-             and curly quotes"
+            "heading {line:?}: put code in backticks, or `--` and quotes come out as a \
+             dash and curly quotes"
         ));
     }
     Ok(())

@@ -112,8 +112,8 @@ pub fn run(check: bool, force: bool) -> Result<()> {
     if !edited.is_empty() && !force {
         bail!(
             "these files in chapters/ have changes that `cargo xtask gen` did not make:\n  {}\n\
-             gen would overwrite or remove them. To keep your work, copy the files somewhere \
-             else or commit them first. To replace them anyway: cargo xtask gen --force",
+             gen would overwrite or remove them. To keep your work, copy the files \
+             somewhere else or commit them first. To replace them anyway: cargo xtask gen --force",
             edited.join("\n  ")
         );
     }
@@ -151,8 +151,8 @@ fn answer_files() -> Result<BTreeMap<PathBuf, String>> {
                 continue;
             }
             let header = format!(
-                "// {origin} without its exercise markers, made by `cargo xtask gen` for the \
-                 book's folded answers.\n"
+                "// {origin} without its exercise markers, made by `cargo xtask gen` for \
+                 the book's folded answers.\n"
             );
             let formatted = rustfmt(&format!("{header}{answer}"))
                 .with_context(|| format!("formatting the answers of {origin}"))?;

@@ -227,8 +227,8 @@ fn check_trivial(
     let number = exercise.number;
     match &exercise.trivial {
         None => Ok(vec![format!(
-            "exercise {number} (solutions/{}/{}:{}) has no `// TRIVIAL:` line: add one after \
-             its HINT lines, with the smallest body that compiles, or `none (why)`",
+            "exercise {number} (solutions/{}/{}:{}) has no `// TRIVIAL:` line: add one \
+             after its HINT lines, with the smallest body that compiles, or `none (why)`",
             chapter.slug,
             file.display(),
             exercise.line

@@ -73,8 +73,8 @@ pub fn find_busybox() -> Result<PathBuf> {
         Err(error) => bail!(
             "no static busybox found: {error:#}\n\
              On Debian or Ubuntu, `apt-get install busybox-static` (or let this command \
-             download it: it needs `apt-get` and `dpkg-deb`). Elsewhere, put a statically \
-             linked busybox at {cached:?}."
+             download it: it needs `apt-get` and `dpkg-deb`). Elsewhere, put a \
+             statically linked busybox at {cached:?}."
         ),
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use byoc_facts::leaks::{self, Scope};
 
 use crate::gen;
 use crate::rootfs;
@@ -103,14 +104,10 @@ pub fn test(chapter: Option<u32>, implementation: Impl, cgroup_vm: bool) -> Resu
         false => None,
     };
     build_binaries(&workspace, implementation)?;
-    let mount_table_before = workspace::mount_table()?;
-    let network_before = workspace::machine_network()?;
-    let cgroups_before = workspace::machine_cgroups()?;
+    let machine_before = leaks::picture(Scope::WholeRun);
     let mut outcome = run_tests(&workspace, chapter, implementation, true)?;
     let vm_outcome = vm.map(|vm| vm.run()).transpose()?;
-    let mount_table_after = workspace::mount_table()?;
-    let network_after = workspace::machine_network()?;
-    let cgroups_after = workspace::machine_cgroups()?;
+    let machine_after = leaks::picture(Scope::WholeRun);
     println!();
     println!(
         "the cgroup tests ran on this machine's cgroup {}{}",
@@ -130,28 +127,7 @@ pub fn test(chapter: Option<u32>, implementation: Impl, cgroup_vm: bool) -> Resu
     }
     // CI reads the last line that starts with `summary:`: it must count everything.
     println!("{}", outcome.summary());
-    if mount_table_before != mount_table_after {
-        bail!("the host's mount table changed during the tests: a mount leaked");
-    }
-    println!("the host's mount table is the same as before the tests");
-    if network_before != network_after {
-        bail!(
-            "the machine's own network or /var/lib/byoc changed during the tests (links, \
-             routes, nftables rules, data): a test touched it\nbefore:\n{network_before}\n\
-             after:\n{network_after}"
-        );
-    }
-    println!(
-        "the machine's own links, routes, nftables rules and /var/lib/byoc are the same as \
-         before the tests"
-    );
-    if cgroups_before != cgroups_after {
-        bail!(
-            "the kit's cgroups on this machine changed during the tests: a cgroup leaked\n\
-             before:\n{cgroups_before}\nafter:\n{cgroups_after}"
-        );
-    }
-    println!("the machine's cgroups are the same as before the tests");
+    assert_nothing_left(&machine_before, &machine_after)?;
     if outcome.failed > 0 {
         bail!(
             "{} tests failed: {}",
@@ -165,13 +141,31 @@ pub fn test(chapter: Option<u32>, implementation: Impl, cgroup_vm: bool) -> Resu
     Ok(())
 }
 
+/// Fails, naming what changed, if any leak check sees the machine changed by the tests:
+/// the same table the tests check each run with (see `byoc_facts::leaks`).
+fn assert_nothing_left(
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+) -> Result<()> {
+    for ((name, was), (_, is)) in before.iter().zip(after) {
+        if was != is {
+            bail!(
+                "the machine's {name} changed during the tests: a test left something \
+                 behind\nbefore:\n{was}\nafter:\n{is}"
+            );
+        }
+        println!("the machine's {name}: the same as before the tests");
+    }
+    Ok(())
+}
+
 /// Chapters 1 to 4 need root, and so does checking the course as a whole.
 pub fn require_root() -> Result<()> {
     if !workspace::is_root() {
         bail!(
-            "chapters 1 to 4 need root: chroot, mounts and most namespaces need privileges \
-             that an ordinary user only gets inside a user namespace (chapter 5). \
-             Run this as root, for example in a virtual machine you own"
+            "chapters 1 to 4 need root: chroot, mounts and most namespaces need \
+             privileges that an ordinary user only gets inside a user namespace (chapter \
+             5). Run this as root, for example in a virtual machine you own"
         );
     }
     Ok(())

@@ -395,8 +395,8 @@ fn kernel_package() -> Result<String> {
     match versioned_kernel_package(&text) {
         Some(package) if output.status.success() => Ok(package),
         _ => bail!(
-            "apt does not know Debian's {KERNEL_METAPACKAGE}, whose kernel the VM boots: run \
-             `apt-get update` (on Debian; its package lists name the kernel to download)"
+            "apt does not know Debian's {KERNEL_METAPACKAGE}, whose kernel the VM boots: \
+             run `apt-get update` (on Debian; its package lists name the kernel to download)"
         ),
     }
 }
@@ -1056,7 +1056,7 @@ mod tests {
     #[test]
     fn cargo_messages_name_each_test_target_and_its_binary() {
         let messages = concat!(
-            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"crate_types":["lib"],"name":"byoc_tests","src_path":"/w/tests/support.rs"},"executable":null,"fresh":true}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"crate_types":["lib"],"name":"byoc_tests","src_path":"/w/tests/support/lib.rs"},"executable":null,"fresh":true}"#,
             "\n",
             r#"{"reason":"compiler-artifact","target":{"kind":["test"],"crate_types":["bin"],"name":"ch07","src_path":"/w/tests/ch07.rs","test":true},"profile":{"test":true},"filenames":["/w/target/debug/deps/ch07-0123"],"executable":"/w/target/debug/deps/ch07-0123","fresh":false}"#,
             "\n",

@@ -23,8 +23,8 @@ pub fn check(root: &Path, chapters: &[Chapter]) -> Result<()> {
         return Ok(());
     }
     bail!(
-        "{} piece(s) of the kit's wiring are missing (see \"Adding a chapter\" in the kit \
-         page):\n  {}",
+        "{} piece(s) of the kit's wiring are missing (see \"Adding a chapter\" in the \
+         kit page):\n  {}",
         missing.len(),
         missing.join("\n  ")
     )

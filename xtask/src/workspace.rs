@@ -122,81 +122,17 @@ pub fn mount_table() -> Result<String> {
         .context("cannot read /proc/self/mountinfo")
 }
 
-/// The machine's own network, as far as a container could change it: its interfaces
-/// (`/proc/net/dev`, names only: the counters move), its IPv4 routes, and, where `nft` is
-/// installed and this is root, its nftables rules; and what is in root's default data
-/// root.
-pub fn machine_network() -> Result<String> {
-    let devices = std::fs::read_to_string("/proc/self/net/dev")
-        .context("cannot read /proc/net/dev")?;
-    let mut names: Vec<&str> = devices
-        .lines()
-        .skip(2)
-        .filter_map(|line| line.split(':').next().map(str::trim))
-        .collect();
-    names.sort_unstable();
-    let routes = std::fs::read_to_string("/proc/self/net/route")
-        .context("cannot read /proc/net/route")?;
-    let rules = Command::new("nft")
-        .args(["list", "ruleset"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map_or("(nft not run)".to_string(), |output| {
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        });
-    Ok(format!(
-        "links: {}\nroutes:\n{routes}nft:\n{rules}",
-        names.join(" ")
-    ))
-}
-
-/// The kit's cgroups at the top of each of the machine's cgroup trees (`byoc`, and the
-/// tests' `byoc-test-...`): a test run must leave them as it found them.
-pub fn machine_cgroups() -> Result<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("cannot read /proc/self/mountinfo")?;
-    let mut found = Vec::new();
-    for (point, _) in cgroup_mounts(&mountinfo) {
-        let Ok(entries) = std::fs::read_dir(&point) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("byoc") && entry.path().is_dir() {
-                found.push(format!("{point}/{name}"));
-            }
-        }
-    }
-    found.sort();
-    Ok(found.join("\n"))
-}
-
 /// `v1` or `v2`, and why: the cgroup hierarchy the kit uses here, decided as the kit
 /// decides it (any of memory, cpu, pids mounted as v1 makes it v1).
 pub fn cgroup_version() -> Result<&'static str> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .context("cannot read /proc/self/mountinfo")?;
-    let v1 = cgroup_mounts(&mountinfo).iter().any(|(_, options)| {
-        options
-            .split(',')
-            .any(|option| ["memory", "cpu", "pids"].contains(&option))
-    });
+    let v1 = byoc_facts::leaks::cgroup_mounts(&mountinfo)
+        .iter()
+        .any(|(_, options)| {
+            options
+                .split(',')
+                .any(|option| ["memory", "cpu", "pids"].contains(&option))
+        });
     Ok(if v1 { "v1" } else { "v2" })
-}
-
-/// Each cgroup mount (v1 or v2): its mount point and its super options.
-fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String)> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let mut after = after.split(' ');
-            let fstype = after.next()?;
-            let options = after.nth(1).unwrap_or_default();
-            let point = before.split(' ').nth(4)?;
-            let is_cgroup = fstype == "cgroup" || fstype == "cgroup2";
-            is_cgroup.then(|| (point.to_string(), options.to_string()))
-        })
-        .collect()
 }

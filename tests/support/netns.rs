@@ -333,39 +333,16 @@ fn machine_namespace() -> &'static File {
         .get_or_init(|| File::open("/proc/self/ns/net").expect("/proc/self/ns/net opens"))
 }
 
-/// The machine's own network as a container could change it: its interfaces (names), its
-/// IPv4 routes, and its nftables rules where `nft` can list them. A leak check: no test
-/// may change it.
-pub fn machine_network() -> String {
-    let devices = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
-    let mut names: Vec<&str> = devices
-        .lines()
-        .skip(2)
-        .filter_map(|line| line.split(':').next().map(str::trim))
-        .collect();
-    names.sort_unstable();
-    let routes = std::fs::read_to_string("/proc/self/net/route").unwrap_or_default();
-    let list_rules = || {
-        Command::new("nft")
-            .args(["list", "ruleset"])
-            .stdin(Stdio::null())
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map_or("(nft not run)".to_string(), |output| {
-                String::from_utf8_lossy(&output.stdout).into_owned()
-            })
-    };
-    // nft lists the namespace it runs in: the machine's, entered if this thread is in a
-    // test's own (only root makes those, and only root may enter one).
+/// Runs `body` in the machine's own network namespace: on this thread if it is there,
+/// else on a thread that enters it (only root makes a test's own namespaces, and only
+/// root may enter one). The leak checks look at the machine's network from there.
+pub fn in_machine_namespace<T: Send>(body: impl FnOnce() -> T + Send) -> T {
     let here = std::fs::metadata("/proc/thread-self/ns/net")
         .map(|meta| meta.ino())
         .ok();
     let machine = machine_namespace().metadata().map(|meta| meta.ino()).ok();
-    let rules = if here == machine {
-        list_rules()
-    } else {
-        in_namespace(machine_namespace(), list_rules)
-    };
-    format!("links: {}\nroutes:\n{routes}nft:\n{rules}", names.join(" "))
+    match here == machine {
+        true => body(),
+        false => in_namespace(machine_namespace(), body),
+    }
 }
