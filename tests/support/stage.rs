@@ -118,9 +118,14 @@ pub fn become_as_at_login(command: &mut Command, user: &TestUser) {
     let groups = login_groups(user);
     let (uid, gid) = (user.uid, user.gid);
     // SAFETY: the closure runs in the forked child before exec and makes only system calls
-    // (setgroups, setgid, setuid) on memory it owns; it allocates nothing.
+    // (geteuid, setgroups, setgid, setuid) on memory it owns; it allocates nothing.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(command, move || {
+            // Not root: this process is that user already, with its login's groups, and
+            // may not change them.
+            if libc::geteuid() != 0 {
+                return Ok(());
+            }
             let results = [
                 libc::setgroups(groups.len(), groups.as_ptr()),
                 libc::setgid(gid),
