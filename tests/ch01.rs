@@ -404,7 +404,9 @@ fn a_root_filesystem_behind_a_closed_directory_says_so() {
         std::fs::set_permissions(closed.path(), only_root).expect("close the directory");
         let rootfs = closed.path().join("rootfs");
         std::fs::create_dir(&rootfs).expect("make a root filesystem directory");
-        let mut command = std::process::Command::new(&runtime.path);
+        // The binary is staged where the user can reach it, wherever the kit itself is.
+        let staged = stage_for_unprivileged(&runtime);
+        let mut command = std::process::Command::new(&staged.binary);
         command
             .args(["run", "--rootfs"])
             .arg(&rootfs)
