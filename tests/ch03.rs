@@ -289,3 +289,66 @@ fn the_init_shows_the_container_nothing_of_the_hosts_command_line_or_environment
         }
     }
 }
+
+#[test]
+fn the_init_runs_from_a_sealed_copy_of_the_runtime_never_from_the_hosts_binary() {
+    const READY_THEN_SHOW_THE_INIT: [&str; 3] =
+        ["sh", "-c", "echo ready; read go; readlink /proc/1/exe"];
+    for runtime in from_chapter(3) {
+        let container = runtime.start_waiting(&["--init"], &READY_THEN_SHOW_THE_INIT);
+        let init = format!("/proc/{}/exe", container.container_pid());
+        let seals = seals_of(&init);
+        let same_bytes = std::fs::read(&init).ok() == std::fs::read(&runtime.path).ok();
+        let run = container.release();
+        run.expect_success();
+        let shown = run.stdout.trim();
+        assert!(
+            shown.starts_with("/memfd:")
+                && !shown.contains(&*runtime.path.to_string_lossy()),
+            "{}: the container's /proc/1/exe leads to {shown:?}, not to a memfd\n{}",
+            runtime.name,
+            run.report()
+        );
+        assert_eq!(
+            seals.as_deref(),
+            Ok("WRITE|SHRINK|GROW|SEAL"),
+            "{}: the init's binary is not sealed against writing",
+            runtime.name
+        );
+        assert!(
+            same_bytes,
+            "{}: the init's memfd is not a copy of the runtime",
+            runtime.name
+        );
+        let exe = runtime.run(&["--init"], &["readlink", "/proc/1/exe"]);
+        let text = transcript(&[(
+            "--rootfs rootfs/busybox --init -- readlink /proc/1/exe",
+            &exe,
+        )]);
+        transcript_settings().bind(|| insta::assert_snapshot!("ch03_init_exe", text));
+    }
+}
+
+/// The seals on the file `path` leads to, named as `F_SEAL_*` without the prefix, or why
+/// they could not be read (a file on a disk has none: `EINVAL`).
+fn seals_of(path: &str) -> Result<String, String> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).map_err(|error| format!("{path}: {error}"))?;
+    // SAFETY: F_GET_SEALS only reads the flags of a descriptor we hold open.
+    let bits = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    if bits < 0 {
+        return Err(format!("{path}: {}", std::io::Error::last_os_error()));
+    }
+    let names = [
+        (libc::F_SEAL_WRITE, "WRITE"),
+        (libc::F_SEAL_SHRINK, "SHRINK"),
+        (libc::F_SEAL_GROW, "GROW"),
+        (libc::F_SEAL_SEAL, "SEAL"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    Ok(set.join("|"))
+}

@@ -18,7 +18,7 @@ use chapter03::root::{self, RootPlan};
 use chapter03::spec::{Process, Root, Spec};
 use chapter03::sync::ChildEnd;
 use chapter03::terminal::Stdio;
-use chapter03::{cli, command, devices, init, process, procfs, spawn, trace};
+use chapter03::{cli, command, devices, init, process, procfs, sealed, spawn, trace};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -72,6 +72,9 @@ impl TryFrom<RunArgs> for Spec {
 /// The parent: clone the child into new namespaces, let it go, then supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;

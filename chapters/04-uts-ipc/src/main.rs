@@ -19,7 +19,9 @@ use chapter04::root::{self, RootPlan};
 use chapter04::spec::{Process, Root, Spec};
 use chapter04::sync::ChildEnd;
 use chapter04::terminal::Stdio;
-use chapter04::{cli, command, devices, init, process, procfs, spawn, trace, uts};
+use chapter04::{
+    cli, command, devices, init, process, procfs, sealed, spawn, trace, uts,
+};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -83,6 +85,9 @@ fn namespaces() -> CloneFlags {
 /// it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let host_uts = uts::namespace_id()?;
     let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;

@@ -21,7 +21,7 @@ use chapter05::sync::ChildEnd;
 use chapter05::terminal::Stdio;
 use chapter05::userns::{self, UsernsArgs};
 use chapter05::{
-    cli, command, devices, init, mounts, process, procfs, spawn, trace, uts,
+    cli, command, devices, init, mounts, process, procfs, sealed, spawn, trace, uts,
 };
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
@@ -96,6 +96,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// go, supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts: uts::namespace_id()?,

@@ -25,7 +25,7 @@ use chapter06::sync::ChildEnd;
 use chapter06::terminal::Stdio;
 use chapter06::userns::{self, UsernsArgs};
 use chapter06::{cli, command, devices, dialer, init, mounts, process, procfs, spawn};
-use chapter06::{trace, uts};
+use chapter06::{sealed, trace, uts};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -115,6 +115,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// relay its ports and supervise it. Leaving, the values made here undo themselves.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
     let mut joined = join_network(&spec)?;

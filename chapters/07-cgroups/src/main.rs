@@ -30,7 +30,7 @@ use chapter07::sync::ChildEnd;
 use chapter07::terminal::Stdio;
 use chapter07::userns::{self, UsernsArgs};
 use chapter07::{cli, command, devices, dialer, init, inside, mounts, process};
-use chapter07::{procfs, spawn, trace, uts};
+use chapter07::{procfs, sealed, spawn, trace, uts};
 use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
@@ -128,6 +128,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// in it, then the address (the cable goes with the container's network namespace).
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let hierarchy = Hierarchy::of_this_machine()?;
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;

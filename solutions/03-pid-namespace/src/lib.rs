@@ -9,6 +9,7 @@ pub use solution02::*;
 
 pub mod init;
 pub mod procfs;
+pub mod sealed;
 pub mod spawn;
 
 /// Chapter 3's spec: chapter 1's, and whether a tiny init runs as PID 1.

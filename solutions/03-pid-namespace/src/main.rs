@@ -19,7 +19,7 @@ use solution03::root::{self, RootPlan};
 use solution03::spec::{Process, Root, Spec};
 use solution03::sync::ChildEnd;
 use solution03::terminal::Stdio;
-use solution03::{cli, command, devices, init, process, procfs, spawn, trace};
+use solution03::{cli, command, devices, init, process, procfs, sealed, spawn, trace};
 
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
@@ -69,6 +69,9 @@ impl TryFrom<RunArgs> for Spec {
 /// The parent: clone the child into new namespaces, let it go, then supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;

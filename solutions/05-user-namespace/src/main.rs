@@ -22,7 +22,7 @@ use solution05::sync::ChildEnd;
 use solution05::terminal::Stdio;
 use solution05::userns::{self, UsernsArgs};
 use solution05::{
-    cli, command, devices, init, mounts, process, procfs, spawn, trace, uts,
+    cli, command, devices, init, mounts, process, procfs, sealed, spawn, trace, uts,
 };
 
 fn main() -> ExitCode {
@@ -93,6 +93,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// go, supervise it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts: uts::namespace_id()?,

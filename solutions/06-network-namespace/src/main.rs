@@ -26,7 +26,7 @@ use solution06::sync::ChildEnd;
 use solution06::terminal::Stdio;
 use solution06::userns::{self, UsernsArgs};
 use solution06::{cli, command, devices, dialer, init, mounts, process, procfs, spawn};
-use solution06::{trace, uts};
+use solution06::{sealed, trace, uts};
 
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
@@ -112,6 +112,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// relay its ports and supervise it. Leaving, the values made here undo themselves.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
     let mut joined = join_network(&spec)?;

@@ -31,7 +31,7 @@ use solution07::sync::ChildEnd;
 use solution07::terminal::Stdio;
 use solution07::userns::{self, UsernsArgs};
 use solution07::{cli, command, devices, dialer, init, inside, mounts, process};
-use solution07::{procfs, spawn, trace, uts};
+use solution07::{procfs, sealed, spawn, trace, uts};
 
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
@@ -125,6 +125,9 @@ fn namespaces(spec: &Spec) -> CloneFlags {
 /// in it, then the address (the cable goes with the container's network namespace).
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let hierarchy = Hierarchy::of_this_machine()?;
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;

@@ -21,7 +21,9 @@ use solution04::root::{self, RootPlan};
 use solution04::spec::{Process, Root, Spec};
 use solution04::sync::ChildEnd;
 use solution04::terminal::Stdio;
-use solution04::{cli, command, devices, init, process, procfs, spawn, trace, uts};
+use solution04::{
+    cli, command, devices, init, process, procfs, sealed, spawn, trace, uts,
+};
 
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
@@ -81,6 +83,9 @@ fn namespaces() -> CloneFlags {
 /// it.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
+    if spec.init {
+        sealed::run_from_a_sealed_copy()?;
+    }
     let host_uts = uts::namespace_id()?;
     let stdio = Stdio::choose(spec.process.terminal)?;
     let previous_mask = init::block_signals()?;
