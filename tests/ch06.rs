@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use byoc_tests::netns::{leases_in, NetHost, World, HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
+use byoc_tests::netns::{leases_in, NetHost, OwnNetwork, World};
+use byoc_tests::netns::{HOST_UPLINK_ADDRESS, WORLD_ADDRESS};
 use byoc_tests::*;
 
 /// A container that prints its network on stderr, then [`SHOWN`], says `ready`, and waits
@@ -1046,5 +1047,40 @@ fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_
             runtime.name
         );
         host.assert_clean(&runtime);
+    }
+}
+
+/// Root's runtimes and the rootless ones, each run in a user namespace and a network
+/// namespace of its own user's making ([`OwnNetwork`]): no test here needs root for it.
+fn runtimes_in_own_networks() -> Vec<Runtime> {
+    if !meets(&[Need::NetworkTools, Need::UserNamespaces]) {
+        return Vec::new();
+    }
+    from_chapter(6)
+}
+
+#[test]
+fn root_of_a_user_namespace_builds_the_bridge_in_a_network_of_its_own() {
+    for runtime in runtimes_in_own_networks() {
+        let own = OwnNetwork::for_runtime(&runtime);
+        let options = ["--net", "bridge", "-p", "8080:80"];
+        let mut command = runtime.command(&options, &["probe", "serve", "80"]);
+        own.enter(&mut command);
+        let container = runtime.start_waiting_command(command);
+        // The client keeps its sending side open until the answer comes, as wget does.
+        let mut client = std::process::Command::new(runtime.rootfs().join("bin/probe"));
+        client.args(["ask", "127.0.0.1:8080"]);
+        own.enter(&mut client);
+        let asked = client.output().expect("the probe runs on the host's side");
+        let answer = String::from_utf8_lossy(&asked.stdout).into_owned();
+        let run = container.release();
+        assert_eq!(
+            answer.trim(),
+            "answer: ping",
+            "{}: through the bridge of a network of its own, port 8080 gave no answer\n{}",
+            runtime.name,
+            run.report()
+        );
+        run.expect_success();
     }
 }

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         ["net"] => net(),
         ["serve", port] => serve(port),
         ["connect", address] => connect(address),
+        ["ask", address] => ask(address),
         ["cgroup"] => cgroup(),
         ["hog", mebibytes] => hog(mebibytes),
         ["forks", count] => forks(count),
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|user|privileged|orphans|segfault|\
-                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT|\
+                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT|ask ADDRESS:PORT|\
                  cgroup|hog MIB|forks N|spin SECONDS"
             );
             return ExitCode::from(2);
@@ -653,6 +654,26 @@ fn connect(address: &str) {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     print!("{answer}");
+}
+
+/// Connects to `address`, sends `ping`, and prints the answer while it keeps its own
+/// sending side open, as wget and browsers do; it waits 5 seconds at most.
+fn ask(address: &str) {
+    use std::io::{Read, Write};
+    let mut stream = match std::net::TcpStream::connect(address) {
+        Ok(stream) => stream,
+        Err(error) => {
+            println!("ask: {address}: {error}");
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"ping\n");
+    let mut answer = [0u8; 5];
+    match stream.read_exact(&mut answer) {
+        Ok(()) => print!("answer: {}", String::from_utf8_lossy(&answer)),
+        Err(error) => println!("ask: no answer from {address}: {error}"),
+    }
 }
 
 /// The cgroup this process is in, as its cgroup namespace shows it, and the limits it can

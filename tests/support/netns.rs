@@ -346,3 +346,75 @@ pub fn in_machine_namespace<T: Send>(body: impl FnOnce() -> T + Send) -> T {
         false => in_namespace(machine_namespace(), body),
     }
 }
+
+/// A user namespace and a network namespace it owns, held by a process that sleeps in
+/// them: a network of one's own, where root of that user namespace may build the bridge
+/// (as rootlesskit makes one for rootless podman). It is made by the runtime's own user,
+/// so an ordinary user's runtime can be root there; the machine's network never sees
+/// what is built in it. Everything goes when it is dropped.
+pub struct OwnNetwork {
+    holder: Child,
+    user: File,
+    network: File,
+}
+
+impl OwnNetwork {
+    /// A new pair, made by the user who runs `runtime`, with loopback up.
+    pub fn for_runtime(runtime: &Runtime) -> OwnNetwork {
+        let mut command = Command::new("unshare");
+        command.args(["--user", "--map-root-user", "--net", "--", "sh", "-c"]);
+        command.arg("ip link set lo up && echo up && exec sleep 600");
+        if let Some(rootless) = &runtime.rootless {
+            crate::become_as_at_login(&mut command, &rootless.user);
+        }
+        let mut holder = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+        let mut said = String::new();
+        let stdout = holder.stdout.take().expect("stdout is piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut said)
+            .expect("the holder's stdout is readable");
+        assert_eq!(said.trim(), "up", "{command:?} did not make its namespaces");
+        let open = |kind: &str| {
+            File::open(format!("/proc/{}/ns/{kind}", holder.id()))
+                .unwrap_or_else(|error| panic!("/proc/PID/ns/{kind}: {error}"))
+        };
+        let (user, network) = (open("user"), open("net"));
+        OwnNetwork {
+            holder,
+            user,
+            network,
+        }
+    }
+
+    /// Makes `command` start in these namespaces: it enters the user namespace first (its
+    /// maker owns it), then the network namespace that user namespace owns.
+    pub fn enter(&self, command: &mut Command) {
+        let user = self.user.as_raw_fd();
+        let network = self.network.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec, single-threaded as
+        // setns(CLONE_NEWUSER) requires, and only makes system calls on descriptors this
+        // value keeps open until the command has started.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || {
+                for (namespace, kind) in
+                    [(user, libc::CLONE_NEWUSER), (network, libc::CLONE_NEWNET)]
+                {
+                    if libc::setns(namespace, kind) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            })
+        };
+    }
+}
+
+impl Drop for OwnNetwork {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}

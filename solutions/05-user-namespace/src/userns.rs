@@ -68,10 +68,19 @@ impl Ids {
     }
 }
 
-/// What the caller may map: `None` for root, who may map any id.
+/// What the caller may map: `None` for the machine's root, who may map any id. Root of a
+/// user namespace (a rootless container, a CI job in one) may map only what its own
+/// namespace holds, so it counts as an ordinary user whose own id is 0; it has no
+/// subordinate range, as the helper's setuid does not reach past its namespace.
 pub fn allowed(ids: Ids) -> Option<Allowed> {
-    if Uid::effective().is_root() {
+    if is_host_root() {
         return None;
+    }
+    if Uid::effective().is_root() {
+        return Some(Allowed {
+            own: ids.own(),
+            subordinate: None,
+        });
     }
     let name = unistd::User::from_uid(Uid::current())
         .ok()
@@ -116,7 +125,7 @@ pub fn maps_for(ids: Ids, given: &[IdMap]) -> Result<Vec<IdMap>> {
 /// the options and their checks live here, beside the lesson.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UsernsArgs {
-    /// A user namespace even when run as root (an ordinary user always gets one).
+    /// A user namespace even for the machine's root (anyone else always gets one).
     #[arg(long)]
     pub userns: bool,
 
@@ -131,12 +140,13 @@ pub struct UsernsArgs {
 
 impl UsernsArgs {
     /// The spec's user namespace, checked: one when asked for, when maps are given, and
-    /// always for an ordinary user; none for root that asks for none.
+    /// always for anyone but the machine's root (root of a user namespace may not make
+    /// device nodes either); none for the machine's root that asks for none.
     pub fn user_namespace(&self) -> Result<Option<UserNamespace>> {
         let wanted = self.userns
             || !self.uid_maps.is_empty()
             || !self.gid_maps.is_empty()
-            || !Uid::effective().is_root();
+            || !is_host_root();
         match wanted {
             true => namespace_for(&self.uid_maps, &self.gid_maps).map(Some),
             false => Ok(None),

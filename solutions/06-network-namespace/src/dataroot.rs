@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::statfs::{self, FsType};
-use nix::unistd::Uid;
 
 use crate::records;
+use crate::userns::is_host_root;
 
 /// File systems the kernel makes up: a write there changes the kernel, not a disk.
 /// (devtmpfs says it is a tmpfs: it is known by where it is, `/dev`.)
@@ -156,10 +156,11 @@ fn on_pseudo_file_system(dir: &Path) -> Result<Option<String>> {
     Ok(pseudo.map(|(_, name)| format!("on {name}")))
 }
 
-/// `/var/lib/byoc` for root; for an ordinary user `$XDG_DATA_HOME/byoc`, or
-/// `~/.local/share/byoc` (where podman keeps its own, as `containers/`).
+/// `/var/lib/byoc` for the machine's root; for anyone else (root of a user namespace
+/// included: `/var/lib` is not its own) `$XDG_DATA_HOME/byoc`, or `~/.local/share/byoc`
+/// (where podman keeps its own, as `containers/`).
 pub fn default() -> Result<PathBuf> {
-    if Uid::effective().is_root() {
+    if is_host_root() {
         return Ok(PathBuf::from("/var/lib/byoc"));
     }
     if let Some(data_home) = env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {

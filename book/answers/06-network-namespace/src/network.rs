@@ -15,15 +15,17 @@
 //! in its own namespace: [`configure_inside`]. Each host-side value undoes itself when
 //! dropped.
 
-use std::fs;
+use std::fs::{self, File};
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use nix::mount::MsFlags;
-use nix::unistd::Pid;
+use nix::unistd::{Pid, Uid};
 
 use crate::dataroot;
 use crate::inroot::RootDir;
@@ -78,7 +80,7 @@ impl NetworkArgs {
     /// The network asked for, checked: what cannot work is refused before anything is
     /// made.
     pub fn network(&self) -> Result<Network> {
-        let root = is_host_root();
+        let root = may_build_the_bridge_here();
         let net = self
             .net
             .unwrap_or(if root { NetArg::Bridge } else { NetArg::None });
@@ -99,9 +101,10 @@ impl NetworkArgs {
                  none: the container's ports are the host's already"
             ),
             NetworkMode::Bridge { .. } if !root => bail!(
-                "--net bridge needs the machine's root: an ordinary user (or root of a \
-                 user namespace) may not add a bridge or a veth to the host's network \
-                 (rootless containers get --net none, and -p works there; see book 6.6)"
+                "--net bridge needs the machine's root, or root of a user namespace in a \
+                 network namespace of its own: an ordinary user may not add a bridge or a \
+                 veth to the host's network (rootless containers get --net none, and -p \
+                 works there; see book 6.6)"
             ),
             NetworkMode::Host | NetworkMode::None if subnet_given => {
                 bail!("--subnet is the bridge's: it needs --net bridge")
@@ -115,6 +118,38 @@ impl NetworkArgs {
     }
 }
 // ANCHOR_END: options
+
+// ANCHOR: may_build_the_bridge_here
+/// May this process build the bridge where it is? The machine's root may, in the host's
+/// network. So may root of a user namespace, in a network namespace that user namespace
+/// owns: the bridge, the links and the NAT rules are then that namespace's, and the
+/// host's network never sees them. Rootless podman works in such a pair, which
+/// rootlesskit or pasta make for it (book 6.6).
+pub fn may_build_the_bridge_here() -> bool {
+    is_host_root() || (Uid::effective().is_root() && our_network_is_our_own())
+}
+// ANCHOR_END: may_build_the_bridge_here
+
+/// Is the network namespace we are in owned by the user namespace we are in? The
+/// `NS_GET_USERNS` ioctl on a namespace gives its owner, compared by inode.
+fn our_network_is_our_own() -> bool {
+    let (Ok(network), Ok(ours)) = (
+        File::open("/proc/self/ns/net"),
+        fs::metadata("/proc/self/ns/user"),
+    ) else {
+        return false;
+    };
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor, or -1.
+    let owner = unsafe { libc::ioctl(network.as_raw_fd(), libc::NS_GET_USERNS) };
+    if owner < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor is new and ours alone.
+    let owner = File::from(unsafe { OwnedFd::from_raw_fd(owner) });
+    owner
+        .metadata()
+        .is_ok_and(|owner| (owner.dev(), owner.ino()) == (ours.dev(), ours.ino()))
+}
 
 /// What the container's side of the network looks like, for the child to set up.
 #[derive(Debug, Clone)]
