@@ -7,6 +7,7 @@
 //! `BYOC_NOT_RUN_DIR`; such a test writes one file there holding one line, `<test
 //! binary>::<test name>: <reason>`, and returns. Those are counted apart.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use byoc_facts::leaks::{self, Scope};
 
+use crate::exercise_tests::not_run_name;
 use crate::gen;
 use crate::rootfs;
 use crate::vm;
@@ -49,6 +51,8 @@ pub struct Outcome {
     pub passed: u32,
     pub failed: u32,
     pub failing_tests: Vec<String>,
+    /// The names of the tests that ran and passed.
+    pub passed_tests: Vec<String>,
     /// `<test binary>::<test name>: <reason>`, for each test that could not run.
     pub not_run: Vec<String>,
     pub output: String,
@@ -59,7 +63,20 @@ impl Outcome {
     pub fn add_not_run(&mut self, lines: Vec<String>) {
         let count = u32::try_from(lines.len()).unwrap_or(u32::MAX);
         self.passed = self.passed.saturating_sub(count);
+        let names: HashSet<&str> = lines.iter().map(|line| not_run_name(line)).collect();
+        self.passed_tests
+            .retain(|test| !names.contains(test.as_str()));
         self.not_run.extend(lines);
+    }
+
+    /// Adds a run of the same tests on another machine (the VM): a test that could not
+    /// run here but passed there has run, and is no longer listed as not run.
+    pub fn add_run_elsewhere(&mut self, other: Outcome) {
+        let passed_there: HashSet<&str> =
+            other.passed_tests.iter().map(String::as_str).collect();
+        self.not_run
+            .retain(|line| !passed_there.contains(not_run_name(line)));
+        self.add(other);
     }
 
     /// Adds what another run counted to this one.
@@ -67,6 +84,7 @@ impl Outcome {
         self.passed += other.passed;
         self.failed += other.failed;
         self.failing_tests.extend(other.failing_tests);
+        self.passed_tests.extend(other.passed_tests);
         self.not_run.extend(other.not_run);
         self.output.push_str(&other.output);
     }
@@ -316,16 +334,18 @@ fn run_counting(command: &mut Command, outcome: &mut Outcome, echo: bool) -> Res
     Ok(())
 }
 
-/// `test result: ok. 5 passed; 0 failed; ...` and `test some::name ... FAILED`.
+/// `test result: ok. 5 passed; 0 failed; ...`, `test some::name ... ok` and `test
+/// some::name ... FAILED`.
 pub fn count_line(line: &str, outcome: &mut Outcome) {
     if let Some(rest) = line.strip_prefix("test result: ") {
         outcome.passed += number_before(rest, " passed");
         outcome.failed += number_before(rest, " failed");
-    } else if let Some(name) = line
-        .strip_prefix("test ")
-        .and_then(|l| l.strip_suffix(" ... FAILED"))
-    {
-        outcome.failing_tests.push(name.to_string());
+    } else if let Some(test) = line.strip_prefix("test ") {
+        if let Some(name) = test.strip_suffix(" ... FAILED") {
+            outcome.failing_tests.push(name.to_string());
+        } else if let Some(name) = test.strip_suffix(" ... ok") {
+            outcome.passed_tests.push(name.to_string());
+        }
     }
 }
 
