@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chapter06::basics::BasicArgs;
 use chapter06::dataroot::DataRootArgs;
-use chapter06::network::{self, Inside, Joined, NetworkArgs};
+use chapter06::network::{self, Inside, NetworkArgs};
 use chapter06::ports::{self, Dialer};
 use chapter06::root::{self, RootPlan};
 use chapter06::spec::{NetworkMode, Process, Root, Spec};
@@ -27,7 +27,6 @@ use chapter06::userns::{self, UsernsArgs};
 use chapter06::{cli, command, devices, dialer, init, mounts, process, procfs, spawn};
 use chapter06::{sealed, trace, uts};
 use clap::{Args, Subcommand};
-use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Pid};
 
@@ -93,22 +92,6 @@ impl TryFrom<RunArgs> for Spec {
     }
 }
 
-/// The namespaces a container gets: chapter 5's, and a network namespace unless it uses
-/// the host's network.
-fn namespaces(spec: &Spec) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
-    if spec.user_namespace.is_some() {
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
-    if spec.network.mode != NetworkMode::Host {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    flags
-}
-
 // ANCHOR: run
 /// The parent: check the spec, listen on the published ports, take an address on the
 /// bridge, clone the child, write its id maps and plug it in while it waits, let it go,
@@ -120,7 +103,8 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
-    let mut joined = join_network(&spec)?;
+    let mut joined =
+        network::join(spec.network.mode, &spec.data_root, &spec.id, &spec.hostname)?;
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts,
@@ -130,10 +114,10 @@ fn run(args: RunArgs) -> Result<u8> {
         files: joined.as_ref().map(|joined| joined.files.clone()),
         previous_mask: init::block_signals()?,
     };
-    let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
-        child(&spec, &prepared, channel)
-    })
-    .map_err(userns::explain_clone_failure)?;
+    let flags = network::namespaces(spec.user_namespace.is_some(), spec.network.mode);
+    let (child, channel) =
+        spawn::clone_child(flags, |channel| child(&spec, &prepared, channel))
+            .map_err(userns::explain_clone_failure)?;
     let dialer = connect_child(&spec, child, &prepared.inside)
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
@@ -150,19 +134,6 @@ fn run(args: RunArgs) -> Result<u8> {
     Ok(code)
 }
 // ANCHOR_END: run
-
-/// On the bridge: an address, and the container's own files.
-fn join_network(spec: &Spec) -> Result<Option<Joined>> {
-    match spec.network.mode {
-        NetworkMode::Bridge { subnet } => Ok(Some(network::join_bridge(
-            &spec.data_root,
-            &subnet,
-            &spec.id,
-            &spec.hostname,
-        )?)),
-        NetworkMode::Host | NetworkMode::None => Ok(None),
-    }
-}
 
 // ANCHOR: connect_child
 /// The host's side of the child's start, while it waits: its id maps, its cable to the

@@ -21,9 +21,8 @@ use chapter07::cgroup::{self, Owned};
 use chapter07::dataroot::DataRootArgs;
 use chapter07::hierarchy::Hierarchy;
 use chapter07::limits::LimitsArgs;
-use chapter07::network::{self, Inside, Joined, NetworkArgs};
+use chapter07::network::{self, Inside, NetworkArgs};
 use chapter07::ports::{self, Dialer};
-use chapter07::process::Ended;
 use chapter07::root::{self, RootPlan};
 use chapter07::spec::{NetworkMode, Process, Root, Spec};
 use chapter07::sync::ChildEnd;
@@ -32,7 +31,6 @@ use chapter07::userns::{self, UsernsArgs};
 use chapter07::{cli, command, devices, dialer, init, inside, mounts, process};
 use chapter07::{procfs, sealed, spawn, trace, uts};
 use clap::{Args, Subcommand};
-use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Pid};
 
@@ -103,22 +101,6 @@ impl TryFrom<RunArgs> for Spec {
     }
 }
 
-/// The namespaces a container gets: chapter 5's, and a network namespace unless it uses
-/// the host's network.
-fn namespaces(spec: &Spec) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
-    if spec.user_namespace.is_some() {
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
-    if spec.network.mode != NetworkMode::Host {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    flags
-}
-
 // ANCHOR: run
 /// The parent: check the spec and where its cgroup can go, listen on the published ports,
 /// take an address on the bridge, make the cgroup with its limits, clone the child, write
@@ -135,8 +117,15 @@ fn run(args: RunArgs) -> Result<u8> {
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;
     let published = ports::listen(&spec.network.ports)?;
-    let mut joined = join_network(&spec)?;
-    let cgroup = make_cgroup(&spec, placement.as_ref())?;
+    let mut joined =
+        network::join(spec.network.mode, &spec.data_root, &spec.id, &spec.hostname)?;
+    let cgroup = cgroup::create_if_placed(
+        placement.as_ref(),
+        &spec.cgroup_parent,
+        &spec.id,
+        &spec.resources,
+        &spec.data_root,
+    )?;
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts,
@@ -147,10 +136,10 @@ fn run(args: RunArgs) -> Result<u8> {
         cgroup_view: cgroup.as_ref().map(|_| &hierarchy),
         previous_mask: init::block_signals()?,
     };
-    let (child, channel) = spawn::clone_child(namespaces(&spec), |channel| {
-        child(&spec, &prepared, channel)
-    })
-    .map_err(userns::explain_clone_failure)?;
+    let flags = network::namespaces(spec.user_namespace.is_some(), spec.network.mode);
+    let (child, channel) =
+        spawn::clone_child(flags, |channel| child(&spec, &prepared, channel))
+            .map_err(userns::explain_clone_failure)?;
     let dialer = connect_child(&spec, child, &prepared.inside, cgroup.as_ref())
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
@@ -164,53 +153,10 @@ fn run(args: RunArgs) -> Result<u8> {
     let relay = prepared.stdio.start_relay(started.terminal)?;
     let ended = init::supervise(child)?;
     relay.finish();
-    report_out_of_memory(&spec, cgroup.as_ref(), ended);
+    cgroup::report_out_of_memory(cgroup.as_ref(), &spec.resources, ended);
     Ok(ended.code)
 }
 // ANCHOR_END: run
-
-/// The container's cgroup, with its limits, where it can have one.
-fn make_cgroup(
-    spec: &Spec,
-    placement: Option<&cgroup::Placement>,
-) -> Result<Option<Owned>> {
-    let Some(placement) = placement else {
-        trace::say(format_args!(
-            "no cgroup of its own: none asked for, none to divide"
-        ));
-        return Ok(None);
-    };
-    let data_root = &spec.data_root;
-    let parent = &spec.cgroup_parent;
-    let made = cgroup::create(placement, parent, &spec.id, &spec.resources, data_root)?;
-    Ok(Some(made))
-}
-
-// ANCHOR: report_out_of_memory
-/// One line on stderr when the kernel killed the container, or a process in it, for
-/// memory.
-fn report_out_of_memory(spec: &Spec, cgroup: Option<&Owned>, ended: Ended) {
-    let report = cgroup.and_then(|owned| {
-        cgroup::out_of_memory(owned.cgroup.as_ref(), &spec.resources, ended)
-    });
-    if let Some(line) = report {
-        eprintln!("byoc: {line}");
-    }
-}
-// ANCHOR_END: report_out_of_memory
-
-/// On the bridge: an address, and the container's own files.
-fn join_network(spec: &Spec) -> Result<Option<Joined>> {
-    match spec.network.mode {
-        NetworkMode::Bridge { subnet } => Ok(Some(network::join_bridge(
-            &spec.data_root,
-            &subnet,
-            &spec.id,
-            &spec.hostname,
-        )?)),
-        NetworkMode::Host | NetworkMode::None => Ok(None),
-    }
-}
 
 // ANCHOR: connect_child
 /// The host's side of the child's start, while it waits: its id maps, its cgroup, its

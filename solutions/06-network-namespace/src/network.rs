@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::unistd::{Pid, Uid};
 
 use crate::dataroot;
@@ -182,6 +183,38 @@ pub struct Joined {
 struct MadeHere {
     bridge: bool,
     nat: bool,
+}
+
+/// On the bridge: an address and the container's own files. Off it: nothing to join.
+pub fn join(
+    mode: NetworkMode,
+    data_root: &Path,
+    id: &str,
+    hostname: &str,
+) -> Result<Option<Joined>> {
+    match mode {
+        NetworkMode::Bridge { subnet } => {
+            Ok(Some(join_bridge(data_root, &subnet, id, hostname)?))
+        }
+        NetworkMode::Host | NetworkMode::None => Ok(None),
+    }
+}
+
+/// The namespaces a container gets from chapter 6 on: its own mounts, PIDs, host name and
+/// IPC, a user namespace when it has one, and a network namespace unless it uses the
+/// host's network.
+pub fn namespaces(user_namespace: bool, mode: NetworkMode) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if user_namespace {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if mode != NetworkMode::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
 }
 
 // ANCHOR: join_bridge

@@ -214,6 +214,24 @@ pub struct Owned {
     record: PathBuf,
 }
 
+/// The container's cgroup, with its limits, where [`locate`] found it a place; `None`
+/// where it found none (no limit asked for, and no tree this user may divide).
+pub fn create_if_placed(
+    placement: Option<&Placement>,
+    parent: &Path,
+    id: &str,
+    limits: &Limits,
+    data_root: &Path,
+) -> Result<Option<Owned>> {
+    let Some(placement) = placement else {
+        trace::say(format_args!(
+            "no cgroup of its own: none asked for, none to divide"
+        ));
+        return Ok(None);
+    };
+    create(placement, parent, id, limits, data_root).map(Some)
+}
+
 // ANCHOR: create
 /// Makes the container's cgroup `parent/id` with its limits, after removing those of
 /// runtimes that died without doing it themselves.
@@ -317,6 +335,18 @@ pub fn kill_each(cgroup: &dyn Cgroup) -> Result<()> {
     }
     Ok(())
 }
+
+// ANCHOR: report_out_of_memory
+/// One line on stderr when the kernel killed the container, or a process in it, for
+/// memory.
+pub fn report_out_of_memory(cgroup: Option<&Owned>, limits: &Limits, ended: Ended) {
+    let report =
+        cgroup.and_then(|owned| out_of_memory(owned.cgroup.as_ref(), limits, ended));
+    if let Some(line) = report {
+        eprintln!("byoc: {line}");
+    }
+}
+// ANCHOR_END: report_out_of_memory
 
 // ANCHOR: out_of_memory
 /// What to tell the user when the kernel killed a process of the container for memory:
