@@ -328,13 +328,13 @@ fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
     if form == Form::Solved {
         push_line(output, region.begin);
     } else {
-        push_line(
-            output,
-            &format!(
-                "{indent}// TODO: EXERCISE {} (book {}): {}",
-                exercise.number, exercise.section, exercise.title
-            ),
+        let marker = format!(
+            "EXERCISE {} (book {}): {}",
+            exercise.number, exercise.section, exercise.title
         );
+        for line in comment_lines(&format!("{indent}// TODO: "), &marker) {
+            push_line(output, &line);
+        }
     }
     for hint in &region.hints {
         push_line(output, hint);
@@ -352,7 +352,9 @@ fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
                 .todo_message()
                 .replace('{', "{{")
                 .replace('}', "}}");
-            push_line(output, &format!("{indent}todo!({message:?})"));
+            for line in todo_call(indent, &message) {
+                push_line(output, &line);
+            }
         }
         Form::Trivial => {
             let Some(Trivial::Body(body)) = &exercise.trivial else {
@@ -364,6 +366,66 @@ fn render(region: &Region, form: Form, output: &mut String) -> Result<()> {
     Ok(())
 }
 
+/// The widest line the kit's code has (`rustfmt.toml`), and so the book's listings.
+const MAX_WIDTH: usize = 90;
+
+/// `todo!("message")` at `indent`, on one line if it fits in [`MAX_WIDTH`] columns. If
+/// not, as rustfmt lays out a call that does not fit: the string on lines of its own,
+/// broken between words with a `\` at the end of each line, which Rust's string syntax
+/// drops along with the next line's leading spaces, so the message is unchanged.
+fn todo_call(indent: &str, message: &str) -> Vec<String> {
+    let quoted = format!("{message:?}");
+    let one_line = format!("{indent}todo!({quoted})");
+    if one_line.chars().count() <= MAX_WIDTH {
+        return vec![one_line];
+    }
+    let inner = &quoted[1..quoted.len() - 1];
+    let mut lines = vec![format!("{indent}todo!(")];
+    let first = format!("{indent}    \"");
+    let rest = format!("{indent}     ");
+    let mut line = first.clone();
+    for word in inner.split(' ') {
+        let starts = line == first || line == rest;
+        // Room for the word, a space, and the line's closing `\` (or `"`).
+        if !starts && line.chars().count() + 1 + word.chars().count() + 2 > MAX_WIDTH {
+            lines.push(format!("{line} \\"));
+            line = rest.clone();
+        } else if !starts {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(format!("{line}\""));
+    lines.push(format!("{indent})"));
+    lines
+}
+
+/// `text` as a comment after `first` (`    // TODO: `), broken between words into lines
+/// of at most [`MAX_WIDTH`] columns; the lines after the first are lined up under the
+/// text.
+fn comment_lines(first: &str, text: &str) -> Vec<String> {
+    let comment_start = first.find("//").unwrap_or(0);
+    let rest = format!(
+        "{}//{}",
+        &first[..comment_start],
+        " ".repeat(first.len() - comment_start - 2)
+    );
+    let mut lines = Vec::new();
+    let mut line = first.to_string();
+    for word in text.split(' ') {
+        let starts = line == first || line == rest;
+        if !starts && line.chars().count() + 1 + word.chars().count() > MAX_WIDTH {
+            lines.push(line);
+            line = rest.clone();
+        } else if !starts {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 fn push_line(output: &mut String, line: &str) {
     output.push_str(line);
     output.push('\n');
@@ -372,6 +434,54 @@ fn push_line(output: &mut String, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_todo_is_broken_between_words_and_keeps_its_message() {
+        let message = "exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, \
+                       forward others (book section 3.3)";
+        let lines = todo_call("    ", message);
+        assert!(lines.len() > 1, "{lines:?}");
+        assert!(
+            lines.iter().all(|line| line.chars().count() <= MAX_WIDTH),
+            "{lines:?}"
+        );
+        let source = format!("fn f() {{\n{}\n}}", lines.join("\n"));
+        let file = syn::parse_file(&source).expect("the call parses");
+        let syn::Item::Fn(function) = &file.items[0] else {
+            panic!("a function")
+        };
+        let syn::Stmt::Expr(syn::Expr::Macro(call), None) = &function.block.stmts[0]
+        else {
+            panic!("a macro call as the function's value: {source}")
+        };
+        let literal: syn::LitStr = call.mac.parse_body().expect("one string");
+        assert_eq!(literal.value(), message);
+    }
+
+    #[test]
+    fn a_long_todo_comment_is_broken_and_lined_up_under_its_text() {
+        let lines = comment_lines(
+            "    // TODO: ",
+            "EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, \
+             forward others",
+        );
+        assert_eq!(
+            lines,
+            [
+                "    // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap \
+                 on SIGCHLD,",
+                "    //       forward others"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_short_todo_stays_on_one_line() {
+        assert_eq!(
+            todo_call("    ", "exercise 1.1: x (book section 1.2)"),
+            ["    todo!(\"exercise 1.1: x (book section 1.2)\")"]
+        );
+    }
 
     const SOURCE: &str = "fn f() -> u8 {\n    // EXERCISE 1.1 (book 1.2): return {one}\n    // HINT: it is 1\n    1\n    // END EXERCISE 1.1\n}\n";
 

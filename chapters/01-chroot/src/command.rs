@@ -120,7 +120,10 @@ pub fn exec(process: &Process) -> Result<Infallible> {
     // HINT: execve swaps this process's program for another: on success it never returns,
     // HINT: so the call is narrated before it is made (trace::announce, not
     // HINT: trace::syscall). Read section 1.2.
-    todo!("exercise 1.4: replace this process with the program at `path` (book section 1.2)")
+    todo!(
+        "exercise 1.4: replace this process with the program at `path` (book section \
+         1.2)"
+    )
 }
 // ANCHOR_END: exec
 

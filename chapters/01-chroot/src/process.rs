@@ -219,12 +219,16 @@ pub fn wait_for(child: Pid) -> Result<u8> {
 /// The shell's rule for a wait status: a normal exit gives its own code, and death by
 /// signal N gives 128 + N. `None` means the child has not ended.
 pub fn exit_code(status: WaitStatus) -> Option<u8> {
-    // TODO: EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime passes on
+    // TODO: EXERCISE 1.1 (book 1.2): turn a wait status into the exit code the runtime
+    //       passes on
     // HINT: a command that exits passes on its own code; one killed by a signal passes on
     // HINT: 128 plus the signal's number, as a shell does. Anything else has not ended
     // HINT: yet. Section 1.2 says why. `cargo xtask hint 1.1` gives more, one step at a
     // HINT: time.
-    todo!("exercise 1.1: turn a wait status into the exit code the runtime passes on (book section 1.2)")
+    todo!(
+        "exercise 1.1: turn a wait status into the exit code the runtime passes on (book \
+         section 1.2)"
+    )
 }
 // ANCHOR_END: exit_code
 

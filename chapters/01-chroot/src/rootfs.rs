@@ -71,6 +71,9 @@ pub fn enter(rootfs: &Path) -> Result<()> {
     // HINT: changing what "/" means does not move the process: its current directory is
     // HINT: still outside the new root. Narrate each call with trace::syscall: the tests
     // HINT: read the trace. Read section 1.3.
-    todo!("exercise 1.2: make `rootfs` this process's \"/\" and stand inside it (book section 1.3)")
+    todo!(
+        "exercise 1.2: make `rootfs` this process's \"/\" and stand inside it (book \
+         section 1.3)"
+    )
 }
 // ANCHOR_END: enter

@@ -85,7 +85,10 @@ pub fn mknod_device(path: &Path, device: &Device) -> Result<()> {
     // HINT: a device file is made, not copied: it holds only a type (character), a major
     // HINT: and a minor number, and a mode. The umask takes bits off that mode, so set it
     // HINT: again. Narrate each call with trace::syscall. Read section 2.3.
-    todo!("exercise 2.3: create the character device file `path` for `device` (book section 2.3)")
+    todo!(
+        "exercise 2.3: create the character device file `path` for `device` (book \
+         section 2.3)"
+    )
 }
 // ANCHOR_END: populate
 

@@ -36,11 +36,15 @@ pub fn mount(
 // ANCHOR: make_private
 /// Stops mount events from flowing between this mount namespace and the host's.
 pub fn make_private() -> Result<()> {
-    // TODO: EXERCISE 2.1 (book 2.1): make every mount in this namespace private, recursively
+    // TODO: EXERCISE 2.1 (book 2.1): make every mount in this namespace private,
+    //       recursively
     // HINT: a new mount namespace starts as a copy, and copies of "shared" mounts still
     // HINT: pass mount events to the host. Change the propagation of every mount, from
     // HINT: "/" down. Section 2.1 explains propagation.
-    todo!("exercise 2.1: make every mount in this namespace private, recursively (book section 2.1)")
+    todo!(
+        "exercise 2.1: make every mount in this namespace private, recursively (book \
+         section 2.1)"
+    )
 }
 // ANCHOR_END: make_private
 

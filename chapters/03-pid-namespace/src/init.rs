@@ -70,12 +70,16 @@ pub fn restore_signals(previous: &SigSet) -> Result<()> {
 /// the signal that killed it, if one did.
 pub fn supervise(command: Pid) -> Result<Ended> {
     let signals = watched();
-    // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD, forward others
+    // TODO: EXERCISE 3.3 (book 3.3): the init loop: wait for a signal, reap on SIGCHLD,
+    //       forward others
     // HINT: an init waits for signals. When a child ends, it reaps; when the command has
     // HINT: ended, it returns how it ended. Every other signal is passed on to the
     // HINT: command. Narrate the wait and each signal passed on with trace::syscall. Read
     // HINT: section 3.3.
-    todo!("exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others (book section 3.3)")
+    todo!(
+        "exercise 3.3: the init loop: wait for a signal, reap on SIGCHLD, forward others \
+         (book section 3.3)"
+    )
 }
 // ANCHOR_END: supervise
 
@@ -135,10 +139,10 @@ pub fn run_as_init(
 fn forget_the_hosts_words() -> Result<()> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let [arg_start, arg_end, env_start, env_end] = words_in_memory(&stat)?;
-    // SAFETY: the process is single-threaded here (the child of a clone), so nothing reads
-    // the environment while it is cleared; the two ranges are the process's own writable
-    // memory, as the kernel reports it, and no Rust value borrows from them (the runtime
-    // copied its arguments into owned strings when it parsed them).
+    // SAFETY: the process is single-threaded here (the child of a clone), so nothing
+    // reads the environment while it is cleared; the two ranges are the process's own
+    // writable memory, as the kernel reports it, and no Rust value borrows from them (the
+    // runtime copied its arguments into owned strings when it parsed them).
     unsafe {
         nix::libc::clearenv();
         std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end.saturating_sub(arg_start));

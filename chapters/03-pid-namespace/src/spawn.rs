@@ -47,11 +47,15 @@ fn clone_into(
     child_main: CloneCb<'_>,
     stack: &mut [u8],
 ) -> Result<Pid> {
-    // TODO: EXERCISE 3.1 (book 3.1): start the child with clone(2) in the namespaces `flags` names
+    // TODO: EXERCISE 3.1 (book 3.1): start the child with clone(2) in the namespaces
+    //       `flags` names
     // HINT: clone is fork with a choice of what the child shares: `flags` names the new
     // HINT: namespaces. The parent must still hear when the child ends. Narrate the call
     // HINT: with trace::syscall: a test reads the trace. Read section 3.1.
-    todo!("exercise 3.1: start the child with clone(2) in the namespaces `flags` names (book section 3.1)")
+    todo!(
+        "exercise 3.1: start the child with clone(2) in the namespaces `flags` names \
+         (book section 3.1)"
+    )
 }
 // ANCHOR_END: clone_child
 

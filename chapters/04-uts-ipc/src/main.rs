@@ -76,7 +76,10 @@ fn namespaces() -> CloneFlags {
     // TODO: EXERCISE 4.2 (book 4.2): add the UTS and IPC namespaces to chapter 3's two
     // HINT: the flags are a set: add the two namespaces of this chapter to those of
     // HINT: chapter 3. Read section 4.2.
-    todo!("exercise 4.2: add the UTS and IPC namespaces to chapter 3's two (book section 4.2)")
+    todo!(
+        "exercise 4.2: add the UTS and IPC namespaces to chapter 3's two (book section \
+         4.2)"
+    )
 }
 // ANCHOR_END: namespaces
 

@@ -271,11 +271,15 @@ fn as_option(map: &IdMap) -> String {
 /// Writes the child's uid and gid maps, from the parent, while the child waits. An
 /// ordinary user's gid map needs `setgroups` denied first (book 5.1).
 pub fn write_maps(child: Pid, uid_maps: &[IdMap], gid_maps: &[IdMap]) -> Result<()> {
-    // TODO: EXERCISE 5.1 (book 5.1): write the uid map, deny setgroups if needed, write the gid map
+    // TODO: EXERCISE 5.1 (book 5.1): write the uid map, deny setgroups if needed, write
+    //       the gid map
     // HINT: the parent writes the child's two maps, uid first. An ordinary user who
     // HINT: writes its own gid map must first turn setgroups off for the child. Read
     // HINT: section 5.1.
-    todo!("exercise 5.1: write the uid map, deny setgroups if needed, write the gid map (book section 5.1)")
+    todo!(
+        "exercise 5.1: write the uid map, deny setgroups if needed, write the gid map \
+         (book section 5.1)"
+    )
 }
 // ANCHOR_END: write_maps
 
@@ -390,12 +394,16 @@ pub fn drop_supplementary_groups() -> Result<()> {
 /// so an empty file is made and the host's device is bind-mounted onto it, as rootless
 /// podman does. It plugs into chapter 2's `RootPlan` as its `make_device`.
 pub fn bind_host_device(path: &Path, device: &Device) -> Result<()> {
-    // TODO: EXERCISE 5.3 (book 5.3): bind-mount the host's /dev/NAME onto a new empty file
+    // TODO: EXERCISE 5.3 (book 5.3): bind-mount the host's /dev/NAME onto a new empty
+    //       file
     // HINT: a user namespace may not make device files, but it may bind-mount the host's
     // HINT: own onto an empty file. Create the file first, narrating that call with
     // HINT: trace::syscall as the other calls are (the book's trace shows it), then
     // HINT: mount. Read section 5.3.
-    todo!("exercise 5.3: bind-mount the host's /dev/NAME onto a new empty file (book section 5.3)")
+    todo!(
+        "exercise 5.3: bind-mount the host's /dev/NAME onto a new empty file (book \
+         section 5.3)"
+    )
 }
 // ANCHOR_END: bind_host_device
 

@@ -111,7 +111,10 @@ pub fn add_veth(
     // HINT: and its peer, named eth0 and placed in the container's network namespace.
     // HINT: Then bring the host's end up. Section 6.3 shows the message, attribute by
     // HINT: attribute.
-    todo!("exercise 6.1: make a veth pair whose peer is eth0 in the container (book section 6.3)")
+    todo!(
+        "exercise 6.1: make a veth pair whose peer is eth0 in the container (book \
+         section 6.3)"
+    )
 }
 // ANCHOR_END: add_veth
 

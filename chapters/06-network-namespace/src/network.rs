@@ -583,11 +583,15 @@ fn configure_ethernet(
     netlink: &mut Netlink<RouteNetlinkMessage>,
     ethernet: &Ethernet,
 ) -> Result<()> {
-    // TODO: EXERCISE 6.2 (book 6.3): give eth0 its address, bring it up, route through the bridge
+    // TODO: EXERCISE 6.2 (book 6.3): give eth0 its address, bring it up, route through
+    //       the bridge
     // HINT: inside the container: find eth0, give it its address, bring it up, and add
     // HINT: the default route through the bridge. The order matters: the kernel takes a
     // HINT: route only through a link that is up. Read section 6.3.
-    todo!("exercise 6.2: give eth0 its address, bring it up, route through the bridge (book section 6.3)")
+    todo!(
+        "exercise 6.2: give eth0 its address, bring it up, route through the bridge \
+         (book section 6.3)"
+    )
 }
 // ANCHOR_END: configure_ethernet
 

@@ -201,7 +201,10 @@ pub fn relay(client: TcpStream, server: TcpStream) {
     // HINT: a relay copies two ways at once, so one direction runs in a thread of its
     // HINT: own. When one side has no more to say, pass that on to the other. Read
     // HINT: section 6.5.
-    todo!("exercise 6.3: copy both ways at once, passing on each side's end (book section 6.5)")
+    todo!(
+        "exercise 6.3: copy both ways at once, passing on each side's end (book section \
+         6.5)"
+    )
 }
 // ANCHOR_END: relay
 

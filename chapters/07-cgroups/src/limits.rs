@@ -301,7 +301,10 @@ impl Cpus {
         // HINT: the kernel takes a quota of CPU time per period: 1.0 CPU may run the
         // HINT: whole period, 0.5 CPU half of it, 2 CPUs twice it (two CPUs at once).
         // HINT: Read section 7.4.
-        todo!("exercise 7.3: turn a share of CPUs into a quota per period (book section 7.4)")
+        todo!(
+            "exercise 7.3: turn a share of CPUs into a quota per period (book section \
+             7.4)"
+        )
     }
     // ANCHOR_END: quota
 }

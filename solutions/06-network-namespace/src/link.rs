@@ -138,7 +138,8 @@ pub fn add_veth(
         RouteNetlinkMessage::NewLink(message),
         NLM_F_CREATE | NLM_F_EXCL,
         format_args!(
-            "ip link add {host_end} master {} type veth peer name {CONTAINER_END} netns {container}",
+            "ip link add {host_end} master {} type veth peer name {CONTAINER_END} \
+             netns {container}",
             bridge.name
         ),
     )?;

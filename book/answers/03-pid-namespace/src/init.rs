@@ -140,10 +140,10 @@ pub fn run_as_init(
 fn forget_the_hosts_words() -> Result<()> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let [arg_start, arg_end, env_start, env_end] = words_in_memory(&stat)?;
-    // SAFETY: the process is single-threaded here (the child of a clone), so nothing reads
-    // the environment while it is cleared; the two ranges are the process's own writable
-    // memory, as the kernel reports it, and no Rust value borrows from them (the runtime
-    // copied its arguments into owned strings when it parsed them).
+    // SAFETY: the process is single-threaded here (the child of a clone), so nothing
+    // reads the environment while it is cleared; the two ranges are the process's own
+    // writable memory, as the kernel reports it, and no Rust value borrows from them (the
+    // runtime copied its arguments into owned strings when it parsed them).
     unsafe {
         nix::libc::clearenv();
         std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end.saturating_sub(arg_start));
