@@ -417,6 +417,9 @@ fn a_subnet_that_overlaps_a_host_route_is_refused() {
             &run,
             "subnet 10.88.0.0/16 overlaps the host's route to 10.88.5.0/24 on other0",
         );
+        let text = transcript(&[("--rootfs rootfs/busybox -- true", &run)]);
+        transcript_settings()
+            .bind(|| insta::assert_snapshot!("ch06_overlapping_subnet", text));
         let elsewhere = host.run(&runtime, &["--subnet", "10.99.0.0/24"], &["true"]);
         elsewhere.expect_success();
         host.ip(&["link", "delete", "other0"]);
@@ -865,6 +868,12 @@ fn subnets_with_a_meaning_of_their_own_are_refused_and_nothing_is_made() {
             let run = host.run(&runtime, &["--subnet", subnet], &["true"]);
             assert_one_line_error(&runtime, &run, expected);
             assert_no_bridge_and_no_nat(&host, &runtime, &run);
+            if subnet == "127.0.0.0/8" {
+                let shown = "--subnet 127.0.0.0/8 --rootfs rootfs/busybox -- true";
+                let text = transcript(&[(shown, &run)]);
+                transcript_settings()
+                    .bind(|| insta::assert_snapshot!("ch06_loopback_subnet", text));
+            }
         }
         host.assert_clean(&runtime);
     }
@@ -1025,6 +1034,12 @@ fn a_second_data_root_is_refused_on_the_bridge_and_one_data_root_gives_distinct_
                 run.report()
             );
         }
+        let mut settings = transcript_settings();
+        settings.add_filter(&regex::escape(&ours), "\"/tmp/A\"");
+        settings.add_filter(&regex::escape(other), "/tmp/B");
+        let shown = "--root /tmp/B --rootfs rootfs/busybox -- true";
+        let text = transcript(&[(shown, &refused[0])]);
+        settings.bind(|| insta::assert_snapshot!("ch06_second_data_root", text));
         let mut addresses = vec![eth0_address(&first_report)];
         let mut containers = vec![first];
         for mut container in same {
