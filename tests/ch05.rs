@@ -506,3 +506,25 @@ fn a_map_given_alone_and_refused_for_the_other_kind_says_it_stood_for_both() {
         );
     }
 }
+
+#[test]
+fn root_of_a_user_namespace_gets_a_user_namespace_as_an_ordinary_user_does() {
+    if !meets(&[Need::UserNamespaces]) {
+        return;
+    }
+    for runtime in byoc_tests::from_chapter(5) {
+        // Root there, but not the machine's root: it may not make device nodes, and may
+        // map only its own id 0, so the container gets a user namespace of its own.
+        let own = byoc_tests::netns::OwnNetwork::for_runtime(&runtime);
+        let options: &[&str] = match runtime.chapter {
+            chapter if chapter >= byoc_tests::FIRST_NETWORK_CHAPTER => &["--net", "none"],
+            _ => &[],
+        };
+        let mut command = runtime.command(options, &["probe", "user"]);
+        own.enter(&mut command);
+        let run = byoc_tests::run_command(&runtime.name, command);
+        run.expect_success();
+        assert_eq!(run.values("uid_map"), ["0 0 1"], "{}", run.report());
+        assert_eq!(run.value("uid"), "0", "{}", run.report());
+    }
+}
