@@ -56,8 +56,11 @@ pub fn check(number: u32, cgroup_vm: bool) -> Result<()> {
     );
     let mut outcome =
         testing::run_tests(&workspace, Some(number), Impl::Chapters, false)?;
+    let mut passed_in_the_vm = None;
     if let Some(vm) = vm {
-        outcome.add_run_elsewhere(vm.run()?);
+        let in_the_vm = vm.run()?;
+        passed_in_the_vm = Some(in_the_vm.passed);
+        outcome.add_run_elsewhere(in_the_vm);
     }
     println!();
     let facts = Facts {
@@ -71,6 +74,7 @@ pub fn check(number: u32, cgroup_vm: bool) -> Result<()> {
         exercises: &gen::exercises_of(&chapter)?,
         table: &exercise_tests::load()?,
         cgroup_v1_only: workspace::cgroup_version()? == "v1" && !cgroup_vm,
+        passed_in_the_vm,
     };
     let report = report(&facts);
     println!("{}", report.lines.join("\n"));
@@ -90,6 +94,8 @@ pub struct Facts<'a> {
     pub table: &'a Table,
     /// The cgroup tests ran on this machine's cgroup v1, and not in the v2 VM.
     pub cgroup_v1_only: bool,
+    /// How many of the passed tests passed in the pure cgroup v2 VM, when it ran.
+    pub passed_in_the_vm: Option<u32>,
 }
 
 /// The lines to print, and the error to end with (`None`: done, exit 0).
@@ -147,14 +153,20 @@ fn unchecked(facts: &Facts, unexercised: &[&Exercise]) -> Report {
 /// Every test that ran passed and every exercise was exercised by one of them.
 fn done(facts: &Facts) -> Report {
     let (number, outcome) = (facts.number, facts.outcome);
-    let mut lines = match outcome.not_run.is_empty() {
-        true => vec![format!(
+    let mut lines = match (outcome.not_run.is_empty(), facts.passed_in_the_vm) {
+        (true, None) => vec![format!(
             "chapter {number}: all {} tests pass. Well done!",
             outcome.passed
         )],
-        false => vec![format!(
+        (false, None) => vec![format!(
             "chapter {number}: done! The {} tests that ran pass and exercise every exercise.",
             outcome.passed
+        )],
+        (_, Some(in_the_vm)) => vec![format!(
+            "chapter {number}: done! {} test runs pass, {} here and {in_the_vm} in the VM \
+             on pure cgroup v2, and they exercise every exercise.",
+            outcome.passed,
+            outcome.passed.saturating_sub(in_the_vm)
         )],
     };
     lines.extend(not_run_lines(facts));
@@ -401,6 +413,7 @@ mod tests {
             exercises: &exercises,
             table: &table,
             cgroup_v1_only,
+            passed_in_the_vm: None,
         })
     }
 
