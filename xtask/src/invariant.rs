@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -53,7 +54,18 @@ pub fn invariant(only: Option<u32>) -> Result<()> {
         .prefix("byoc-invariant-")
         .tempdir()
         .context("cannot make a scratch directory")?;
-    let workspace = scratch_workspace(scratch.path())?;
+    // The tests' temporary directories go here, not straight into /tmp. A half-done
+    // runtime may leak a mount onto one (into the tests' own mount namespace), and the
+    // test cannot remove it then; once that namespace has gone with the tests, dropping
+    // this removes them all. Open to all like /tmp: the rootless tests' user stages
+    // copies there.
+    let test_temp = tempfile::Builder::new()
+        .prefix("byoc-invariant-tmp-")
+        .tempdir()
+        .context("cannot make a temporary directory for the tests")?;
+    fs::set_permissions(test_temp.path(), fs::Permissions::from_mode(0o1777))?;
+    let mut workspace = scratch_workspace(scratch.path())?;
+    workspace.temp_dir = Some(test_temp.path().to_path_buf());
     println!(
         "working in a scratch copy of the workspace: {}",
         scratch.path().display()
@@ -87,6 +99,7 @@ fn scratch_workspace(dir: &Path) -> Result<Workspace> {
         root: dir.to_path_buf(),
         target_dir: workspace::target_dir().join("invariant"),
         own_mount_namespace: true,
+        temp_dir: None,
     };
     for chapter in gen::chapters()? {
         write_variant(&workspace, &chapter, &|_| Form::Todo)?;

@@ -36,6 +36,8 @@ pub struct Workspace {
     /// Run cargo, and so the tests, in a mount namespace of their own (see
     /// [`own_mount_namespace`]).
     pub own_mount_namespace: bool,
+    /// The tests' temporary directory (`TMPDIR`), when not the machine's own.
+    pub temp_dir: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -45,6 +47,7 @@ impl Workspace {
             root: root(),
             target_dir: target_dir(),
             own_mount_namespace: false,
+            temp_dir: None,
         }
     }
 
@@ -57,6 +60,9 @@ impl Workspace {
             .env("CARGO_TARGET_DIR", &self.target_dir);
         if self.own_mount_namespace {
             own_mount_namespace(&mut command);
+        }
+        if let Some(dir) = &self.temp_dir {
+            command.env("TMPDIR", dir);
         }
         command
     }
