@@ -6,16 +6,16 @@
 //!
 //! ```text
 //! DATA_ROOT/
-//!   networks/BRIDGE.leases   the addresses a bridge has given, and to whom (chapter 6)
-//!   cgroups/ID               which runtime made container ID's cgroup, under which
-//!   parent (7) containers/ID/           container ID's own files: hosts, hostname,
-//!   resolv.conf (6);
-//!                            from chapter 8 its state, and its overlay's upper and work
-//!   volumes/NAME/            named volumes (8)
-//!   images/                  an OCI image layout: blobs/sha256/..., index.json (9)
-//!   layers/CHAIN_ID/         each image layer, unpacked once (9)
-//!   ingest/                  downloads in progress (10)
-//!   tmp/                     what is being made, renamed into place when whole (8-10)
+//!   networks/BRIDGE.leases  the addresses a bridge has given, and to whom (chapter 6)
+//!   cgroups/ID              which runtime made container ID's cgroup, under which
+//!                           parent (7)
+//!   containers/ID/          container ID's own files: hosts, hostname, resolv.conf (6);
+//!                           from chapter 8 its state, and its overlay's upper and work
+//!   volumes/NAME/           named volumes (8)
+//!   images/                 an OCI image layout: blobs/sha256/..., index.json (9)
+//!   layers/CHAIN_ID/        each image layer, unpacked once (9)
+//!   ingest/                 downloads in progress (10)
+//!   tmp/                    what is being made, renamed into place when whole (8-10)
 //! ```
 //!
 //! The runtime acts on what it reads back from there (it removes directories, kills the
