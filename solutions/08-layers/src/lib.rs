@@ -1,0 +1,50 @@
+//! Chapter 8: layer storage.
+//!
+//! An image is a stack of read-only layers. This chapter gives a container a `/` made of
+//! such layers with overlay: the layers stay as they are, shared by every container that
+//! uses them, and each container writes to a thin layer of its own under the data root,
+//! removed when it is done. Book: chapter 8.
+
+pub use solution07::*;
+
+pub mod container;
+pub mod overlay;
+
+/// Chapter 8's spec: chapter 7's, with a root made of layers as well as of a directory.
+pub mod spec {
+    pub use solution07::spec::{
+        Network, NetworkMode, Process, Root, User, UserNamespace,
+    };
+
+    use std::path::PathBuf;
+
+    use crate::limits::Limits;
+    use crate::overlay::Layers;
+
+    /// Where the container's `/` comes from.
+    #[derive(Debug, Clone)]
+    pub enum RootSource {
+        /// A directory, as in chapters 1 to 7 (`--rootfs`).
+        Dir(Root),
+        /// Read-only layers under an upper layer of the container's own (`--layer`).
+        Layers(Layers),
+    }
+
+    /// What this chapter's container is.
+    #[derive(Debug, Clone)]
+    pub struct Spec {
+        pub id: String,
+        pub process: Process,
+        pub root: RootSource,
+        pub hostname: String,
+        pub init: bool,
+        pub user_namespace: Option<UserNamespace>,
+        pub network: Network,
+        /// Where the runtime keeps what outlives a call (`dataroot` owns the layout).
+        pub data_root: PathBuf,
+        /// What it may use (OCI's `linux.resources`).
+        pub resources: Limits,
+        /// The cgroup its own goes under, relative to the top of the tree.
+        pub cgroup_parent: PathBuf,
+    }
+}
