@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use byoc_tests::hostile::listing;
 use byoc_tests::{assert_one_line_error, from_chapter, Runtime, TestLayers, Waiting};
 
-/// No network: these tests are about the root.
-const QUIET: [&str; 2] = ["--net", "none"];
+/// No network (these tests are about the root), and no container kept when it ends.
+const QUIET: [&str; 3] = ["--net", "none", "--rm"];
+
+/// No network, and the container kept when it ends, for `ps`, `diff` and `rm`.
+fn kept(name: &str) -> [&str; 4] {
+    ["--net", "none", "--name", name]
+}
 
 /// The layers every test stacks on: the busybox root filesystem, lowest, then `more`.
 fn stack<'a>(
@@ -255,6 +260,200 @@ fn bad_layers_are_refused_in_one_line_and_nothing_is_left() {
             .args(["--", "true"])
             .run();
         assert_one_line_error(&runtime, &both, "--rootfs and --layer both say");
+        assert_no_container_left(&runtime);
+    }
+}
+
+/// `ps -a --format json` of `runtime`'s data root, one object per container.
+fn ps_all(runtime: &Runtime) -> Vec<serde_json::Value> {
+    let run = runtime.subcommand(&["ps", "-a", "--format", "json"]);
+    run.expect_success();
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("ps prints JSON"))
+        .collect()
+}
+
+#[test]
+fn a_named_container_stays_for_ps_and_diff_until_rm_and_the_layers_stay_as_they_were() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let top = layers.layer(
+            "top",
+            &[
+                ("hello", "x\n"),
+                ("gone", "x\n"),
+                ("dir/old", "x\n"),
+                ("dir/kept", "x\n"),
+            ],
+        );
+        let before = listing(layers.path());
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&top]);
+        let script = "echo more >> /hello; rm /gone; mkdir -p /new/deeper; \
+                      echo n > /new/deeper/file; rm -r /dir; mkdir /dir; echo k > /dir/kept; \
+                      exit 3";
+        let run = runtime
+            .on_layers(&stacked, &kept("web"), &["sh", "-c", script])
+            .run();
+        run.expect_code(3);
+        let listed = ps_all(&runtime);
+        assert_eq!(listed.len(), 1, "{}: ps -a: {listed:?}", runtime.name);
+        assert_eq!(listed[0]["Names"], "web");
+        assert_eq!(listed[0]["State"], "exited");
+        assert_eq!(listed[0]["ExitCode"], 3);
+        let running = runtime.subcommand(&["ps", "--format", "json"]);
+        assert_eq!(
+            running.stdout, "",
+            "{}: ps lists an exited container",
+            runtime.name
+        );
+        // What `docker diff` prints for the same changes: a changed directory as C, then
+        // what is in it; a deletion as D; the old names of a directory made again as D.
+        let diff = runtime.subcommand(&["diff", "web"]);
+        assert_eq!(
+            diff.stdout,
+            "C /dir\nD /dir/old\nC /dir/kept\nD /gone\nC /hello\nA /new\nA /new/deeper\n\
+             A /new/deeper/file\n",
+            "{}: diff\n{}",
+            runtime.name,
+            diff.report()
+        );
+        runtime.subcommand(&["rm", "web"]).expect_success();
+        assert!(
+            ps_all(&runtime).is_empty(),
+            "{}: rm left it in ps",
+            runtime.name
+        );
+        assert_no_container_left(&runtime);
+        assert_eq!(
+            listing(layers.path()),
+            before,
+            "{}: a layer changed",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn of_ten_starts_with_one_name_at_once_exactly_one_gets_it() {
+    for runtime in from_chapter(8) {
+        let rootfs = runtime.rootfs();
+        let runs: Vec<byoc_tests::Run> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..10)
+                .map(|_| {
+                    let rootfs = &rootfs;
+                    let runtime = &runtime;
+                    scope.spawn(move || {
+                        runtime.on_layers(&[rootfs], &kept("only"), &["true"]).run()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .collect()
+        });
+        let winners = runs.iter().filter(|run| run.code == 0).count();
+        assert_eq!(
+            winners, 1,
+            "{}: {winners} starts got the name",
+            runtime.name
+        );
+        for run in runs.iter().filter(|run| run.code != 0) {
+            assert_one_line_error(&runtime, run, "the name \"only\" is in use");
+        }
+        assert_eq!(runtime.container_dirs().len(), 1, "{}", runtime.name);
+        runtime.subcommand(&["rm", "only"]).expect_success();
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn rm_refuses_a_running_container_and_rm_f_ends_it_first() {
+    for runtime in from_chapter(8) {
+        let rootfs = runtime.rootfs();
+        let script = "echo ready; exec sleep 60";
+        let command = runtime
+            .on_layers(&[&rootfs], &kept("busy"), &["sh", "-c", script])
+            .command();
+        let container = runtime.start_waiting_command(command);
+        let refused = runtime.subcommand(&["rm", "busy"]);
+        assert_one_line_error(&runtime, &refused, "container busy is running");
+        let listed = ps_all(&runtime);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["State"], "running");
+        runtime.subcommand(&["rm", "-f", "busy"]).expect_success();
+        let ended = container.finish();
+        assert_eq!(ended.code, 137, "{}: {}", runtime.name, ended.report());
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn a_container_whose_runtime_was_killed_shows_as_exited_and_its_rm_is_done_by_the_next_start(
+) {
+    for runtime in from_chapter(8) {
+        let rootfs = runtime.rootfs();
+        let mut killed = Vec::new();
+        for (options, name) in [(kept("killed"), "killed"), (kept("gone"), "gone")] {
+            let mut options = options.to_vec();
+            if name == "gone" {
+                options.push("--rm");
+            }
+            let command = runtime
+                .on_layers(
+                    &[&rootfs],
+                    &options,
+                    &["sh", "-c", "echo ready; exec sleep 60"],
+                )
+                .command();
+            let mut container = runtime.start_waiting_command(command);
+            // SAFETY: kill has no memory-safety preconditions.
+            let sent = unsafe { libc::kill(container.runtime_pid(), libc::SIGKILL) };
+            assert_eq!(sent, 0, "kill the runtime");
+            let _ = container.child.wait();
+            // Dropped at the end, the harness removes the cgroup the runtime left (chapter
+            // 7's own test shows the next start under the same parent doing it).
+            killed.push(container);
+        }
+        let listed = ps_all(&runtime);
+        assert_eq!(listed.len(), 2, "{}: {listed:?}", runtime.name);
+        for entry in &listed {
+            assert_eq!(entry["State"], "exited", "{}: {entry}", runtime.name);
+            assert_eq!(entry["Status"], "Exited (unknown)");
+        }
+        // The next start removes what --rm asked for, and only that.
+        runtime
+            .on_layers(&[&rootfs], &QUIET, &["true"])
+            .run()
+            .expect_success();
+        let names: Vec<String> = ps_all(&runtime)
+            .iter()
+            .map(|entry| entry["Names"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(names, ["killed"], "{}", runtime.name);
+        runtime.subcommand(&["rm", "killed"]).expect_success();
+        assert_no_container_left(&runtime);
+        drop(killed);
+    }
+}
+
+#[test]
+fn bad_names_and_a_diff_of_a_plain_root_are_refused_in_one_line() {
+    for runtime in from_chapter(8) {
+        let rootfs = runtime.rootfs();
+        for bad in ["a", "a/b", "../x", "-x"] {
+            let run = runtime.on_layers(&[&rootfs], &kept(bad), &["true"]).run();
+            assert_one_line_error(&runtime, &run, "is not a container name");
+        }
+        let plain = runtime.run(&["--net", "none", "--name", "plain"], &["true"]);
+        plain.expect_success();
+        let diff = runtime.subcommand(&["diff", "plain"]);
+        assert_one_line_error(&runtime, &diff, "has no layer of its own");
+        let missing = runtime.subcommand(&["rm", "nosuch"]);
+        assert_one_line_error(&runtime, &missing, "no container is called \"nosuch\"");
+        runtime.subcommand(&["rm", "plain"]).expect_success();
         assert_no_container_left(&runtime);
     }
 }

@@ -18,15 +18,18 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chapter08::basics::BasicArgs;
 use chapter08::cgroup::{self, Owned};
-use chapter08::container::ContainerDir;
+use chapter08::container::{ContainerArgs, ContainerDir};
 use chapter08::dataroot::DataRootArgs;
+use chapter08::diff::{self, DiffArgs};
 use chapter08::hierarchy::Hierarchy;
 use chapter08::limits::LimitsArgs;
 use chapter08::network::{self, Inside, NetworkArgs};
 use chapter08::overlay::{self, OverlayDirs, RootArgs};
 use chapter08::ports::{self, Dialer};
+use chapter08::ps::{self, PsArgs, RmArgs};
 use chapter08::root::{self, RootPlan};
 use chapter08::spec::{NetworkMode, Process, RootSource, Spec};
+use chapter08::state::{self, State};
 use chapter08::sync::ChildEnd;
 use chapter08::terminal::Stdio;
 use chapter08::userns::{self, UsernsArgs};
@@ -39,13 +42,25 @@ use nix::unistd::{getpid, Pid};
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
         Command::Run(args) => run(args),
+        Command::Ps(args) => ps::ps(&args),
+        Command::Diff(args) => diff::diff(&args),
+        Command::Rm(args) => ps::rm(&args),
     })
 }
 
+// `run` has many more options than the others; a value made once per call need not be
+// boxed to save the difference.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a command in a new container.
     Run(RunArgs),
+    /// List the running containers (all of them with -a).
+    Ps(PsArgs),
+    /// Show what a container added (A), changed (C) and deleted (D) in its own layer.
+    Diff(DiffArgs),
+    /// Remove containers that have ended, and what they wrote.
+    Rm(RmArgs),
 }
 
 /// `run`'s options: chapter 7's, with a root made of layers as well as of a directory.
@@ -54,6 +69,9 @@ enum Command {
 struct RunArgs {
     #[command(flatten)]
     root: RootArgs,
+
+    #[command(flatten)]
+    container: ContainerArgs,
 
     #[command(flatten)]
     basics: BasicArgs,
@@ -103,6 +121,8 @@ impl TryFrom<RunArgs> for Spec {
             data_root: args.data_root.data_root()?,
             resources: args.limits.resources()?,
             cgroup_parent: args.limits.cgroup_parent()?,
+            name: args.container.name,
+            remove_at_end: args.container.rm,
         })
     }
 }
@@ -119,6 +139,18 @@ fn run(args: RunArgs) -> Result<u8> {
     if spec.init {
         sealed::run_from_a_sealed_copy()?;
     }
+    let mut container = ContainerDir::make(
+        &spec.data_root,
+        State::starting(
+            &spec.id,
+            spec.name.as_deref(),
+            spec.root.describe(),
+            spec.root.layers(),
+            state::command_line(&spec.process.args),
+        )?,
+        spec.remove_at_end,
+        matches!(spec.root, RootSource::Layers(_)),
+    )?;
     let hierarchy = Hierarchy::of_this_machine()?;
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;
@@ -132,10 +164,6 @@ fn run(args: RunArgs) -> Result<u8> {
         &spec.resources,
         &spec.data_root,
     )?;
-    let container = match spec.root {
-        RootSource::Layers(_) => Some(ContainerDir::make(&spec.data_root, &spec.id)?),
-        RootSource::Dir(_) => None,
-    };
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts,
@@ -144,9 +172,7 @@ fn run(args: RunArgs) -> Result<u8> {
         },
         files: joined.as_ref().map(|joined| joined.files.clone()),
         cgroup_view: cgroup.as_ref().map(|_| &hierarchy),
-        overlay: container
-            .as_ref()
-            .map(|container| container.overlay.clone()),
+        overlay: container.overlay.clone(),
         previous_mask: init::block_signals()?,
     };
     let flags = network::namespaces(spec.user_namespace.is_some(), spec.network.mode);
@@ -157,6 +183,7 @@ fn run(args: RunArgs) -> Result<u8> {
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
+    container.started();
     if let Some(joined) = joined.as_mut() {
         joined.started(); // what its start made on the bridge now stays for the next
     }
@@ -167,6 +194,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let ended = init::supervise(child)?;
     relay.finish();
     cgroup::report_out_of_memory(cgroup.as_ref(), &spec.resources, ended);
+    container.ended(ended.code)?;
     Ok(ended.code)
 }
 // ANCHOR_END: run

@@ -8,7 +8,10 @@
 pub use solution07::*;
 
 pub mod container;
+pub mod diff;
 pub mod overlay;
+pub mod ps;
+pub mod state;
 
 /// Chapter 8's spec: chapter 7's, with a root made of layers as well as of a directory.
 pub mod spec {
@@ -46,5 +49,31 @@ pub mod spec {
         pub resources: Limits,
         /// The cgroup its own goes under, relative to the top of the tree.
         pub cgroup_parent: PathBuf,
+        /// Its name, to use in place of its id.
+        pub name: Option<String>,
+        /// Remove it, and what it wrote, when it ends (`--rm`).
+        pub remove_at_end: bool,
+    }
+
+    impl RootSource {
+        /// The layers, lowest first; none for a directory.
+        pub fn layers(&self) -> &[PathBuf] {
+            match self {
+                RootSource::Dir(_) => &[],
+                RootSource::Layers(layers) => layers.lowest_first(),
+            }
+        }
+
+        /// The root as `ps` shows it.
+        pub fn describe(&self) -> String {
+            match self {
+                RootSource::Dir(root) => root.path.display().to_string(),
+                RootSource::Layers(layers) => {
+                    let all = layers.lowest_first();
+                    let top = all.last().map(|top| top.display().to_string());
+                    format!("{} ({} layers)", top.unwrap_or_default(), all.len())
+                }
+            }
+        }
     }
 }

@@ -18,15 +18,18 @@ use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Pid};
 use solution08::basics::BasicArgs;
 use solution08::cgroup::{self, Owned};
-use solution08::container::ContainerDir;
+use solution08::container::{ContainerArgs, ContainerDir};
 use solution08::dataroot::DataRootArgs;
+use solution08::diff::{self, DiffArgs};
 use solution08::hierarchy::Hierarchy;
 use solution08::limits::LimitsArgs;
 use solution08::network::{self, Inside, NetworkArgs};
 use solution08::overlay::{self, OverlayDirs, RootArgs};
 use solution08::ports::{self, Dialer};
+use solution08::ps::{self, PsArgs, RmArgs};
 use solution08::root::{self, RootPlan};
 use solution08::spec::{NetworkMode, Process, RootSource, Spec};
+use solution08::state::{self, State};
 use solution08::sync::ChildEnd;
 use solution08::terminal::Stdio;
 use solution08::userns::{self, UsernsArgs};
@@ -36,13 +39,25 @@ use solution08::{procfs, sealed, spawn, trace, uts};
 fn main() -> ExitCode {
     cli::main_with(|command| match command {
         Command::Run(args) => run(args),
+        Command::Ps(args) => ps::ps(&args),
+        Command::Diff(args) => diff::diff(&args),
+        Command::Rm(args) => ps::rm(&args),
     })
 }
 
+// `run` has many more options than the others; a value made once per call need not be
+// boxed to save the difference.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a command in a new container.
     Run(RunArgs),
+    /// List the running containers (all of them with -a).
+    Ps(PsArgs),
+    /// Show what a container added (A), changed (C) and deleted (D) in its own layer.
+    Diff(DiffArgs),
+    /// Remove containers that have ended, and what they wrote.
+    Rm(RmArgs),
 }
 
 /// `run`'s options: chapter 7's, with a root made of layers as well as of a directory.
@@ -51,6 +66,9 @@ enum Command {
 struct RunArgs {
     #[command(flatten)]
     root: RootArgs,
+
+    #[command(flatten)]
+    container: ContainerArgs,
 
     #[command(flatten)]
     basics: BasicArgs,
@@ -100,6 +118,8 @@ impl TryFrom<RunArgs> for Spec {
             data_root: args.data_root.data_root()?,
             resources: args.limits.resources()?,
             cgroup_parent: args.limits.cgroup_parent()?,
+            name: args.container.name,
+            remove_at_end: args.container.rm,
         })
     }
 }
@@ -116,6 +136,18 @@ fn run(args: RunArgs) -> Result<u8> {
     if spec.init {
         sealed::run_from_a_sealed_copy()?;
     }
+    let mut container = ContainerDir::make(
+        &spec.data_root,
+        State::starting(
+            &spec.id,
+            spec.name.as_deref(),
+            spec.root.describe(),
+            spec.root.layers(),
+            state::command_line(&spec.process.args),
+        )?,
+        spec.remove_at_end,
+        matches!(spec.root, RootSource::Layers(_)),
+    )?;
     let hierarchy = Hierarchy::of_this_machine()?;
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;
@@ -129,10 +161,6 @@ fn run(args: RunArgs) -> Result<u8> {
         &spec.resources,
         &spec.data_root,
     )?;
-    let container = match spec.root {
-        RootSource::Layers(_) => Some(ContainerDir::make(&spec.data_root, &spec.id)?),
-        RootSource::Dir(_) => None,
-    };
     let prepared = Prepared {
         stdio: Stdio::choose(spec.process.terminal)?,
         host_uts,
@@ -141,9 +169,7 @@ fn run(args: RunArgs) -> Result<u8> {
         },
         files: joined.as_ref().map(|joined| joined.files.clone()),
         cgroup_view: cgroup.as_ref().map(|_| &hierarchy),
-        overlay: container
-            .as_ref()
-            .map(|container| container.overlay.clone()),
+        overlay: container.overlay.clone(),
         previous_mask: init::block_signals()?,
     };
     let flags = network::namespaces(spec.user_namespace.is_some(), spec.network.mode);
@@ -154,6 +180,7 @@ fn run(args: RunArgs) -> Result<u8> {
         .inspect_err(|_| process::abandon(child))?;
     channel.send_go()?;
     let started = process::confirm_started(child, channel)?;
+    container.started();
     if let Some(joined) = joined.as_mut() {
         joined.started(); // what its start made on the bridge now stays for the next
     }
@@ -164,6 +191,7 @@ fn run(args: RunArgs) -> Result<u8> {
     let ended = init::supervise(child)?;
     relay.finish();
     cgroup::report_out_of_memory(cgroup.as_ref(), &spec.resources, ended);
+    container.ended(ended.code)?;
     Ok(ended.code)
 }
 // ANCHOR_END: run
