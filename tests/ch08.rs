@@ -457,3 +457,133 @@ fn bad_names_and_a_diff_of_a_plain_root_are_refused_in_one_line() {
         assert_no_container_left(&runtime);
     }
 }
+
+#[test]
+fn volumes_keep_their_data_past_rm_and_a_read_only_one_refuses_writes() {
+    for runtime in from_chapter(8) {
+        let dirs = TestLayers::for_runtime(&runtime);
+        let host_dir = dirs.layer("host-dir", &[]);
+        let rootfs = runtime.rootfs();
+        let host_volume = format!("{}:/host", host_dir.display());
+        let read_only = format!("{}:/ro:ro", host_dir.display());
+        let options = [
+            "--net",
+            "none",
+            "--name",
+            "vol",
+            "-v",
+            "data:/data",
+            "-v",
+            &host_volume,
+            "-v",
+            &read_only,
+        ];
+        let script = "echo named > /data/f && echo host > /host/g && \
+                      if echo x > /ro/h; then echo ro-written; fi";
+        let run = runtime
+            .on_layers(&[&rootfs], &options, &["sh", "-c", script])
+            .run();
+        run.expect_success();
+        assert!(
+            !run.stdout.contains("ro-written"),
+            "{}: :ro took a write",
+            runtime.name
+        );
+        assert!(
+            run.stderr.contains("Read-only file system"),
+            "{}",
+            run.report()
+        );
+        let in_use = runtime.subcommand(&["volume", "rm", "data"]);
+        assert_one_line_error(
+            &runtime,
+            &in_use,
+            "volume \"data\" is in use by container vol",
+        );
+        runtime.subcommand(&["rm", "vol"]).expect_success();
+        let named = runtime.data_dir().join("volumes/data/f");
+        assert_eq!(
+            std::fs::read_to_string(&named).ok().as_deref(),
+            Some("named\n")
+        );
+        let on_host = std::fs::read_to_string(host_dir.join("g"));
+        assert_eq!(on_host.ok().as_deref(), Some("host\n"), "{}", runtime.name);
+        assert!(!host_dir.join("h").exists());
+        let listed = runtime.subcommand(&["volume", "ls"]);
+        assert_eq!(listed.stdout, "VOLUME NAME\ndata\n", "{}", listed.report());
+        runtime
+            .subcommand(&["volume", "rm", "data"])
+            .expect_success();
+        assert!(!named.exists(), "{}: volume rm left the data", runtime.name);
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn a_symlink_in_a_layer_at_a_volumes_path_never_leads_the_mount_out_of_the_root() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let victim = layers.layer("victim", &[("keep", "the host's\n")]);
+        let before = listing(&victim);
+        let top = layers.layer("top", &[]);
+        std::os::unix::fs::symlink(&victim, top.join("data")).expect("the symlink");
+        let source = layers.layer("source", &[("planted", "from the volume\n")]);
+        let volume = format!("{}:/data", source.display());
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&top]);
+        let options = ["--net", "none", "--rm", "-v", &volume];
+        let run = runtime
+            .on_layers(&stacked, &options, &["ls", "/data"])
+            .run();
+        assert_eq!(
+            listing(&victim),
+            before,
+            "{}: the victim changed\n{}",
+            runtime.name,
+            run.report()
+        );
+        assert!(!victim.join("planted").exists());
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn bad_volumes_are_refused_in_one_line() {
+    for runtime in from_chapter(8) {
+        let rootfs = runtime.rootfs();
+        for (volume, expected) in [
+            (
+                "./here:/data",
+                "neither an absolute host path nor a volume name",
+            ),
+            ("/tmp:data", "is not an absolute path in the container"),
+            ("/tmp:/a/../etc", "has a '..' in it"),
+            ("/tmp:/data:rx", "is not a volume"),
+            ("/nosuch-dir-of-the-host:/data", "cannot be used"),
+        ] {
+            let options = ["--net", "none", "--rm", "-v", volume];
+            let run = runtime.on_layers(&[&rootfs], &options, &["true"]).run();
+            assert_one_line_error(&runtime, &run, expected);
+        }
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn workdir_is_made_in_the_containers_layer_and_user_is_taken_on() {
+    for runtime in byoc_tests::from_chapter_as_root(8) {
+        let rootfs = runtime.rootfs();
+        let options = ["--net", "none", "--rm", "-w", "/srv/app", "-u", "1000:1001"];
+        let run = runtime
+            .on_layers(&[&rootfs], &options, &["sh", "-c", "pwd; id -u; id -g"])
+            .run();
+        assert_eq!(run.stdout, "/srv/app\n1000\n1001\n", "{}", run.report());
+        assert!(
+            !rootfs.join("srv/app").exists(),
+            "{}: -w wrote into a layer",
+            runtime.name
+        );
+        let plain = runtime.run(&["--net", "none", "-w", "/nosuch"], &["true"]);
+        assert_one_line_error(&runtime, &plain, "has no /nosuch for -w");
+    }
+}

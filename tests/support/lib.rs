@@ -26,7 +26,8 @@ mod terminal;
 mod transcripts;
 
 pub use byoc_facts::{
-    FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS_CHAPTER,
+    FIRST_CGROUP_CHAPTER, FIRST_LAYERS_CHAPTER, FIRST_NETWORK_CHAPTER,
+    FIRST_ROOTLESS_CHAPTER,
 };
 pub use invocation::*;
 pub use layers::*;

@@ -395,6 +395,11 @@ fn kit_options(chapter: u32, kit: Kit, cgroup_parent: &str) -> Vec<String> {
     if chapter >= byoc_facts::FIRST_CGROUP_CHAPTER {
         options.extend(["--cgroup-parent".into(), cgroup_parent.into()]);
     }
+    if chapter >= byoc_facts::FIRST_LAYERS_CHAPTER {
+        // A container outlives its run from chapter 8 on: crun's `run` removes its own
+        // state too.
+        options.push("--rm".into());
+    }
     options
 }
 

@@ -75,6 +75,17 @@ pub fn names(data_root: &Path) -> PathBuf {
     data_root.join("names")
 }
 
+/// Where the named volumes are, a directory each.
+pub fn volumes(data_root: &Path) -> PathBuf {
+    data_root.join("volumes")
+}
+
+/// Named volume `name`'s directory. `name` must be a checked name (it names a directory
+/// the runtime may remove).
+pub fn volume(data_root: &Path, name: &str) -> PathBuf {
+    volumes(data_root).join(name)
+}
+
 // ANCHOR: options
 /// The option every subcommand that keeps data flattens: where the data root is.
 #[derive(Debug, Clone, clap::Args)]

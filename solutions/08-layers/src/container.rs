@@ -14,7 +14,9 @@ use nix::unistd::Uid;
 use crate::dataroot;
 use crate::overlay::OverlayDirs;
 use crate::records;
+use crate::spec::User;
 use crate::state::{self, Ended, State, Status};
+use crate::volumes::Bind;
 
 // ANCHOR: options
 /// `run`'s options for the container as a thing that outlives its process.
@@ -29,8 +31,48 @@ pub struct ContainerArgs {
     /// Remove the container, and what it wrote, when it ends.
     #[arg(long)]
     pub rm: bool,
+
+    /// The directory the command starts in, made if the layers lack it.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR", value_parser = parse_workdir)]
+    pub workdir: Option<PathBuf>,
+
+    /// Who the command runs as inside the container: UID or UID:GID (group 0 if not
+    /// given, as docker does).
+    #[arg(short = 'u', long = "user", value_name = "UID[:GID]", value_parser = parse_user)]
+    pub user: Option<User>,
 }
 // ANCHOR_END: options
+
+fn parse_workdir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let plain = path
+        .components()
+        .all(|part| !matches!(part, std::path::Component::ParentDir));
+    match path.is_absolute() && plain {
+        true => Ok(path),
+        false => Err(format!("{text:?} is not an absolute path without '..'")),
+    }
+}
+
+fn parse_user(text: &str) -> Result<User, String> {
+    let number = |word: &str| {
+        word.parse::<u32>().map_err(|_| {
+            format!(
+                "{text:?} is not UID or UID:GID: the kit takes numbers (a name would need \
+                 the container's /etc/passwd)"
+            )
+        })
+    };
+    let (uid, gid) = match text.split_once(':') {
+        Some((uid, gid)) => (number(uid)?, number(gid)?),
+        None => (number(text)?, 0),
+    };
+    Ok(User {
+        uid,
+        gid,
+        additional_gids: Vec::new(),
+    })
+}
 
 fn parse_name(text: &str) -> Result<String, String> {
     state::check_name(text).map(str::to_string)
@@ -82,6 +124,12 @@ impl ContainerDir {
             }
         }
         Ok(made)
+    }
+
+    /// The named volumes among `binds` are the container's: its state says so.
+    pub fn uses_volumes(&mut self, binds: &[Bind]) -> Result<()> {
+        self.state.volumes = binds.iter().filter_map(|bind| bind.name.clone()).collect();
+        self.state.write(&self.path)
     }
 
     /// The container runs: from now on it stays when the runtime ends, unless `--rm`.
@@ -192,6 +240,11 @@ pub fn all(data_root: &Path) -> Vec<State> {
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().to_string();
         if records::check_id(&id).is_err() {
+            continue;
+        }
+        // A start makes the directory, then writes the state into it: a directory with
+        // no state yet is one being made, not a stranger's.
+        if !entry.path().join("state").exists() {
             continue;
         }
         match State::read(&entry.path()) {

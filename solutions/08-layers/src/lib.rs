@@ -12,6 +12,7 @@ pub mod diff;
 pub mod overlay;
 pub mod ps;
 pub mod state;
+pub mod volumes;
 
 /// Chapter 8's spec: chapter 7's, with a root made of layers as well as of a directory.
 pub mod spec {
@@ -53,6 +54,8 @@ pub mod spec {
         pub name: Option<String>,
         /// Remove it, and what it wrote, when it ends (`--rm`).
         pub remove_at_end: bool,
+        /// The volumes mounted in it (OCI's `mounts`, of the bind kind).
+        pub volumes: Vec<crate::volumes::Volume>,
     }
 
     impl RootSource {

@@ -33,6 +33,7 @@ use solution08::state::{self, State};
 use solution08::sync::ChildEnd;
 use solution08::terminal::Stdio;
 use solution08::userns::{self, UsernsArgs};
+use solution08::volumes::{self, Bind, VolumeArgs, VolumeCommand};
 use solution08::{cli, command, devices, dialer, init, inside, mounts, process};
 use solution08::{procfs, sealed, spawn, trace, uts};
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Command::Ps(args) => ps::ps(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Rm(args) => ps::rm(&args),
+        Command::Volume { command } => volumes::volume(&command),
     })
 }
 
@@ -58,6 +60,11 @@ enum Command {
     Diff(DiffArgs),
     /// Remove containers that have ended, and what they wrote.
     Rm(RmArgs),
+    /// List or remove named volumes.
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
 }
 
 /// `run`'s options: chapter 7's, with a root made of layers as well as of a directory.
@@ -69,6 +76,9 @@ struct RunArgs {
 
     #[command(flatten)]
     container: ContainerArgs,
+
+    #[command(flatten)]
+    volumes: VolumeArgs,
 
     #[command(flatten)]
     basics: BasicArgs,
@@ -104,7 +114,9 @@ impl TryFrom<RunArgs> for Spec {
         {
             network::check_mount_files(&dir.path)?;
         }
-        let process = Process::new(args.command, basics.tty)?;
+        let mut process = Process::new(args.command, basics.tty)?;
+        process.cwd = args.container.workdir.clone().unwrap_or(process.cwd);
+        process.user = args.container.user.clone().unwrap_or(process.user);
         let user_namespace = args.userns.user_namespace()?;
         userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
         Ok(Spec {
@@ -120,6 +132,7 @@ impl TryFrom<RunArgs> for Spec {
             cgroup_parent: args.limits.cgroup_parent()?,
             name: args.container.name,
             remove_at_end: args.container.rm,
+            volumes: args.volumes.volumes,
         })
     }
 }
@@ -148,6 +161,8 @@ fn run(args: RunArgs) -> Result<u8> {
         spec.remove_at_end,
         matches!(spec.root, RootSource::Layers(_)),
     )?;
+    let binds = volumes::prepare(&spec.volumes, &spec.data_root)?;
+    container.uses_volumes(&binds)?;
     let hierarchy = Hierarchy::of_this_machine()?;
     let placement = cgroup::locate(&hierarchy, &spec.resources, userns::is_host_root())?;
     let host_uts = uts::namespace_id()?;
@@ -170,6 +185,7 @@ fn run(args: RunArgs) -> Result<u8> {
         files: joined.as_ref().map(|joined| joined.files.clone()),
         cgroup_view: cgroup.as_ref().map(|_| &hierarchy),
         overlay: container.overlay.clone(),
+        binds,
         previous_mask: init::block_signals()?,
     };
     let flags = network::namespaces(spec.user_namespace.is_some(), spec.network.mode);
@@ -240,6 +256,8 @@ struct Prepared<'a> {
     cgroup_view: Option<&'a Hierarchy>,
     /// The container's upper, work and merged directories, when its root is layers.
     overlay: Option<OverlayDirs>,
+    /// The volumes to mount, their host directories checked or made.
+    binds: Vec<Bind>,
     /// The signal mask to give the command back.
     previous_mask: SigSet,
 }
@@ -291,6 +309,8 @@ fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infalli
     if let Some(hierarchy) = prepared.cgroup_view {
         inside::mount_cgroup_fs(&root, hierarchy)?;
     }
+    volumes::mount_all(&prepared.binds, &root, prepared.overlay.is_some())?;
+    volumes::make_workdir(&root, &spec.process.cwd, prepared.overlay.is_some())?;
     procfs::mount_proc(&root.find_dir("proc")?.path())?;
     // Closed before the old root goes: no descriptor of the host's tree may reach the
     // container.

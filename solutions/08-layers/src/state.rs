@@ -58,6 +58,8 @@ pub struct State {
     /// Started with `--rm`: if its runtime dies before it can remove it, the next start
     /// does.
     pub remove_at_end: bool,
+    /// The named volumes it has: `volume rm` refuses them while it exists.
+    pub volumes: Vec<String>,
 }
 
 /// The state file of the container whose directory is `dir`.
@@ -83,6 +85,7 @@ impl State {
             command,
             status: Status::Running(Runtime::this()?),
             remove_at_end: false,
+            volumes: Vec::new(),
         })
     }
 
@@ -108,6 +111,11 @@ impl State {
             Status::Exited(Some(ended)) => format!("exited {} {}", ended.code, ended.at),
             Status::Exited(None) => "exited unknown".to_string(),
         };
+        let volumes: String = self
+            .volumes
+            .iter()
+            .map(|volume| format!("volume {volume}\n"))
+            .collect();
         let layers: String = self
             .layers
             .iter()
@@ -115,7 +123,7 @@ impl State {
             .collect();
         format!(
             "id {}\nname {}\ncreated {}\nroot {}\n{layers}command {}\nstatus {status}\n\
-             remove {}\n",
+             remove {}\n{volumes}",
             self.id,
             self.name.as_deref().unwrap_or(""),
             self.created,
@@ -164,6 +172,11 @@ impl State {
             "no" => false,
             other => return Err(format!("remove {other:?} is not yes or no")),
         };
+        let volumes = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("volume "))
+            .map(|name| check_name(name).map(str::to_string))
+            .collect::<Result<_, _>>()?;
         let layers = text
             .lines()
             .filter_map(|line| line.strip_prefix("layer "))
@@ -178,6 +191,7 @@ impl State {
             command: field("command")?.to_string(),
             status,
             remove_at_end,
+            volumes,
         })
     }
 }
@@ -265,6 +279,7 @@ mod tests {
                 at: 1_765_000_010,
             })),
             remove_at_end: true,
+            volumes: vec!["data".into()],
         };
         assert_eq!(State::parse(&state.to_text()), Ok(state));
     }
