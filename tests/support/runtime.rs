@@ -220,7 +220,7 @@ impl Runtime {
     /// chapters expect nothing left, so a run with no name gets `--rm`.
     fn removed_at_the_end<'a>(&self, options: &[&'a str]) -> Vec<&'a str> {
         let mut options = options.to_vec();
-        let named = options.iter().any(|option| *option == "--name");
+        let named = options.contains(&"--name");
         if self.chapter >= FIRST_LAYERS_CHAPTER && !named && !options.contains(&"--rm") {
             options.push("--rm");
         }
