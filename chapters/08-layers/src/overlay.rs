@@ -245,15 +245,63 @@ pub fn mount_root(
 pub fn mount(layers: &Layers, dirs: &OverlayDirs, in_user_namespace: bool) -> Result<()> {
     let options = options(layers, dirs, in_user_namespace)?;
     let overlay = Some(Path::new("overlay"));
+    let merged = &dirs.merged;
     mounts::mount(
         overlay,
-        &dirs.merged,
+        merged,
         Some("overlay"),
         MsFlags::empty(),
         Some(&options),
     )
+    .map_err(|error| explain_mount_failure(error, dirs, in_user_namespace))
 }
 // ANCHOR_END: mount
+
+/// Why overlay may refuse, said in one line: an upper directory on a file system that
+/// cannot hold one, or a kernel too old to mount overlay in a user namespace.
+fn explain_mount_failure(
+    error: anyhow::Error,
+    dirs: &OverlayDirs,
+    in_user_namespace: bool,
+) -> anyhow::Error {
+    use nix::sys::statfs::{statfs, NFS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC};
+    let kind = statfs(&dirs.upper).map(|found| found.filesystem_type());
+    let unfit = match kind {
+        Ok(kind) if kind == OVERLAYFS_SUPER_MAGIC => Some("an overlay itself"),
+        Ok(kind) if kind == NFS_SUPER_MAGIC => Some("NFS"),
+        Ok(kind) if kind == TMPFS_MAGIC && in_user_namespace => {
+            Some("a tmpfs, which takes user xattrs only from Linux 6.6")
+        }
+        _ => None,
+    };
+    if let Some(unfit) = unfit {
+        return error.context(format!(
+            "the data root is on {unfit}, where overlay cannot keep a container's own \
+             layer: give --root a directory on ext4, xfs or btrfs (book 8.7)"
+        ));
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|name| name.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if in_user_namespace && kernel_older_than(&release, (5, 11)) {
+        return error.context(format!(
+            "overlay in a user namespace needs Linux 5.11 or newer, and this is \
+             {release}: run as root, or on a newer kernel (book 8.7)"
+        ));
+    }
+    error
+}
+
+/// Whether a kernel release such as `5.10.0-28-amd64` is older than `(major, minor)`.
+fn kernel_older_than(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|part| part.parse::<u32>().ok());
+    match (numbers.next(), numbers.next()) {
+        (Some(have_major), Some(have_minor)) => (have_major, have_minor) < (major, minor),
+        _ => false,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -309,6 +357,14 @@ mod tests {
         assert!(twice.contains("given twice"), "{twice}");
         let missing = Layers::check(&[dir.path().join("nosuch")]).unwrap_err();
         assert!(missing.to_string().contains("cannot be used"), "{missing}");
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_major_then_minor() {
+        assert!(kernel_older_than("5.10.0-28-amd64", (5, 11)));
+        assert!(!kernel_older_than("5.11.0", (5, 11)));
+        assert!(!kernel_older_than("6.1.0-57-amd64", (5, 11)));
+        assert!(kernel_older_than("4.19.0", (5, 11)));
     }
 
     #[test]
