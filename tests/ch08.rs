@@ -6,7 +6,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use byoc_tests::hostile::listing;
-use byoc_tests::{assert_one_line_error, from_chapter, Runtime, TestLayers, Waiting};
+use byoc_tests::{assert_calls_in_order, assert_one_line_error, from_chapter, runtimes};
+use byoc_tests::{testing_solutions, trace_by_actor, trace_filters, transcript_settings};
+use byoc_tests::{Run, Runtime, TestLayers, Waiting};
 
 /// No network (these tests are about the root), and no container kept when it ends.
 const QUIET: [&str; 3] = ["--net", "none", "--rm"];
@@ -586,4 +588,202 @@ fn workdir_is_made_in_the_containers_layer_and_user_is_taken_on() {
         let plain = runtime.run(&["--net", "none", "-w", "/nosuch"], &["true"]);
         assert_one_line_error(&runtime, &plain, "has no /nosuch for -w");
     }
+}
+
+#[test]
+fn the_trace_tells_the_story_of_a_run_on_layers() {
+    for runtime in runtimes(8..=8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let app = layers.layer("app", &[("hello", "from the app layer\n")]);
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&app]);
+        let run = runtime
+            .on_layers(&stacked, &QUIET, &["true"])
+            .trace(true)
+            .run();
+        run.expect_success();
+        let canonical = |path: &Path| path.canonicalize().unwrap().display().to_string();
+        let lower = format!("lowerdir={}:{},", canonical(&app), canonical(&base));
+        assert!(
+            run.stderr.contains(&lower),
+            "{}: no overlay mount with {lower:?}\n{}",
+            runtime.name,
+            run.report()
+        );
+        assert_calls_in_order(&run, &["getpid", "mount", "mount", "mount", "pivot_root"]);
+        if testing_solutions() {
+            // The lines that make the root: the rest is chapter 7's story, and the
+            // cgroup's lines differ between v1 and v2 machines.
+            let story: String = run
+                .stderr
+                .lines()
+                .filter(|line| {
+                    ["/containers/", "MS_PRIVATE", "pivot_root"]
+                        .iter()
+                        .any(|part| line.contains(part))
+                        && !line.contains("cgroup")
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            let mut settings = trace_filters();
+            settings.add_filter(&regex::escape(&canonical(&base)), "[ROOTFS]");
+            settings.add_filter(&regex::escape(&canonical(layers.path())), "[LAYERS]");
+            let data_root = runtime.data_dir().display().to_string();
+            settings.add_filter(&regex::escape(&data_root), "[DATA ROOT]");
+            settings
+                .bind(|| insta::assert_snapshot!("ch08_trace", trace_by_actor(&story)));
+        }
+    }
+}
+
+/// A command line and what it printed, as a terminal shows it, for the book.
+fn shown(command_line: &str, run: &Run) -> String {
+    format!("$ byoc {command_line}\n{}{}", run.stdout, run.stderr)
+}
+
+#[test]
+fn diff_shows_what_a_container_added_changed_and_deleted_and_rm_takes_it_away() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let app = layers.layer(
+            "app",
+            &[
+                ("www/index.html", "<p>hello</p>\n"),
+                ("cache/a", "a\n"),
+                ("cache/b", "b\n"),
+                ("etc/app.conf", "debug=no\n"),
+            ],
+        );
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&app]);
+        let script = "echo changed >> /www/index.html && mkdir /www/logs && \
+                      echo started > /www/logs/today && rm /etc/app.conf && rm -r /cache && \
+                      mkdir /cache && echo scratch > /tmp/scratch";
+        let run = runtime
+            .on_layers(&stacked, &kept("web"), &["sh", "-c", script])
+            .run();
+        run.expect_success();
+        let diff = runtime.subcommand(&["diff", "web"]);
+        let changes: Vec<&str> = diff.stdout.lines().collect();
+        for change in [
+            "C /www/index.html",
+            "D /etc/app.conf",
+            "D /cache/a",
+            "A /www/logs/today",
+        ] {
+            assert!(
+                changes.contains(&change),
+                "{}: diff has no {change:?}\n{}",
+                runtime.name,
+                diff.report()
+            );
+        }
+        assert!(
+            !diff.stdout.contains("/tmp"),
+            "{}: /tmp is a tmpfs, not the container's layer\n{}",
+            runtime.name,
+            diff.report()
+        );
+        let rm = runtime.subcommand(&["rm", "web"]);
+        rm.expect_success();
+        assert_no_container_left(&runtime);
+        if testing_solutions() && runtime.chapter == 8 {
+            let command_line = format!(
+                "run --net none --name web --layer rootfs/busybox --layer app -- sh -c '{script}'"
+            );
+            let text = [
+                shown(&command_line, &run),
+                shown("diff web", &diff),
+                shown("rm web", &rm),
+            ]
+            .concat();
+            transcript_settings().bind(|| insta::assert_snapshot!("ch08_diff", text));
+        }
+    }
+}
+
+#[test]
+fn ps_lists_the_running_containers_and_with_a_the_ended_ones_too() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let app = layers.layer("app", &[]);
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&app]);
+        let job = runtime.on_layers(&stacked, &kept("job"), &["false"]).run();
+        job.expect_code(1);
+        // ps lists the newest first, by the second each was made in.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let serve = ["probe", "serve", "8080"];
+        let command = runtime.on_layers(&stacked, &kept("web"), &serve).command();
+        let web = runtime.start_waiting_command(command);
+        let running = runtime.subcommand(&["ps"]);
+        let all = runtime.subcommand(&["ps", "-a"]);
+        web.release().expect_success();
+        runtime.subcommand(&["rm", "job", "web"]).expect_success();
+        assert_no_container_left(&runtime);
+        let rows: Vec<&str> = running.stdout.lines().skip(1).collect();
+        assert!(
+            rows.len() == 1 && rows[0].contains("Up ") && rows[0].ends_with(" web"),
+            "{}: ps lists more or less than the running web\n{}",
+            runtime.name,
+            running.report()
+        );
+        let rows: Vec<&str> = all.stdout.lines().skip(1).collect();
+        assert!(
+            rows.len() == 2
+                && rows[0].ends_with(" web")
+                && rows[1].contains("Exited (1)"),
+            "{}: ps -a does not list web, then job as exited with 1\n{}",
+            runtime.name,
+            all.report()
+        );
+        if testing_solutions() && runtime.chapter == 8 {
+            let (running, all) = (&running.stdout, &all.stdout);
+            let text = format!(
+                "$ byoc ps\n{}$ byoc ps -a\n{}",
+                stable_table(running, layers.path()),
+                stable_table(all, layers.path())
+            );
+            transcript_settings().bind(|| insta::assert_snapshot!("ch08_ps", text));
+        }
+    }
+}
+
+/// `ps`'s table with what differs on each run (ids, times, where the layers are) in
+/// brackets, and its columns lined up again as `ps` lines them up.
+fn stable_table(table: &str, layers: &Path) -> String {
+    let layers = layers.canonicalize().unwrap().display().to_string();
+    let id = regex::Regex::new(r"^[0-9a-f]{12}$").unwrap();
+    let time =
+        regex::Regex::new(r"Less than a second|About a minute|\d+ seconds?").unwrap();
+    let gap = regex::Regex::new(r" {3,}").unwrap();
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .map(|row| {
+            gap.split(row)
+                .map(|cell| {
+                    let cell = id.replace(cell, "[ID]").replace(&layers, "[LAYERS]");
+                    time.replace_all(&cell, "[N] seconds").into_owned()
+                })
+                .collect()
+        })
+        .collect();
+    let width = |column: usize| {
+        rows.iter()
+            .filter_map(|row| row.get(column))
+            .map(|cell| cell.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let mut shown = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(column, cell)| format!("{cell:<0$}", width(column)))
+            .collect();
+        shown.push_str(cells.join("   ").trim_end());
+        shown.push('\n');
+    }
+    shown
 }
