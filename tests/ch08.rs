@@ -787,3 +787,79 @@ fn stable_table(table: &str, layers: &Path) -> String {
     }
     shown
 }
+
+#[test]
+fn two_containers_on_the_same_layers_each_diff_their_own_and_rm_leaves_the_layers_whole()
+{
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let top = layers.layer("top", &[("shared", "as the layer has it\n")]);
+        let before = listing(layers.path());
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&top]);
+        let start = |name: &str| {
+            let script = format!("echo {name} > /{name}-file; echo ready; read go");
+            let options = kept(name);
+            let command = runtime
+                .on_layers(&stacked, &options, &["sh", "-c", &script])
+                .command();
+            runtime.start_waiting_command(command)
+        };
+        let (one, two) = (start("one"), start("two"));
+        let running = ps_all(&runtime);
+        let diffs = ["one", "two"].map(|name| runtime.subcommand(&["diff", name]).stdout);
+        one.release().expect_success();
+        two.release().expect_success();
+        assert_eq!(running.len(), 2, "{}: ps -a: {running:?}", runtime.name);
+        assert_eq!(
+            diffs,
+            ["A /one-file\n", "A /two-file\n"],
+            "{}",
+            runtime.name
+        );
+        assert_eq!(
+            ps_all(&runtime).len(),
+            2,
+            "{}: ps -a after they ended",
+            runtime.name
+        );
+        runtime.subcommand(&["rm", "one", "two"]).expect_success();
+        assert_no_container_left(&runtime);
+        assert_eq!(
+            listing(layers.path()),
+            before,
+            "{}: a layer changed",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn renaming_a_directory_of_a_lower_layer_gives_exdev_and_mv_copies_it_instead() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let top = layers.layer("top", &[("old/file", "x\n")]);
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&top]);
+        let script = "probe rename /old /new; mv /old /moved && cat /moved/file";
+        let run = runtime
+            .on_layers(&stacked, &QUIET, &["sh", "-c", script])
+            .run();
+        // Overlay cannot rename a directory of a lower layer without redirect_dir, which
+        // userxattr always turns off (and most kernels leave off for root too): rename(2)
+        // fails with EXDEV, and mv falls back to copying.
+        // A root's kernel may have redirect_dir on by default: then rename(2) works.
+        let renamed =
+            runtime.rootless.is_none() && run.stdout.starts_with("rename: renamed\n");
+        assert!(
+            run.stdout == "rename: EXDEV\nx\n" || renamed,
+            "{}",
+            run.report()
+        );
+        assert!(
+            top.join("old/file").exists(),
+            "{}: the layer lost /old",
+            runtime.name
+        );
+    }
+}

@@ -16,7 +16,7 @@
 //!   images/                 an OCI image layout: blobs/sha256/..., index.json (9)
 //!   layers/CHAIN_ID/        each image layer, unpacked once (9)
 //!   ingest/                 downloads in progress (10)
-//!   tmp/                    what is being made, renamed into place when whole (8-10)
+//!   tmp/                    what is being made, renamed into place when whole (9-10)
 //! ```
 //!
 //! The runtime acts on what it reads back from there (it removes directories, kills the

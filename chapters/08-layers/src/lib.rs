@@ -77,7 +77,11 @@ pub mod spec {
                 RootSource::Layers(layers) => {
                     let all = layers.lowest_first();
                     let top = all.last().map(|top| top.display().to_string());
-                    format!("{} ({} layers)", top.unwrap_or_default(), all.len())
+                    let count = match all.len() {
+                        1 => "1 layer".to_string(),
+                        n => format!("{n} layers"),
+                    };
+                    format!("{} ({count})", top.unwrap_or_default())
                 }
             }
         }

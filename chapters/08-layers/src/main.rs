@@ -141,12 +141,13 @@ impl TryFrom<RunArgs> for Spec {
 }
 
 // ANCHOR: run
-/// The parent: check the spec and where its cgroup can go, listen on the published ports,
-/// take an address on the bridge, make the cgroup with its limits, clone the child, write
-/// its id maps, plug it in and put it in its cgroup while it waits, let it go, relay its
-/// ports and supervise it, and say if it was killed for memory. Leaving, the values made
-/// here undo themselves, the last made first: the cgroup with whatever is still running
-/// in it, then the address (the cable goes with the container's network namespace).
+/// The parent: check the spec, take the container's name and make its directory (with
+/// its state, and on layers an empty upper and work directory), make or check its
+/// volumes, then as in chapter 7: where its cgroup goes, the published ports, an address
+/// on the bridge, the cgroup, the clone, the id maps, the cable and the cgroup while it
+/// waits, go, the ports and the supervision, and the OOM report. At the end its state
+/// says how it ended. Leaving, the values made here undo themselves, the last made
+/// first; the container's directory and name stay unless `--rm`, or the start failed.
 fn run(args: RunArgs) -> Result<u8> {
     let spec = Spec::try_from(args)?;
     if spec.init {
@@ -266,8 +267,9 @@ struct Prepared<'a> {
 }
 
 // ANCHOR: child
-/// The child: as in chapter 6, and once let go (and so in its cgroup), a cgroup namespace
-/// and a read-only view of its own part of the cgroup tree.
+/// The child: as in chapter 7, with its root mounted first when it is layers (the overlay,
+/// in its own private mount namespace), and before `pivot_root` its volumes and its
+/// working directory, each found inside the root.
 fn child(spec: &Spec, prepared: &Prepared, channel: &ChildEnd) -> Result<Infallible> {
     channel.wait_for_go()?;
     let make_device = match spec.user_namespace {

@@ -119,6 +119,16 @@ fn human(seconds: u64) -> String {
     }
 }
 
+/// A command as docker's table shows it: in quotes, cut to 20 characters with `…`.
+fn shortened(command: &str) -> String {
+    let mut chars = command.chars();
+    let head: String = chars.by_ref().take(20).collect();
+    match chars.next() {
+        Some(_) => format!("\"{head}…\""),
+        None => format!("\"{head}\""),
+    }
+}
+
 fn print_table(rows: &[Row]) {
     let created =
         |row: &Row| format!("{} ago", human(state::now().saturating_sub(row.created_at)));
@@ -134,7 +144,7 @@ fn print_table(rows: &[Row]) {
         lines.push([
             row.id.clone(),
             row.root.clone(),
-            format!("{:?}", row.command),
+            shortened(&row.command),
             created(row),
             row.status.clone(),
             row.names.clone(),
@@ -182,7 +192,15 @@ pub fn rm(args: &RmArgs) -> Result<u8> {
     let data_root = args.data_root.data_root()?;
     for given in &args.containers {
         let id = container::find(&data_root, given)?;
-        let state = State::read(&crate::dataroot::container(&data_root, &id))?;
+        let dir = crate::dataroot::container(&data_root, &id);
+        if !dir.exists() {
+            // A name left by a runtime killed before it made the directory: it leads
+            // nowhere, and goes.
+            container::remove(&data_root, &id, Some(given))?;
+            println!("{given}");
+            continue;
+        }
+        let state = State::read(&dir)?;
         if let Status::Running(runtime) = state.status_now() {
             if !args.force {
                 bail!("container {given} is running: it must end first, or use rm -f");

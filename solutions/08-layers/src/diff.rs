@@ -83,6 +83,9 @@ impl Lowers {
             if let Ok(found) = fs::symlink_metadata(&path) {
                 return (!is_whiteout(&found)).then_some((path, found));
             }
+            if hides_below(layer, inner) {
+                return None;
+            }
         }
         None
     }
@@ -102,6 +105,24 @@ impl Lowers {
             .filter(|name| self.find(&inner.join(name)).is_some())
             .collect()
     }
+}
+
+/// Whether `layer`, which does not have `inner` itself, hides it in the layers below: a
+/// directory on the way that is opaque, or a whiteout or a file where a directory on
+/// the way would be.
+fn hides_below(layer: &Path, inner: &Path) -> bool {
+    let mut on_the_way = layer.to_path_buf();
+    let parents: Vec<_> = inner.components().collect();
+    for part in &parents[..parents.len().saturating_sub(1)] {
+        on_the_way.push(part);
+        match fs::symlink_metadata(&on_the_way) {
+            Err(_) => return false,
+            Ok(found) if !found.is_dir() => return true,
+            Ok(_) if is_opaque(&on_the_way) => return true,
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 fn is_whiteout(found: &fs::Metadata) -> bool {

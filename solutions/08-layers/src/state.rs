@@ -230,8 +230,9 @@ pub fn now() -> u64 {
 
 // ANCHOR: check_name
 /// Docker's rule for a container's name: a letter or digit, then letters, digits, `_`,
-/// `.` or `-`, at least two in all. (So a name is never an id's look-alike path, never
-/// `..`, and never holds a `/`.) Up to 64 characters here.
+/// `.` or `-`, at least two in all. So a name is never `..`, never starts with `.` or
+/// `-`, and never holds a `/`: it is safe as a file name under `names/`. Up to 64
+/// characters here. (A name that is spelled like an id loses to the id in a look-up.)
 pub fn check_name(name: &str) -> Result<&str, String> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
