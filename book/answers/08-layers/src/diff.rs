@@ -226,3 +226,43 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let size = usize::try_from(size).ok()?;
     Some(value[..size].to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_opaque(dir: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: the strings are NUL-terminated and the value is one byte.
+        let set = unsafe {
+            libc::lsetxattr(
+                path.as_ptr(),
+                c"user.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    }
+
+    #[test]
+    fn a_name_an_opaque_directory_above_hides_is_added_not_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let [low, middle, upper] = ["low", "middle", "upper"].map(|n| dir.path().join(n));
+        fs::create_dir_all(low.join("d")).unwrap();
+        fs::write(low.join("d/x"), "low").unwrap();
+        fs::create_dir_all(middle.join("d")).unwrap();
+        set_opaque(&middle.join("d"));
+        fs::create_dir_all(upper.join("d")).unwrap();
+        fs::write(upper.join("d/x"), "new").unwrap();
+        let lowers = Lowers::checked(&[low, middle]).unwrap();
+        let found = changes(&upper, &lowers).unwrap();
+        let shown: Vec<String> = found
+            .iter()
+            .map(|c| format!("{} {}", c.kind, c.path))
+            .collect();
+        assert_eq!(shown, ["C /d", "A /d/x"]);
+    }
+}
