@@ -46,6 +46,12 @@ fn only_container(runtime: &Runtime) -> PathBuf {
     dirs[0].clone()
 }
 
+/// The layers hold what they held before the test: the same names, modes and bytes.
+fn assert_layers_as_they_were(runtime: &Runtime, layers: &TestLayers, before: &str) {
+    let now = listing(layers.path());
+    assert_eq!(now, before, "{}: a layer changed", runtime.name);
+}
+
 fn assert_no_container_left(runtime: &Runtime) {
     let left = runtime.container_dirs();
     assert!(
@@ -76,12 +82,7 @@ fn a_changed_file_is_copied_up_and_the_layer_keeps_its_own() {
             runtime.name,
             run.report()
         );
-        assert_eq!(
-            listing(layers.path()),
-            before,
-            "{}: a layer changed",
-            runtime.name
-        );
+        assert_layers_as_they_were(&runtime, &layers, &before);
         assert_eq!(top.join("hello").metadata().unwrap().ino(), inode);
         assert_no_container_left(&runtime);
     }
@@ -98,7 +99,7 @@ fn a_deleted_file_is_a_whiteout_and_a_directory_made_again_is_opaque() {
         let container = start_on(&runtime, &stacked, script);
         let upper = only_container(&runtime).join("upper");
         let gone = std::fs::symlink_metadata(upper.join("gone")).ok();
-        let opaque = overlay_opaque(&upper.join("dir"));
+        let opaque = byoc_tests::overlay_opaque(&upper.join("dir"));
         let run = container.release();
         run.expect_success();
         let whiteout = gone
@@ -113,31 +114,6 @@ fn a_deleted_file_is_a_whiteout_and_a_directory_made_again_is_opaque() {
         assert!(top.join("gone").exists() && top.join("dir/old").exists());
         assert_no_container_left(&runtime);
     }
-}
-
-/// Whether overlay marked `dir` opaque: `trusted.overlay.opaque` as the machine's root
-/// mounts it, `user.overlay.opaque` in a user namespace.
-fn overlay_opaque(dir: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|name| xattr_get(dir, name).as_deref() == Some(b"y".as_slice()))
-}
-
-fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path_c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let name_c = std::ffi::CString::new(name).ok()?;
-    let mut value = [0u8; 16];
-    // SAFETY: the strings are NUL-terminated; the buffer's pointer and length match.
-    let size = unsafe {
-        libc::lgetxattr(
-            path_c.as_ptr(),
-            name_c.as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    (size >= 0).then(|| value[..size as usize].to_vec())
 }
 
 #[test]
@@ -167,12 +143,7 @@ fn two_containers_on_the_same_layers_see_only_their_own_writes() {
             runtime.name,
             first_sees.report()
         );
-        assert_eq!(
-            listing(layers.path()),
-            before,
-            "{}: a layer changed",
-            runtime.name
-        );
+        assert_layers_as_they_were(&runtime, &layers, &before);
         assert_no_container_left(&runtime);
     }
 }
@@ -328,12 +299,7 @@ fn a_named_container_stays_for_ps_and_diff_until_rm_and_the_layers_stay_as_they_
             runtime.name
         );
         assert_no_container_left(&runtime);
-        assert_eq!(
-            listing(layers.path()),
-            before,
-            "{}: a layer changed",
-            runtime.name
-        );
+        assert_layers_as_they_were(&runtime, &layers, &before);
     }
 }
 
@@ -825,12 +791,7 @@ fn two_containers_on_the_same_layers_each_diff_their_own_and_rm_leaves_the_layer
         );
         runtime.subcommand(&["rm", "one", "two"]).expect_success();
         assert_no_container_left(&runtime);
-        assert_eq!(
-            listing(layers.path()),
-            before,
-            "{}: a layer changed",
-            runtime.name
-        );
+        assert_layers_as_they_were(&runtime, &layers, &before);
     }
 }
 

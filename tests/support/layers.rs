@@ -104,6 +104,31 @@ impl TestLayers {
     }
 }
 
+/// Whether overlay marked `dir` opaque: `trusted.overlay.opaque` as the machine's root
+/// mounts it, `user.overlay.opaque` in a user namespace.
+pub fn overlay_opaque(dir: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|name| xattr_get(dir, name).as_deref() == Some(b"y".as_slice()))
+}
+
+fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path_c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let name_c = std::ffi::CString::new(name).ok()?;
+    let mut value = [0u8; 16];
+    // SAFETY: the strings are NUL-terminated; the buffer's pointer and length match.
+    let size = unsafe {
+        libc::lgetxattr(
+            path_c.as_ptr(),
+            name_c.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    (size >= 0).then(|| value[..size as usize].to_vec())
+}
+
 fn open_to_all(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .unwrap_or_else(|error| panic!("chmod {path:?}: {error}"));
