@@ -11,4 +11,8 @@ pub const FIRST_NETWORK_CHAPTER: u32 = 6;
 /// The first chapter with cgroups and limits.
 pub const FIRST_CGROUP_CHAPTER: u32 = 7;
 
+/// The first chapter whose containers outlive their run (`ps`, `rm`, `--rm`), and whose
+/// root may be layers.
+pub const FIRST_LAYERS_CHAPTER: u32 = 8;
+
 pub mod leaks;

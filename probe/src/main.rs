@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         ["serve", port] => serve(port),
         ["connect", address] => connect(address),
         ["ask", address] => ask(address),
+        ["rename", from, to] => rename(from, to),
         ["cgroup"] => cgroup(),
         ["hog", mebibytes] => hog(mebibytes),
         ["forks", count] => forks(count),
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: probe pid|hostname|mounts|ps|dev|ipc|env|fds|tiocsti|ignored|user|privileged|orphans|segfault|\
-                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT|ask ADDRESS:PORT|\
+                 net|escape MARKER_PATH|walk-up MARKER_PATH|serve PORT|connect ADDRESS:PORT|ask ADDRESS:PORT|rename FROM TO|\
                  cgroup|hog MIB|forks N|spin SECONDS"
             );
             return ExitCode::from(2);
@@ -673,6 +674,18 @@ fn ask(address: &str) {
     match stream.read_exact(&mut answer) {
         Ok(()) => print!("answer: {}", String::from_utf8_lossy(&answer)),
         Err(error) => println!("ask: no answer from {address}: {error}"),
+    }
+}
+
+/// rename(2) itself, which `mv` hides (it copies and deletes when rename fails with
+/// EXDEV): `renamed`, or the error.
+fn rename(from: &str, to: &str) {
+    match fs::rename(from, to) {
+        Ok(()) => println!("rename: renamed"),
+        Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
+            println!("rename: EXDEV")
+        }
+        Err(error) => println!("rename: {error}"),
     }
 }
 

@@ -162,9 +162,9 @@ impl Default for HostileRoot {
     }
 }
 
-/// Every entry under `dir`, with its kind, mode, owner and contents: a change to any
-/// shows.
-fn listing(dir: &Path) -> String {
+/// Every entry under `dir`, with its kind, mode, owner, size and contents: a change to
+/// any shows.
+pub fn listing(dir: &Path) -> String {
     let mut lines = Vec::new();
     walk(dir, dir, &mut lines);
     lines.sort();

@@ -14,6 +14,7 @@
 pub mod cgroups;
 pub mod hostile;
 mod invocation;
+mod layers;
 mod leaks;
 mod needs;
 pub mod netns;
@@ -25,9 +26,11 @@ mod terminal;
 mod transcripts;
 
 pub use byoc_facts::{
-    FIRST_CGROUP_CHAPTER, FIRST_NETWORK_CHAPTER, FIRST_ROOTLESS_CHAPTER,
+    FIRST_CGROUP_CHAPTER, FIRST_LAYERS_CHAPTER, FIRST_NETWORK_CHAPTER,
+    FIRST_ROOTLESS_CHAPTER,
 };
 pub use invocation::*;
+pub use layers::*;
 pub use leaks::*;
 pub use needs::*;
 pub use running::*;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::{
     meets, run_command, stage_for_unprivileged, test_user, Invocation, Need, Run, Staged,
-    TestUser, Waiting, FIRST_ROOTLESS_CHAPTER,
+    TestUser, Waiting, FIRST_LAYERS_CHAPTER, FIRST_ROOTLESS_CHAPTER,
 };
 
 /// The newest chapter in the kit: the highest number in `solutions/`, the one list of
@@ -210,9 +210,21 @@ impl Runtime {
     /// with a clean environment so nothing from the test's own environment leaks in.
     fn build(&self, trace: bool, options: &[&str], command: &[&str]) -> Command {
         let container = self.invocation().trace(trace);
+        let options = self.removed_at_the_end(options);
         container
-            .container(&self.rootfs(), options, command)
+            .container(&self.rootfs(), &options, command)
             .command()
+    }
+
+    /// From chapter 8 a container outlives its run unless `--rm`; the tests of earlier
+    /// chapters expect nothing left, so a run with no name gets `--rm`.
+    fn removed_at_the_end<'a>(&self, options: &[&'a str]) -> Vec<&'a str> {
+        let mut options = options.to_vec();
+        let named = options.contains(&"--name");
+        if self.chapter >= FIRST_LAYERS_CHAPTER && !named && !options.contains(&"--rm") {
+            options.push("--rm");
+        }
+        options
     }
 
     /// The command line for a container, to adjust before running it with
@@ -224,7 +236,8 @@ impl Runtime {
     /// Runs a container to its end and checks that it left nothing behind on the host.
     pub fn run(&self, options: &[&str], command: &[&str]) -> Run {
         let container = self.invocation();
-        container.container(&self.rootfs(), options, command).run()
+        let options = self.removed_at_the_end(options);
+        container.container(&self.rootfs(), &options, command).run()
     }
 
     /// The command line for a container with `--trace`.

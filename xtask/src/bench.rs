@@ -255,7 +255,7 @@ fn ready_variants(
     rootfs: &Path,
     scratch: &Path,
 ) -> Result<Vec<Variant>> {
-    let mut variants = kit_variants(chapter, binary, rootfs, &scratch.join("byoc-data"));
+    let mut variants = kit_variants(chapter, binary, rootfs, &scratch.join("byoc-data"))?;
     for variant in &variants {
         variant
             .check()
@@ -362,6 +362,9 @@ enum Kit {
     Bridge,
     /// The least it can do: a network namespace with only loopback, and no limits.
     Bare,
+    /// `Like`, on an overlay of three layers (the root filesystem and two small ones)
+    /// instead of one directory: from chapter 8, what layers cost at the start.
+    Layers,
 }
 
 impl Kit {
@@ -371,6 +374,7 @@ impl Kit {
             Kit::Like => "byoc (like crun: --net none, the same limits)",
             Kit::Bridge => "byoc (bridge: + veth, address, NAT)",
             Kit::Bare => "byoc (--net none, no limits)",
+            Kit::Layers => "byoc (like crun, on an overlay of 3 layers)",
         }
     }
 }
@@ -386,14 +390,21 @@ fn limits_of(chapter: u32) -> Option<Limits> {
 fn kit_options(chapter: u32, kit: Kit, cgroup_parent: &str) -> Vec<String> {
     let net = match kit {
         Kit::Bridge => "bridge",
-        Kit::Like | Kit::Bare => "none",
+        Kit::Like | Kit::Bare | Kit::Layers => "none",
     };
     let mut options = vec!["--net".to_string(), net.to_string()];
-    if let (Kit::Like | Kit::Bridge, Some(limits)) = (kit, limits_of(chapter)) {
+    if let (Kit::Like | Kit::Bridge | Kit::Layers, Some(limits)) =
+        (kit, limits_of(chapter))
+    {
         options.extend(limit_options(limits));
     }
     if chapter >= byoc_facts::FIRST_CGROUP_CHAPTER {
         options.extend(["--cgroup-parent".into(), cgroup_parent.into()]);
+    }
+    if chapter >= byoc_facts::FIRST_LAYERS_CHAPTER {
+        // A container outlives its run from chapter 8 on: crun's `run` removes its own
+        // state too.
+        options.push("--rm".into());
     }
     options
 }
@@ -421,10 +432,20 @@ fn kit_variants(
     binary: &Path,
     rootfs: &Path,
     data_root: &Path,
-) -> Vec<Variant> {
+) -> Result<Vec<Variant>> {
+    let layers = bench_layers(rootfs, data_root)?;
     let kit_variant = |kit: Kit| {
-        let mut args: Vec<OsString> =
-            vec!["run".into(), "--rootfs".into(), rootfs.into()];
+        let mut args: Vec<OsString> = vec!["run".into()];
+        match kit {
+            Kit::Layers => {
+                for layer in &layers {
+                    args.extend(["--layer".into(), layer.into()]);
+                }
+            }
+            Kit::Like | Kit::Bridge | Kit::Bare => {
+                args.extend(["--rootfs".into(), rootfs.into()]);
+            }
+        }
         args.extend(["--root".into(), data_root.into()]);
         args.extend(
             kit_options(chapter.number, kit, &bench_name())
@@ -439,7 +460,25 @@ fn kit_variants(
             id_prefix: None,
         }
     };
-    [Kit::Like, Kit::Bridge, Kit::Bare].map(kit_variant).into()
+    let mut kits = vec![Kit::Like, Kit::Bridge, Kit::Bare];
+    if chapter.number >= byoc_facts::FIRST_LAYERS_CHAPTER {
+        kits.push(Kit::Layers);
+    }
+    Ok(kits.into_iter().map(kit_variant).collect())
+}
+
+/// The three layers of the overlay variant, lowest first: the root filesystem, then two
+/// small ones of a file each, made beside the bench's data root.
+fn bench_layers(rootfs: &Path, data_root: &Path) -> Result<Vec<PathBuf>> {
+    let mut layers = vec![rootfs.to_path_buf()];
+    for name in ["middle", "top"] {
+        let layer = data_root.with_file_name(format!("layer-{name}"));
+        std::fs::create_dir_all(&layer)
+            .and_then(|()| std::fs::write(layer.join(name), format!("{name}\n")))
+            .with_context(|| format!("cannot make the bench's layer {layer:?}"))?;
+        layers.push(layer);
+    }
+    Ok(layers)
 }
 
 /// The limits in force, for every variant that has them.
@@ -780,6 +819,12 @@ fn print_headline(variants: &[Variant], summaries: &[Summary]) {
         "\n{}",
         headline(like, bridge, mean_of("crun", variants, summaries))
     );
+    if let (Some(layers), Some(like)) = (mean(Kit::Layers), like) {
+        println!(
+            "an overlay of 3 layers in place of one directory adds {:.2} ms to a start",
+            layers - like
+        );
+    }
 }
 
 /// The summary line: like for like against crun, and the bridge's cost in milliseconds.

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter04::basics::BasicArgs;
+use chapter04::basics::{BasicArgs, RootfsArg};
 use chapter04::root::{self, RootPlan};
 use chapter04::spec::{Process, Root, Spec};
 use chapter04::sync::ChildEnd;
@@ -44,6 +44,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     /// The command to run, and its arguments (after `--`).
@@ -63,7 +66,7 @@ impl TryFrom<RunArgs> for Spec {
         uts::check_hostname(&hostname)?;
         Ok(Spec {
             process: Process::new(args.command, basics.tty)?,
-            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
+            root: Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
             init: basics.init,
         })

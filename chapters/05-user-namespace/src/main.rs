@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter05::basics::BasicArgs;
+use chapter05::basics::{BasicArgs, RootfsArg};
 use chapter05::root::{self, RootPlan};
 use chapter05::spec::{Process, Root, Spec};
 use chapter05::sync::ChildEnd;
@@ -45,6 +45,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -70,7 +73,7 @@ impl TryFrom<RunArgs> for Spec {
         userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
         Ok(Spec {
             process,
-            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
+            root: Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
             init: basics.init,
             user_namespace,

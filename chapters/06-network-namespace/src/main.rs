@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter06::basics::BasicArgs;
+use chapter06::basics::{BasicArgs, RootfsArg};
 use chapter06::dataroot::DataRootArgs;
 use chapter06::network::{self, Inside, NetworkArgs};
 use chapter06::ports::{self, Dialer};
@@ -47,6 +47,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -71,7 +74,7 @@ impl TryFrom<RunArgs> for Spec {
         let basics = &args.basics;
         let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
         uts::check_hostname(&hostname)?;
-        let root = Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?;
+        let root = Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?;
         let network = args.network.network()?;
         if matches!(network.mode, NetworkMode::Bridge { .. }) {
             network::check_mount_files(&root.path)?;

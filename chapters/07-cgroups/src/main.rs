@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chapter07::basics::BasicArgs;
+use chapter07::basics::{BasicArgs, RootfsArg};
 use chapter07::cgroup::{self, Owned};
 use chapter07::dataroot::DataRootArgs;
 use chapter07::hierarchy::Hierarchy;
@@ -51,6 +51,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -78,7 +81,7 @@ impl TryFrom<RunArgs> for Spec {
         let basics = &args.basics;
         let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
         uts::check_hostname(&hostname)?;
-        let root = Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?;
+        let root = Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?;
         let network = args.network.network()?;
         if matches!(network.mode, NetworkMode::Bridge { .. }) {
             network::check_mount_files(&root.path)?;

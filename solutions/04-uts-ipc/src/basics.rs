@@ -1,17 +1,22 @@
-//! The options of `run` that chapters 1 to 4 added, as one group that `run` from chapter
-//! 4 on flattens: the root filesystem, a terminal, an init, a host name. Book: section
+//! The options of `run` that chapters 1 to 4 added, as groups that `run` from chapter 4
+//! on flattens: the root filesystem, and a terminal, an init, a host name. Book: section
 //! 4.1.
 
 use std::path::PathBuf;
 
 // ANCHOR: basics
-/// `run`'s options from chapters 1 to 4.
+/// Where the container's `/` comes from in chapters 1 to 7: one directory. (Chapter 8
+/// adds layers, with a group of its own in its place.)
 #[derive(Debug, Clone, clap::Args)]
-pub struct BasicArgs {
+pub struct RootfsArg {
     /// The directory that becomes the container's `/`.
     #[arg(long, value_name = "DIR")]
     pub rootfs: PathBuf,
+}
 
+/// `run`'s other options from chapters 1 to 4.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BasicArgs {
     /// Give the container a terminal of its own, for an interactive shell.
     #[arg(short = 't', long)]
     pub tty: bool,

@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::unistd::getpid;
-use solution05::basics::BasicArgs;
+use solution05::basics::{BasicArgs, RootfsArg};
 use solution05::root::{self, RootPlan};
 use solution05::spec::{Process, Root, Spec};
 use solution05::sync::ChildEnd;
@@ -42,6 +42,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -67,7 +70,7 @@ impl TryFrom<RunArgs> for Spec {
         userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
         Ok(Spec {
             process,
-            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
+            root: Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
             init: basics.init,
             user_namespace,

@@ -10,11 +10,12 @@
 //!                           parent (7)
 //!   containers/ID/          container ID's own files: hosts, hostname, resolv.conf (6);
 //!                           from chapter 8 its state, and its overlay's upper and work
+//!   names/NAME              the id of the container named NAME (8)
 //!   volumes/NAME/           named volumes (8)
 //!   images/                 an OCI image layout: blobs/sha256/..., index.json (9)
 //!   layers/CHAIN_ID/        each image layer, unpacked once (9)
 //!   ingest/                 downloads in progress (10)
-//!   tmp/                    what is being made, renamed into place when whole (8-10)
+//!   tmp/                    what is being made, renamed into place when whole (9-10)
 //! ```
 //!
 //! The runtime acts on what it reads back from there (it removes directories, kills the
@@ -61,7 +62,28 @@ pub fn cgroup_records(data_root: &Path) -> PathBuf {
 /// Container `id`'s own directory. `id` must be a container id (12 hex digits,
 /// [`records::check_id`]): it names a directory the runtime may remove.
 pub fn container(data_root: &Path, id: &str) -> PathBuf {
-    data_root.join("containers").join(id)
+    containers(data_root).join(id)
+}
+
+/// Where every container's own directory is.
+pub fn containers(data_root: &Path) -> PathBuf {
+    data_root.join("containers")
+}
+
+/// Where containers' names are: `names/NAME` holds the id of the container that has it.
+pub fn names(data_root: &Path) -> PathBuf {
+    data_root.join("names")
+}
+
+/// Where the named volumes are, a directory each.
+pub fn volumes(data_root: &Path) -> PathBuf {
+    data_root.join("volumes")
+}
+
+/// Named volume `name`'s directory. `name` must be a checked name (it names a directory
+/// the runtime may remove).
+pub fn volume(data_root: &Path, name: &str) -> PathBuf {
+    volumes(data_root).join(name)
 }
 
 // ANCHOR: options

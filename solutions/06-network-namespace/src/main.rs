@@ -15,7 +15,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Pid};
-use solution06::basics::BasicArgs;
+use solution06::basics::{BasicArgs, RootfsArg};
 use solution06::dataroot::DataRootArgs;
 use solution06::network::{self, Inside, NetworkArgs};
 use solution06::ports::{self, Dialer};
@@ -44,6 +44,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -68,7 +71,7 @@ impl TryFrom<RunArgs> for Spec {
         let basics = &args.basics;
         let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
         uts::check_hostname(&hostname)?;
-        let root = Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?;
+        let root = Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?;
         let network = args.network.network()?;
         if matches!(network.mode, NetworkMode::Bridge { .. }) {
             network::check_mount_files(&root.path)?;

@@ -656,11 +656,25 @@ fn resolv_conf() -> String {
     text
 }
 
+/// Removes the files [`write_container_files`] wrote in `dir`, then `dir` itself when
+/// nothing else is in it: from chapter 8 on, the container's state and its own layer
+/// live there too, and may outlive its network.
 fn remove_container_files(dir: &Path) {
-    if let Err(error) = fs::remove_dir_all(dir) {
+    let say = |path: &Path, error: std::io::Error| {
         if error.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("byoc: cannot remove {dir:?}: {error}");
+            eprintln!("byoc: cannot remove {path:?}: {error}");
         }
+    };
+    for file in CONTAINER_FILES {
+        let path = dir.join(Path::new(file).file_name().unwrap_or_default());
+        if let Err(error) = fs::remove_file(&path) {
+            say(&path, error);
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+        Err(error) => say(dir, error),
+        Ok(()) => {}
     }
 }
 

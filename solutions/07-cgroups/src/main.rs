@@ -16,7 +16,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use nix::sys::signal::SigSet;
 use nix::unistd::{getpid, Pid};
-use solution07::basics::BasicArgs;
+use solution07::basics::{BasicArgs, RootfsArg};
 use solution07::cgroup::{self, Owned};
 use solution07::dataroot::DataRootArgs;
 use solution07::hierarchy::Hierarchy;
@@ -48,6 +48,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     #[command(flatten)]
@@ -75,7 +78,7 @@ impl TryFrom<RunArgs> for Spec {
         let basics = &args.basics;
         let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
         uts::check_hostname(&hostname)?;
-        let root = Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?;
+        let root = Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?;
         let network = args.network.network()?;
         if matches!(network.mode, NetworkMode::Bridge { .. }) {
             network::check_mount_files(&root.path)?;

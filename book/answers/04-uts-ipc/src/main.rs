@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 use nix::unistd::getpid;
-use solution04::basics::BasicArgs;
+use solution04::basics::{BasicArgs, RootfsArg};
 use solution04::root::{self, RootPlan};
 use solution04::spec::{Process, Root, Spec};
 use solution04::sync::ChildEnd;
@@ -42,6 +42,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
+    root: RootfsArg,
+
+    #[command(flatten)]
     basics: BasicArgs,
 
     /// The command to run, and its arguments (after `--`).
@@ -61,7 +64,7 @@ impl TryFrom<RunArgs> for Spec {
         uts::check_hostname(&hostname)?;
         Ok(Spec {
             process: Process::new(args.command, basics.tty)?,
-            root: Root::new(&basics.rootfs, &["dev", "tmp", "proc"])?,
+            root: Root::new(&args.root.rootfs, &["dev", "tmp", "proc"])?,
             hostname,
             init: basics.init,
         })
