@@ -824,3 +824,28 @@ fn renaming_a_directory_of_a_lower_layer_gives_exdev_and_mv_copies_it_instead() 
         );
     }
 }
+
+#[test]
+fn what_a_rootless_container_gave_to_its_other_ids_goes_with_it() {
+    use byoc_tests::Need;
+    let needs = [
+        Need::UnprivilegedUser,
+        Need::UserNamespaces,
+        Need::SubordinateIds,
+    ];
+    if !byoc_tests::meets(&needs) {
+        return;
+    }
+    let rootless = from_chapter(8).into_iter().filter(|r| r.rootless.is_some());
+    for runtime in rootless {
+        let rootfs = runtime.rootfs();
+        // Id 1000 inside is one of the user's subordinate ids on the host: not the user's.
+        let script = "mkdir /d && touch /d/f && chown -R 1000:1000 /d";
+        let run = runtime
+            .on_layers(&[&rootfs], &QUIET, &["sh", "-c", script])
+            .run();
+        run.expect_success();
+        assert!(!run.stderr.contains("cannot remove"), "{}", run.report());
+        assert_no_container_left(&runtime);
+    }
+}

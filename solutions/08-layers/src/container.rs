@@ -9,9 +9,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
 use nix::unistd::Uid;
 
 use crate::dataroot;
+use crate::userns::{self, Ids};
+use crate::{process, spawn};
 use crate::overlay::OverlayDirs;
 use crate::records;
 use crate::spec::User;
@@ -273,18 +276,56 @@ fn reclaim_dead(data_root: &Path) {
 /// made them: a link to the host's `/` in the upper is only a link). A directory the
 /// container closed to everyone (`chmod 000`), and the kernel's own `work/work`, which
 /// it makes with mode 0, are opened again first when they are ours, as an ordinary
-/// user may not otherwise look inside them.
+/// user may not otherwise look inside them. What a rootless container gave to the other
+/// ids of its user namespace (`chown 1000`: a subordinate id on the host) is not the
+/// user's at all: that is removed from a user namespace with the same ids, as the
+/// container's root.
 pub fn remove_tree(dir: &Path) -> Result<()> {
     match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
         Err(_) => {
             open_closed_directories(dir)?;
-            fs::remove_dir_all(dir).with_context(|| format!("cannot remove {dir:?}"))
+            match fs::remove_dir_all(dir) {
+                Err(error) if !userns::is_host_root() && is_denied(&error) => {
+                    remove_as_the_containers_root(dir)
+                }
+                result => result.with_context(|| format!("cannot remove {dir:?}")),
+            }
         }
     }
 }
 // ANCHOR_END: remove_tree
+
+fn is_denied(error: &std::io::Error) -> bool {
+    matches!(error.kind(), ErrorKind::PermissionDenied)
+        || error.raw_os_error() == Some(libc::EPERM)
+}
+
+// ANCHOR: remove_as_the_containers_root
+/// Removes `dir` in a new user namespace with the ids a rootless container gets (the
+/// user's own id as 0, and its subordinate range): its root there may remove files of
+/// any of those ids, as the container's root could (`podman unshare` does the same).
+fn remove_as_the_containers_root(dir: &Path) -> Result<()> {
+    let uid_maps = userns::maps_for(Ids::User, &[])?;
+    let gid_maps = userns::maps_for(Ids::Group, &[])?;
+    let (child, channel) = spawn::clone_child(CloneFlags::CLONE_NEWUSER, |channel| {
+        channel.wait_for_go()?;
+        userns::become_root()?;
+        open_closed_directories(dir)?;
+        fs::remove_dir_all(dir).with_context(|| format!("cannot remove {dir:?}"))?;
+        process::exit_now(0)
+    })?;
+    userns::write_maps(child, &uid_maps, &gid_maps)
+        .inspect_err(|_| process::abandon(child))?;
+    channel.send_go()?;
+    process::confirm_started(child, channel)?; // the child's error, if it had one
+    match process::wait_for(child)? {
+        0 => Ok(()),
+        code => bail!("removing {dir:?} as the container's root ended with {code}"),
+    }
+}
+// ANCHOR_END: remove_as_the_containers_root
 
 /// Gives the owner back read, write and search on every directory under `dir` that
 /// this process owns, looking at each entry without following symlinks.
