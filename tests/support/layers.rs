@@ -77,14 +77,21 @@ impl TestLayers {
     }
 
     /// Marks directory `path` in `layer` opaque: the layers below it are hidden there.
-    /// Both names overlay reads: `trusted.` as the machine's root mounts it, `user.` in a
-    /// user namespace (`userxattr`).
+    /// With the names overlay reads: `user.` in a user namespace (`userxattr`), and, when
+    /// the tests run as root (only root may write `trusted.` attributes), `trusted.` as
+    /// the machine's root mounts it.
     pub fn opaque(&self, layer: &Path, path: &str) {
         let dir = layer.join(path);
         std::fs::create_dir_all(&dir).expect("make the opaque directory");
         open_to_all(&dir);
         self.own(&dir);
-        for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let names: &[&str] = match root {
+            true => &["trusted.overlay.opaque", "user.overlay.opaque"],
+            false => &["user.overlay.opaque"],
+        };
+        for name in names {
             xattr_set(&dir, name, b"y");
         }
     }
