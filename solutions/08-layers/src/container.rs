@@ -13,13 +13,13 @@ use nix::sched::CloneFlags;
 use nix::unistd::Uid;
 
 use crate::dataroot;
-use crate::userns::{self, Ids};
-use crate::{process, spawn};
 use crate::overlay::OverlayDirs;
 use crate::records;
 use crate::spec::User;
 use crate::state::{self, Ended, State, Status};
+use crate::userns::{self, Ids};
 use crate::volumes::Bind;
+use crate::{process, spawn};
 
 // ANCHOR: options
 /// `run`'s options for the container as a thing that outlives its process.
