@@ -179,15 +179,28 @@ fn check_layer(layer: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+// ANCHOR: whole_upper
 /// The overlay's options, checked: `mount(2)` copies one page of them.
 pub fn options(
     layers: &Layers,
     dirs: &OverlayDirs,
     in_user_namespace: bool,
 ) -> Result<String> {
-    let text = option_text(layers, dirs, in_user_namespace);
+    let mut text = option_text(layers, dirs, in_user_namespace);
+    if !in_user_namespace {
+        text = format!("{text},{WHOLE_UPPER}");
+    }
     check_length(text, layers.lowest_first.len())
 }
+
+/// The upper directory must hold each change whole, as `diff` (and chapter 9's `commit`)
+/// read it: no directory that only points at where it was renamed from
+/// (`redirect_dir`), no file whose data stays in a lower layer (`metacopy`). Some kernels
+/// turn these on by default for root; `userxattr` always turns them off (and refuses
+/// `redirect_dir=off` beside it), so they are said for root's mounts only. Then the upper
+/// directory is the same on every kernel. (Book 8.2.)
+const WHOLE_UPPER: &str = "redirect_dir=off,metacopy=off";
+// ANCHOR_END: whole_upper
 
 // ANCHOR: options
 /// The overlay's options: the layers highest first, as the kernel reads `lowerdir`, then
@@ -331,7 +344,8 @@ mod tests {
             format!(
                 "lowerdir={root}/layer2:{root}/layer1:{root}/layer0,\
                  upperdir=/data/containers/0123456789ab/upper,\
-                 workdir=/data/containers/0123456789ab/work"
+                 workdir=/data/containers/0123456789ab/work,\
+                 redirect_dir=off,metacopy=off"
             )
         );
         let rootless = options(&layers, &dirs, true).unwrap();
