@@ -8,3 +8,5 @@
 pub use solution08::*;
 
 pub mod digest;
+pub mod oci;
+pub mod store;
