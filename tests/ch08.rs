@@ -511,6 +511,36 @@ fn a_symlink_in_a_layer_at_a_volumes_path_never_leads_the_mount_out_of_the_root(
             run.report()
         );
         assert!(!victim.join("planted").exists());
+        // Looked up inside the root, the symlink leads nowhere there: refused, naming it.
+        assert_one_line_error(&runtime, &run, "/data in the root filesystem");
+        assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn a_symlink_in_a_layer_on_the_way_to_the_workdir_never_leads_out_of_the_root() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let victim = layers.layer("victim", &[("keep", "the host's\n")]);
+        let before = listing(&victim);
+        let top = layers.layer("top", &[]);
+        std::os::unix::fs::symlink(&victim, top.join("work")).expect("the symlink");
+        let mut base = PathBuf::new();
+        let stacked = stack(&runtime, &mut base, &[&top]);
+        let options = ["--net", "none", "--rm", "-w", "/work/made"];
+        let run = runtime.on_layers(&stacked, &options, &["pwd"]).run();
+        assert_eq!(
+            listing(&victim),
+            before,
+            "{}: the victim changed\n{}",
+            runtime.name,
+            run.report()
+        );
+        assert!(
+            !victim.join("made").exists(),
+            "{}: -w made a host directory",
+            runtime.name
+        );
         assert_no_container_left(&runtime);
     }
 }
@@ -843,5 +873,30 @@ fn what_a_rootless_container_gave_to_its_other_ids_goes_with_it() {
         run.expect_success();
         assert!(!run.stderr.contains("cannot remove"), "{}", run.report());
         assert_no_container_left(&runtime);
+    }
+}
+
+#[test]
+fn a_forged_name_record_is_refused_and_the_directory_it_aims_at_stays() {
+    for runtime in from_chapter(8) {
+        let layers = TestLayers::for_runtime(&runtime);
+        let victim = layers.layer("victim", &[("keep", "the host's\n")]);
+        let before = listing(&victim);
+        // A name that leads out of containers/, and one whose id has no directory.
+        let names = runtime.data_dir().join("names");
+        std::fs::create_dir_all(&names).expect("the names directory");
+        let forged = format!("../../../../../../..{}\n", victim.display());
+        std::fs::write(names.join("evil"), forged).expect("a forged name");
+        layers.own(&names.join("evil"));
+        layers.own(&names);
+        let run = runtime.subcommand(&["rm", "evil"]);
+        assert_one_line_error(&runtime, &run, "is not a container id");
+        assert_eq!(
+            listing(&victim),
+            before,
+            "{}: the victim changed",
+            runtime.name
+        );
+        std::fs::remove_dir_all(&names).expect("remove the forged names");
     }
 }

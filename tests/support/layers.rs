@@ -28,7 +28,7 @@ impl TestLayers {
     }
 
     /// Gives `path` to the runtime's user, when that is not this process's.
-    fn own(&self, path: &Path) {
+    pub fn own(&self, path: &Path) {
         if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid))
                 .unwrap_or_else(|error| panic!("chown {path:?}: {error}"));

@@ -38,9 +38,17 @@ pub fn run() -> Result<()> {
         ""
     };
     container.args(network.split_whitespace());
+    // From chapter 8 a container is kept when it ends, for `ps` and `diff`: the demo's
+    // goes at once, and leaves nothing under the data root.
+    let remove = if newest.number >= byoc_facts::FIRST_LAYERS_CHAPTER {
+        "--rm "
+    } else {
+        ""
+    };
+    container.args(remove.split_whitespace());
     container.args(["--hostname", "byoc-demo", "--", "sh", "-c", SCRIPT]);
     println!(
-        "$ {binary} run --rootfs {} {network}--hostname byoc-demo -- sh -c '...'",
+        "$ {binary} run --rootfs {} {network}{remove}--hostname byoc-demo -- sh -c '...'",
         rootfs.display()
     );
     println!("(add --trace after {binary} to watch every system call)\n");
