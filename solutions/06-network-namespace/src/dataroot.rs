@@ -86,6 +86,21 @@ pub fn volume(data_root: &Path, name: &str) -> PathBuf {
     volumes(data_root).join(name)
 }
 
+/// The image store, itself an OCI image layout (chapter 9).
+pub fn images(data_root: &Path) -> PathBuf {
+    data_root.join("images")
+}
+
+/// Where each layer is unpacked once, a directory per chain id (chapter 9).
+pub fn layers(data_root: &Path) -> PathBuf {
+    data_root.join("layers")
+}
+
+/// What is being made, renamed into place when whole (chapters 9 and 10).
+pub fn tmp(data_root: &Path) -> PathBuf {
+    data_root.join("tmp")
+}
+
 // ANCHOR: options
 /// The option every subcommand that keeps data flattens: where the data root is.
 #[derive(Debug, Clone, clap::Args)]

@@ -208,7 +208,7 @@ fn opaque_deletions(dir: &Path, inner: &Path, lowers: &Lowers, found: &mut Vec<C
 
 /// Whether overlay marked `dir` opaque: `trusted.overlay.opaque` as the machine's root
 /// mounts it, `user.overlay.opaque` in a user namespace.
-fn is_opaque(dir: &Path) -> bool {
+pub fn is_opaque(dir: &Path) -> bool {
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|name| xattr(dir, name).as_deref() == Some(b"y".as_slice()))

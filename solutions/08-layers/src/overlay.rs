@@ -34,6 +34,11 @@ pub struct RootArgs {
 }
 
 impl RootArgs {
+    /// Whether the command line says what the root is (chapter 9 runs an image if not).
+    pub fn is_given(&self) -> bool {
+        self.rootfs.is_some() || !self.layers.is_empty()
+    }
+
     /// The root, checked: the directory or the layers exist, and have each of
     /// `mount_points` as a directory.
     pub fn root_source(&self, mount_points: &[&str]) -> Result<RootSource> {

@@ -55,9 +55,12 @@ impl fmt::Display for Digest {
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest {
-            hex: hex(&Sha256::digest(bytes)),
-        }
+        Digest::from_sha256(&Sha256::digest(bytes))
+    }
+
+    /// The digest whose hash is `hash`, the 32 bytes of a finished sha256.
+    pub fn from_sha256(hash: &[u8]) -> Digest {
+        Digest { hex: hex(hash) }
     }
 
     /// Where the blob lives in an OCI image layout rooted at `layout`.
@@ -100,7 +103,13 @@ pub fn copy_verified(
     }
     let dir = final_path.parent().expect("a blob path has a parent");
     fs::create_dir_all(dir).with_context(|| format!("cannot make {dir:?}"))?;
-    let temporary = dir.join(format!(".{}.new", expected.digest.hex()));
+    // Of this process: two imports of one image at once each write their own, and the
+    // second rename puts the same bytes under the same name.
+    let temporary = dir.join(format!(
+        ".{}.{}.new",
+        expected.digest.hex(),
+        std::process::id()
+    ));
     let written = write_hashing(from, &temporary, expected.size);
     let checked = written.and_then(|(digest, size)| check(expected, &digest, size));
     if let Err(error) = checked {

@@ -7,6 +7,14 @@
 
 pub use solution08::*;
 
+pub mod archive;
+pub mod commit;
+pub mod config;
 pub mod digest;
+pub mod image;
+pub mod image_command;
+pub mod images;
+pub mod layers;
 pub mod oci;
 pub mod store;
+pub mod unpack;

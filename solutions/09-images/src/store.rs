@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::digest::copy_verified;
+use crate::digest::{copy_verified, Digest};
 use crate::oci::{Descriptor, Index, Manifest, MANIFEST, REF_NAME};
 use crate::records;
 
@@ -34,6 +34,16 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
         })
+    }
+
+    /// Where the blob `digest` is kept (there or not).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        digest.path_in(&self.root)
+    }
+
+    /// The layout's own directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The store's index: every image in it, with its name.
@@ -70,7 +80,7 @@ impl Store {
     // ANCHOR_END: import_layout
 
     /// Adds `image` to the index, taking its name from any image that had it.
-    fn name(&self, image: Descriptor) -> Result<()> {
+    pub fn name(&self, image: Descriptor) -> Result<()> {
         let mut index = self.index()?;
         let new_name = image.annotations.get(REF_NAME);
         index
@@ -82,7 +92,7 @@ impl Store {
 }
 
 /// The manifest `name` names in `index`, or its only one.
-fn choose<'a>(
+pub fn choose<'a>(
     index: &'a Index,
     name: Option<&str>,
     from: &Path,
@@ -123,7 +133,7 @@ fn open_blob(from: &Path, blob: &Descriptor) -> Result<File> {
 }
 
 /// Writes the index whole: under a temporary name first, then renamed over the old one.
-fn write_index(root: &Path, index: &Index) -> Result<()> {
+pub fn write_index(root: &Path, index: &Index) -> Result<()> {
     let text = serde_json::to_string(index)?;
     records::write(&root.join("index.json"), &text)
 }

@@ -1,0 +1,324 @@
+// solutions/09-images/src/layers.rs without its exercise markers, made by `cargo xtask gen` for the book's folded answers.
+//! Each layer unpacked once, into `layers/CHAIN_ID/` under the data root, and shared by
+//! every image that has it. Book: section 9.3.
+//!
+//! A layer's directory is named by its chain id, the hash of its own tar's digest
+//! (diff_id) on top of the chain id of the layers below it, not by its diff_id alone: a
+//! hardlink to a file of a lower layer is copied up from that layer, so what the
+//! directory holds depends on what is below it. A directory is unpacked under `tmp/`
+//! and renamed to its name only when whole: a runtime killed half way leaves a
+//! directory under `tmp/` that the next one removes, never a half layer.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{self, Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{self, Gid, Uid};
+
+use crate::config::ImageConfig;
+use crate::container::remove_tree;
+use crate::dataroot;
+use crate::digest::Digest;
+use crate::oci::Manifest;
+use crate::records::{self, Runtime};
+use crate::store::Store;
+use crate::unpack::{self, Compression, LayerBlob, Unpacked};
+
+// ANCHOR: chain_ids
+/// The chain ids of layers whose tars are `diff_ids`, lowest first: the lowest's is its
+/// diff_id; each next is `sha256(CHAIN_BELOW + " " + DIFF_ID)` (the image spec's rule).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(below) => Digest::of(format!("{below} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
+}
+// ANCHOR_END: chain_ids
+
+/// The directory of the layer whose chain id is `chain`.
+pub fn dir(data_root: &Path, chain: &Digest) -> PathBuf {
+    dataroot::layers(data_root).join(chain.hex())
+}
+
+// ANCHOR: ensure_unpacked
+/// The image's layer directories, lowest first, unpacking those not there yet: in
+/// parallel, each into a directory of its own under `tmp/`, bounded by the cores; then
+/// the hardlinks to lower layers are copied up, lowest layer first; then each directory
+/// is renamed into place.
+pub fn ensure_unpacked(
+    data_root: &Path,
+    store: &Store,
+    manifest: &Manifest,
+    config: &ImageConfig,
+    as_root: bool,
+) -> Result<Vec<PathBuf>> {
+    let chain = chain_ids(&config.rootfs.diff_ids);
+    let finals: Vec<PathBuf> = chain.iter().map(|id| dir(data_root, id)).collect();
+    let missing: Vec<usize> =
+        (0..finals.len()).filter(|i| !finals[*i].is_dir()).collect();
+    if missing.is_empty() {
+        return Ok(finals);
+    }
+    records::make_dir(&dataroot::layers(data_root))?;
+    let mut work = TmpDirs::new(data_root)?;
+    let jobs: Vec<Job> = missing
+        .iter()
+        .map(|&i| {
+            let blob = &manifest.layers[i];
+            Ok(Job {
+                index: i,
+                blob: store.blob_path(&blob.digest),
+                compression: Compression::of(&blob.media_type),
+                expected: blob.expected(),
+                diff_id: config.rootfs.diff_ids[i].clone(),
+                into: work.make()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let unpacked = unpack_all(&jobs, as_root)?;
+    let mut lowers = finals.clone();
+    for (job, result) in jobs.iter().zip(&unpacked) {
+        lowers[job.index] = job.into.clone();
+        for note in &result.skipped {
+            eprintln!("note: layer {}: left out {note}", job.expected.digest);
+        }
+    }
+    for (job, result) in jobs.iter().zip(&unpacked) {
+        copy_up_links(
+            &job.into,
+            &lowers[..job.index],
+            &result.links_below,
+            as_root,
+        )
+        .with_context(|| format!("layer {}", job.expected.digest))?;
+    }
+    for job in &jobs {
+        put_in_place(&job.into, &finals[job.index])?;
+    }
+    work.done();
+    Ok(finals)
+}
+// ANCHOR_END: ensure_unpacked
+
+/// One layer to unpack.
+struct Job {
+    index: usize,
+    blob: PathBuf,
+    compression: Compression,
+    expected: crate::digest::Expected,
+    diff_id: Digest,
+    into: PathBuf,
+}
+
+/// Unpacks every job, on as many threads as there are cores (or jobs, if fewer); the
+/// first error is the answer.
+fn unpack_all(jobs: &[Job], as_root: bool) -> Result<Vec<Unpacked>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Unpacked>>>> =
+        Mutex::new(jobs.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let layer = LayerBlob {
+                    path: &job.blob,
+                    compression: job.compression,
+                    blob: &job.expected,
+                    diff_id: &job.diff_id,
+                };
+                let result = unpack::unpack(&layer, &job.into, as_root);
+                results.lock().expect("no thread panics holding it")[i] = Some(result);
+            });
+        }
+    });
+    let results = results.into_inner().expect("no thread panicked holding it");
+    results
+        .into_iter()
+        .map(|result| result.expect("every job ran"))
+        .collect()
+}
+
+/// Renames a whole layer into place. If another runtime put the same layer there first,
+/// this copy goes: the same chain id is the same layer.
+fn put_in_place(from: &Path, to: &Path) -> Result<()> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(_) if to.is_dir() => remove_tree(from),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot rename {from:?} to {to:?}"))
+        }
+    }
+}
+
+// ANCHOR: copy_up_links
+/// Makes each hardlink to a lower layer's file (`link`, `target`) as overlay's copy-up
+/// would: a copy of the file the highest layer below has at `target`, with its owner,
+/// mode and time. A whiteout there means the file was deleted: nothing to link to.
+fn copy_up_links(
+    layer: &Path,
+    lowers: &[PathBuf],
+    links: &[(PathBuf, PathBuf)],
+    as_root: bool,
+) -> Result<()> {
+    for (link, target) in links {
+        let source = lowers
+            .iter()
+            .rev()
+            .find_map(|lower| find_file(lower, target).transpose())
+            .transpose()?
+            .ok_or_else(|| {
+                anyhow!("a hardlink {link:?} to {target:?}, which no layer has: refused")
+            })?;
+        copy_file(source, layer, link, as_root)
+            .with_context(|| format!("cannot copy {target:?} up to {link:?}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: copy_up_links
+
+/// The regular file at `path` in `layer`, opened inside it through no symlink; `None` if
+/// the layer has nothing there. A whiteout or anything but a file is an error.
+fn find_file(layer: &Path, path: &Path) -> Result<Option<File>> {
+    let root = fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let found = match fcntl::openat2(&root, path, how) {
+        Ok(found) => found,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(error) => bail!("{path:?} cannot be looked up below: {error}"),
+    };
+    let kind = SFlag::from_bits_truncate(stat::fstat(&found)?.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFREG {
+        bail!("a hardlink to {path:?}, which the layer below has as no regular file");
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    Ok(Some(File::from(fcntl::openat2(&root, path, how)?)))
+}
+
+fn copy_file(mut source: File, layer: &Path, link: &Path, as_root: bool) -> Result<()> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let root = fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+    let parent = link.parent().unwrap_or(Path::new("."));
+    let parent = fcntl::openat2(&root, parent, how)?;
+    let name = link.file_name().context("a link with no name")?;
+    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW;
+    let mut copy = File::from(fcntl::openat(&parent, name, flags, Mode::empty())?);
+    io::copy(&mut source, &mut copy)?;
+    let meta = stat::fstat(&source)?;
+    if as_root {
+        let (uid, gid) = (Uid::from_raw(meta.st_uid), Gid::from_raw(meta.st_gid));
+        unistd::fchown(copy.as_fd(), Some(uid), Some(gid))?;
+    }
+    stat::fchmod(
+        copy.as_fd(),
+        Mode::from_bits_truncate(meta.st_mode & 0o7777),
+    )?;
+    let time = TimeSpec::new(meta.st_mtime, meta.st_mtime_nsec);
+    stat::futimens(copy.as_fd(), &time, &time)?;
+    Ok(())
+}
+
+// ANCHOR: tmp_dirs
+/// The directories a runtime is making under `tmp/`, named `PID.START.N` after it, and
+/// removed unless [`TmpDirs::done`] says they were put in place. Made, they also remove
+/// what a runtime that is no longer alive left there.
+pub struct TmpDirs {
+    base: PathBuf,
+    runtime: Runtime,
+    made: Vec<PathBuf>,
+}
+
+impl TmpDirs {
+    pub fn new(data_root: &Path) -> Result<TmpDirs> {
+        let base = dataroot::tmp(data_root);
+        records::make_dir(&base)?;
+        remove_left_behind(&base);
+        Ok(TmpDirs {
+            base,
+            runtime: Runtime::this()?,
+            made: Vec::new(),
+        })
+    }
+
+    /// A new empty directory, this runtime's own.
+    pub fn make(&mut self) -> Result<PathBuf> {
+        let Runtime { pid, started } = self.runtime;
+        let path = self
+            .base
+            .join(format!("{pid}.{started}.{}", self.made.len()));
+        fs::create_dir(&path).with_context(|| format!("cannot make {path:?}"))?;
+        self.made.push(path.clone());
+        Ok(path)
+    }
+
+    /// Everything made was put in place: nothing to remove.
+    pub fn done(&mut self) {
+        self.made.clear();
+    }
+}
+
+impl Drop for TmpDirs {
+    fn drop(&mut self) {
+        for dir in &self.made {
+            if let Err(error) = remove_tree(dir) {
+                eprintln!("warning: cannot remove {dir:?}: {error:#}");
+            }
+        }
+    }
+}
+
+/// Removes what runtimes that are no longer alive left under `tmp/`. A name that is not
+/// `PID.START.N` is not the kit's, and stays.
+fn remove_left_behind(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.split('.');
+        let (Some(pid), Some(started)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(runtime) = Runtime::parse(pid, started) else {
+            continue;
+        };
+        if !runtime.is_alive() {
+            let _ = remove_tree(&entry.path());
+        }
+    }
+}
+// ANCHOR_END: tmp_dirs
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_stack_each_diff_id_on_the_ones_below() {
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let chain = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert_ne!(chain_ids(&[b.clone(), a.clone()])[1], chain[1]);
+    }
+}
