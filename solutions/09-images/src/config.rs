@@ -157,7 +157,7 @@ pub fn command_line(
 }
 // ANCHOR_END: command_line
 
-fn strings(words: &[String]) -> Vec<OsString> {
+pub fn strings(words: &[String]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()
 }
 

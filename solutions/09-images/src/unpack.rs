@@ -37,9 +37,9 @@ use crate::digest::{Digest, Expected};
 pub const LAYER_LIMIT: u64 = 64 << 30;
 
 /// The prefix of OCI's whiteout names.
-const WHITEOUT: &str = ".wh.";
+pub const WHITEOUT: &str = ".wh.";
 /// The name that makes its directory opaque.
-const OPAQUE: &str = ".wh..wh..opq";
+pub const OPAQUE: &str = ".wh..wh..opq";
 
 /// How a layer's bytes are compressed, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
