@@ -149,6 +149,7 @@ pub fn command_line(
 }
 // ANCHOR_END: command_line
 
+/// Words of an image's config, as a command line's.
 pub fn strings(words: &[String]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()
 }
