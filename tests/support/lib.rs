@@ -13,6 +13,7 @@
 
 pub mod cgroups;
 pub mod hostile;
+mod images;
 mod invocation;
 mod layers;
 mod leaks;
@@ -29,6 +30,7 @@ pub use byoc_facts::{
     FIRST_CGROUP_CHAPTER, FIRST_LAYERS_CHAPTER, FIRST_NETWORK_CHAPTER,
     FIRST_ROOTLESS_CHAPTER,
 };
+pub use images::*;
 pub use invocation::*;
 pub use layers::*;
 pub use leaks::*;

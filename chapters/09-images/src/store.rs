@@ -47,6 +47,18 @@ impl Store {
         &self.root
     }
 
+    /// Removes the blobs a runtime killed half way through a copy left under their
+    /// temporary names. Only with the store's lock: then no copy is under way.
+    pub fn remove_half_written_blobs(&self) {
+        let blobs = self.root.join("blobs/sha256");
+        for entry in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".new") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// The store's index: every image in it, with its name.
     pub fn index(&self) -> Result<Index> {
         Index::read(&self.root.join("index.json"))
@@ -54,8 +66,9 @@ impl Store {
 
     // ANCHOR: import_layout
     /// Takes in the image `name` names in the layout at `from` (its only image, when
-    /// `name` is `None`), blob by blob, each checked as it is copied, and names it `as_name`
-    /// in the store. The store's index changes only once every blob is in.
+    /// `name` is `None`), blob by blob, each checked as it is copied. Returns its
+    /// descriptor, with `as_name` as its name: the caller names it in the index once its
+    /// layers are unpacked too.
     pub fn import_layout(
         &self,
         from: &Path,
@@ -75,7 +88,6 @@ impl Store {
         named
             .annotations
             .insert(REF_NAME.to_string(), as_name.to_string());
-        self.name(named.clone())?;
         Ok(named)
     }
     // ANCHOR_END: import_layout
@@ -179,6 +191,7 @@ mod tests {
         let image = store
             .import_layout(source.path(), Some("latest"), "app:1")
             .unwrap();
+        store.name(image.clone()).unwrap();
         let index = store.index().unwrap();
         assert_eq!(index.manifests, std::slice::from_ref(&image));
         assert_eq!(image.annotations[REF_NAME], "app:1");

@@ -27,13 +27,14 @@ const ARCHIVE_DEPTH: usize = 4;
 
 // ANCHOR: import
 /// Takes in the image at `given` (a layout directory or an archive; `PATH:REF` picks
-/// one image of several), named `name` or as the source names it. Returns the name.
+/// one image of several), named `name` or as the source names it. Returns its
+/// descriptor, with the name, for the caller to put in the index when all is well.
 pub fn import(
     store: &Store,
     data_root: &Path,
     given: &str,
     name: Option<&str>,
-) -> Result<String> {
+) -> Result<Descriptor> {
     let (path, reference) = split_reference(given)?;
     if path.is_dir() {
         return import_layout(store, &path, reference, name, &base_name(&path));
@@ -83,15 +84,14 @@ fn import_layout(
     reference: Option<&str>,
     name: Option<&str>,
     base: &str,
-) -> Result<String> {
+) -> Result<Descriptor> {
     let theirs = Index::read(&dir.join("index.json"))?;
     let chosen = store::choose(&theirs, reference, dir)?;
     let as_name = match name {
         Some(name) => full_name(name)?,
         None => name_from(chosen, base)?,
     };
-    store.import_layout(dir, reference, &as_name)?;
-    Ok(as_name)
+    store.import_layout(dir, reference, &as_name)
 }
 
 fn name_from(chosen: &Descriptor, base: &str) -> Result<String> {
@@ -123,7 +123,7 @@ fn import_docker(
     aliases: &HashMap<PathBuf, PathBuf>,
     reference: Option<&str>,
     name: Option<&str>,
-) -> Result<String> {
+) -> Result<Descriptor> {
     let images: Vec<DockerImage> = oci::read_json(&dir.join("manifest.json"))?;
     let image = match (images.as_slice(), reference) {
         ([only], None) => only,
@@ -163,11 +163,8 @@ fn import_docker(
     };
     let bytes = serde_json::to_vec(&manifest)?;
     let mut descriptor = store_bytes(store, &bytes, MANIFEST)?;
-    descriptor
-        .annotations
-        .insert(REF_NAME.to_string(), as_name.clone());
-    store.name(descriptor)?;
-    Ok(as_name)
+    descriptor.annotations.insert(REF_NAME.to_string(), as_name);
+    Ok(descriptor)
 }
 // ANCHOR_END: import_docker
 

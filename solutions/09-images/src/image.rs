@@ -125,7 +125,7 @@ impl Store {
 
     /// Reads the image `descriptor` names: its manifest and config, each checked against
     /// its digest before it is parsed.
-    fn load(&self, descriptor: Descriptor) -> Result<Image> {
+    pub fn load(&self, descriptor: Descriptor) -> Result<Image> {
         let manifest_path = self.checked_blob(&descriptor.expected())?;
         let manifest = Manifest::read(&manifest_path)?;
         let config_path = self.checked_blob(&manifest.config.expected())?;
@@ -197,6 +197,13 @@ impl Store {
 
     fn images_of(&self, descriptors: &[Descriptor]) -> Result<Vec<Image>> {
         descriptors.iter().map(|d| self.load(d.clone())).collect()
+    }
+
+    /// Removes every blob that no image of the index names (what an import that failed
+    /// brought in, or one killed before it named its image). Only with the store's lock.
+    pub fn collect_garbage(&self) -> Result<()> {
+        let kept = self.images()?;
+        self.collect_blobs(&kept).map(drop)
     }
 
     /// Removes every blob no kept image names; returns their digests.

@@ -113,8 +113,10 @@ impl LockedStore {
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, error)| error)
             .with_context(|| format!("cannot lock {path:?}"))?;
+        let store = Store::open(&dataroot::images(data_root))?;
+        store.remove_half_written_blobs();
         Ok(LockedStore {
-            store: Store::open(&dataroot::images(data_root))?,
+            store,
             data_root: data_root.to_path_buf(),
             _lock: lock,
         })
@@ -123,14 +125,19 @@ impl LockedStore {
     /// The image `reference` names, its layers unpacked: lowest first.
     pub fn unpacked(&self, reference: &str) -> Result<(Image, Vec<PathBuf>)> {
         let image = self.store.image(reference)?;
-        let dirs = layers::ensure_unpacked(
+        let dirs = self.unpack(&image)?;
+        Ok((image, dirs))
+    }
+
+    /// Unpacks the layers of `image` not unpacked yet; its layer directories.
+    pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        layers::ensure_unpacked(
             &self.data_root,
             &self.store,
             &image.manifest,
             &image.config,
             userns::is_host_root(),
-        )?;
-        Ok((image, dirs))
+        )
     }
 }
 
@@ -145,16 +152,28 @@ pub fn image(command: &ImageCommand) -> Result<u8> {
 }
 
 // ANCHOR: import
-/// Takes the image in, then unpacks its layers: after an import, a run starts at once.
+/// Takes the image's blobs in, unpacks its layers, and only then names it: an image
+/// in the index is whole. When anything fails, the blobs it brought in go.
 fn import(args: &ImportArgs) -> Result<u8> {
     let locked = LockedStore::open(&args.data_root.data_root()?)?;
-    let name = archive::import(
+    let taken_in = archive::import(
         &locked.store,
         &locked.data_root,
         &args.path,
         args.name.as_deref(),
-    )?;
-    let (image, _) = locked.unpacked(&name)?;
+    )
+    .and_then(|descriptor| {
+        let image = locked.store.load(descriptor)?;
+        locked.unpack(&image)?;
+        locked.store.name(image.descriptor.clone())?;
+        Ok(image)
+    });
+    let image = taken_in.inspect_err(|_| {
+        if let Err(error) = locked.store.collect_garbage() {
+            eprintln!("warning: {error:#}");
+        }
+    })?;
+    let name = image.name().unwrap_or_default();
     println!("imported {name}, image id {}", short_id(&image));
     Ok(0)
 }

@@ -377,9 +377,7 @@ impl LayerDir {
         let xattrs = self.xattrs_of(entry, raw)?;
         let size = entry.size();
         if size > LAYER_LIMIT {
-            bail!(
-                "entry {raw:?} says it holds {size} bytes: no layer is that big, refused"
-            );
+            bail!("entry {raw:?} says it holds {size} bytes: no layer is that big");
         }
         let header = entry.header();
         let mut mode = header.mode().context("a bad mode")? & 0o7777;
@@ -416,7 +414,7 @@ impl LayerDir {
             {
                 bail!(
                     "entry {raw:?} carries overlay's own attribute {:?}, with which a \
-                     layer could hide the layers below: refused",
+                     layer could hide the layers below",
                     String::from_utf8_lossy(name)
                 );
             }
@@ -466,7 +464,7 @@ impl LayerDir {
             (_, Errno::ENOTDIR) => "not a directory, and an entry cannot go under it",
             _ => "not a directory the unpack can open",
         };
-        anyhow!("{walked:?} on its way is {what} ({error})")
+        anyhow!("{walked:?} on its way is {what}")
     }
 
     /// A name this layer whited out, made again by a later entry: the entry wins, as it
@@ -587,9 +585,7 @@ impl LayerDir {
             .ok_or_else(|| anyhow!("a symlink with no target"))?
             .into_owned();
         if climbs_out(path, &target) {
-            bail!(
-                "a symlink to {target:?}, which leads out of the layer's root: refused"
-            );
+            bail!("a symlink to {target:?}, which leads out of the layer's root");
         }
         let name = path.file_name().expect("a path below the root has a name");
         unistd::symlinkat(&target, parent, name).map_err(|e| self.exists_error(e))?;
@@ -624,6 +620,13 @@ impl LayerDir {
             .into_owned();
         let target =
             inner_path(&raw).map_err(|why| anyhow!("a hardlink to {raw:?}: {why}"))?;
+        if let Some(on_the_way) = target
+            .ancestors()
+            .skip(1)
+            .find(|up| matches!(self.made.get(*up), Some(Made::Other | Made::Whiteout)))
+        {
+            bail!("a hardlink to {raw:?}, through {on_the_way:?}: a symlink or file of this layer");
+        }
         match self.made.get(&target) {
             Some(Made::Other) => {}
             Some(_) => bail!("a hardlink to {raw:?}, which is no file of this layer"),
@@ -701,7 +704,7 @@ impl LayerDir {
         if kind == EntryType::Char && (major, minor) == (0, 0) {
             bail!(
                 "a character device 0, 0 is overlay's whiteout, not part of an OCI layer \
-                 (which deletes with .wh. names): refused"
+                 (which deletes with .wh. names)"
             );
         }
         if !self.as_root {
@@ -807,9 +810,7 @@ fn inner_path(raw: &Path) -> Result<PathBuf, String> {
             Component::Normal(name) => inner.push(name),
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(
-                    "a name with '..' in it could lead out of the layer: refused".into(),
-                )
+                return Err("a name with '..' in it could lead out of the layer".into())
             }
         }
     }
@@ -836,19 +837,27 @@ fn climbs_out(path: &Path, target: &Path) -> bool {
     false
 }
 
-/// Copies an entry's bytes into its file. A full disk is an error like any other: the
-/// caller removes the half-made layer.
+/// Copies an entry's bytes into its file: exactly as many as its header says, or the
+/// archive was cut short. A full disk is an error like any other: the caller removes
+/// the half-made layer.
 fn copy_contents<R: Read>(entry: &mut tar::Entry<R>, file: &mut File) -> Result<()> {
+    let expected = entry.size();
     let mut buffer = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
     loop {
         let read = match entry.read(&mut buffer) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error).context("the archive ends inside this file"),
         };
         file.write_all(&buffer[..read]).context("cannot write it")?;
+        copied += read as u64;
     }
+    if copied != expected {
+        bail!("the archive ends inside this file: {copied} of its {expected} bytes");
+    }
+    Ok(())
 }
 
 /// Sets extended attributes on an open file or directory.
