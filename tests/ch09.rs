@@ -1151,6 +1151,7 @@ fn image_ls_lists_each_name_with_its_image_id() {
 
 #[test]
 fn the_trace_tells_the_story_of_a_run_of_an_image() {
+    let chain_id = regex::Regex::new(r"[0-9a-f]{64}").unwrap();
     let root_runtimes = from_chapter_as_root(9).into_iter();
     for runtime in root_runtimes.filter(|runtime| runtime.chapter == 9) {
         let dir = image_dir(&runtime);
@@ -1182,7 +1183,6 @@ fn the_trace_tells_the_story_of_a_run_of_an_image() {
                 .map(|line| format!("{line}\n"))
                 .collect();
             // Before the filters, which take any 12 hex digits for a container id.
-            let chain_id = regex::Regex::new(r"[0-9a-f]{64}").unwrap();
             let story = chain_id.replace_all(&story, "[CHAIN ID]");
             let mut settings = trace_filters();
             let data_root = runtime.data_dir().display().to_string();
