@@ -21,7 +21,11 @@ use serde_json::{json, Value};
 
 use crate::gen::{self, Chapter};
 use crate::rootfs;
+use crate::unpack_bench;
 use crate::workspace::{self, cargo};
+
+/// The first chapter with images, and so the unpack bench.
+const FIRST_IMAGES_CHAPTER: u32 = 9;
 
 /// What every container runs: it does nothing, so what is timed is the runtime alone.
 const COMMAND: &str = "/bin/true";
@@ -107,6 +111,14 @@ pub struct BenchArgs {
     /// starts.
     #[arg(long, value_name = "N", default_value_t = 3)]
     warmup: u32,
+    /// From chapter 9: the size of the image the unpack bench makes, in MB of
+    /// compressed layers (CI's is small; the full-size figure is 500).
+    #[arg(long, value_name = "MB", default_value_t = 48)]
+    unpack_mb: u64,
+    /// From chapter 9: timed runs of each way to unpack.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    unpack_runs: u32,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -131,6 +143,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     enter_own_network_namespace()?;
     let hidden = hide_hybrid_cgroup2()?;
     let result = compare(&chapter, &binary, &rootfs, scratch.path(), args);
+    let result = result.and_then(|()| match chapter.number >= FIRST_IMAGES_CHAPTER {
+        true => unpack_bench::run(&unpack_bench::UnpackBench {
+            binary: &binary,
+            scratch: scratch.path(),
+            compressed_mb: args.unpack_mb,
+            runs: args.unpack_runs,
+        }),
+        false => Ok(()),
+    });
     if let Some(unified) = hidden {
         show_again(&unified)?;
     }

@@ -31,6 +31,7 @@ mod rename;
 mod rootfs;
 mod testing;
 mod todos;
+mod unpack_bench;
 mod vm;
 mod wiring;
 mod workspace;
