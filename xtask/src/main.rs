@@ -23,6 +23,7 @@ mod check;
 mod demo;
 mod exercise_tests;
 mod exercises;
+mod fuzz;
 mod gen;
 mod generated;
 mod hint;
@@ -117,6 +118,9 @@ enum Task {
     /// Time a container's start-up from the newest chapter, beside crun and runc (as
     /// root).
     Bench(bench::BenchArgs),
+    /// Feed chapter 9's layer unpacker and image parsers random changes of good and
+    /// hostile inputs for a while: none may panic or write outside a layer.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         Task::Demo => demo::run(),
         Task::Book(args) => book::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
