@@ -1020,6 +1020,18 @@ fn commit_makes_a_layer_of_a_containers_changes_and_the_same_changes_give_the_sa
         let refused = runtime.subcommand(&["commit", "dir", "x:1"]);
         assert_one_line_error(&runtime, &refused, "not started from an image");
         runtime.subcommand(&["rm", "dir"]).expect_success();
+        let script = "echo ready; read go";
+        let busy = runtime
+            .invocation()
+            .args([
+                "run", "--net", "none", "--name", "busy", "app:1", "sh", "-c", script,
+            ])
+            .command();
+        let waiting = runtime.start_waiting_command(busy);
+        let refused = runtime.subcommand(&["commit", "busy", "x:1"]);
+        assert_one_line_error(&runtime, &refused, "still running");
+        waiting.release().expect_success();
+        runtime.subcommand(&["rm", "busy"]).expect_success();
     }
 }
 

@@ -14,6 +14,7 @@
 //!   names/NAME              the id of the container named NAME (8)
 //!   volumes/NAME/           named volumes (8)
 //!   images/                 an OCI image layout: blobs/sha256/..., index.json (9)
+//!   images.lock             held by whatever changes the images or layers (9)
 //!   layers/CHAIN_ID/        each image layer, unpacked once (9)
 //!   ingest/                 downloads in progress (10)
 //!   tmp/                    what is being made, renamed into place when whole (9-10)
@@ -90,6 +91,11 @@ pub fn volume(data_root: &Path, name: &str) -> PathBuf {
 /// The image store, itself an OCI image layout (chapter 9).
 pub fn images(data_root: &Path) -> PathBuf {
     data_root.join("images")
+}
+
+/// The lock of the image store and the layers (chapter 9).
+pub fn images_lock(data_root: &Path) -> PathBuf {
+    data_root.join("images.lock")
 }
 
 /// Where each layer is unpacked once, a directory per chain id (chapter 9).

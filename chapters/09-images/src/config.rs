@@ -112,7 +112,10 @@ pub fn process(
     }
     let mut process = Process::new(args, given.terminal)?;
     merge_env(&mut process.env, image.env.iter().flatten().cloned());
-    merge_env(&mut process.env, given.env.into_iter().map(from_caller));
+    merge_env(
+        &mut process.env,
+        given.env.into_iter().filter_map(from_caller),
+    );
     process.cwd = match (given.workdir, &image.working_dir) {
         (Some(dir), _) => dir,
         (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
@@ -151,13 +154,14 @@ pub fn strings(words: &[String]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()
 }
 
-/// `NAME` alone takes the caller's value, as docker's `-e NAME` does.
-fn from_caller(given: String) -> String {
+/// `NAME` alone takes the caller's value, as docker's `-e NAME` does, and is left out
+/// when the caller has none.
+fn from_caller(given: String) -> Option<String> {
     match given.contains('=') {
-        true => given,
+        true => Some(given),
         false => {
-            let value = std::env::var(&given).unwrap_or_default();
-            format!("{given}={value}")
+            let value = std::env::var(&given).ok()?;
+            Some(format!("{given}={value}"))
         }
     }
 }

@@ -80,7 +80,10 @@ pub fn full_name(given: &str) -> Result<String> {
         || !tag.chars().all(tag_ok)
         || tag.starts_with(['.', '-'])
     {
-        bail!("{given:?}: the tag {tag:?} is not one: letters, digits, '.', '_' and '-', at most 128");
+        bail!(
+            "{given:?}: the tag {tag:?} is not one: letters, digits, '.', '_' and '-', \
+             at most 128"
+        );
     }
     Ok(format!("{name}:{tag}"))
 }
@@ -115,12 +118,16 @@ impl Store {
                     .collect()
             }
         };
-        match found.as_slice() {
-            [] => bail!(
+        let ids: BTreeSet<&Digest> = found.iter().map(|image| image.id()).collect();
+        match (found.first(), ids.len()) {
+            (None, _) => bail!(
                 "no image {reference:?} in the store: see `image ls`, or take one in with \
                  `image import`"
             ),
-            [image, ..] => Ok((*image).clone()),
+            (Some(image), 1) => Ok((*image).clone()),
+            (Some(_), n) => bail!(
+                "{reference:?} begins the ids of {n} images: give more of its digits"
+            ),
         }
     }
 

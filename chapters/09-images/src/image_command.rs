@@ -104,7 +104,7 @@ impl LockedStore {
     /// Opens the store under `data_root` (made if new) and waits for its lock.
     pub fn open(data_root: &Path) -> Result<LockedStore> {
         records::make_dir(data_root)?;
-        let path = data_root.join("images.lock");
+        let path = dataroot::images_lock(data_root);
         let file = File::options()
             .create(true)
             .truncate(false)

@@ -25,6 +25,7 @@ use crate::idmap::IdMap;
 use crate::image::{full_name, Image};
 use crate::layers::TmpDirs;
 use crate::oci::{Descriptor, Manifest, CONFIG, LAYERS, MANIFEST, REF_NAME};
+use crate::state::{State, Status};
 use crate::store::Store;
 use crate::userns::{self, Ids};
 
@@ -49,6 +50,7 @@ pub fn commit(
     let as_name = full_name(as_name)?;
     let id = container::find(data_root, name_or_id)?;
     let dir = dataroot::container(data_root, &id);
+    refuse_if_running(&dir, name_or_id)?;
     let base = image_of(store, &dir, name_or_id)?;
     let mut work = TmpDirs::new(data_root)?;
     let layer_path = work.make()?.join("layer.tar.gz");
@@ -71,6 +73,20 @@ pub fn commit(
     Ok(as_name)
 }
 // ANCHOR_END: commit
+
+/// A running container can change its upper directory while it is read, and swap a
+/// file for a symlink to anything on the host between a look and a read: only a
+/// container that has ended is committed. (Docker pauses one with the freezer cgroup.)
+fn refuse_if_running(dir: &Path, name_or_id: &str) -> Result<()> {
+    let state = State::read(dir)?;
+    if let Status::Running(_) = state.status_now() {
+        bail!(
+            "container {name_or_id} is still running: a commit reads what it wrote, so it \
+             must have ended first"
+        );
+    }
+    Ok(())
+}
 
 /// The image a container runs, from the record its `run` left.
 fn image_of(store: &Store, dir: &Path, name_or_id: &str) -> Result<Image> {

@@ -111,7 +111,10 @@ pub fn process(
     }
     let mut process = Process::new(args, given.terminal)?;
     merge_env(&mut process.env, image.env.iter().flatten().cloned());
-    merge_env(&mut process.env, given.env.into_iter().map(from_caller));
+    merge_env(
+        &mut process.env,
+        given.env.into_iter().filter_map(from_caller),
+    );
     process.cwd = match (given.workdir, &image.working_dir) {
         (Some(dir), _) => dir,
         (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
@@ -162,13 +165,14 @@ pub fn strings(words: &[String]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()
 }
 
-/// `NAME` alone takes the caller's value, as docker's `-e NAME` does.
-fn from_caller(given: String) -> String {
+/// `NAME` alone takes the caller's value, as docker's `-e NAME` does, and is left out
+/// when the caller has none.
+fn from_caller(given: String) -> Option<String> {
     match given.contains('=') {
-        true => given,
+        true => Some(given),
         false => {
-            let value = std::env::var(&given).unwrap_or_default();
-            format!("{given}={value}")
+            let value = std::env::var(&given).ok()?;
+            Some(format!("{given}={value}"))
         }
     }
 }
@@ -308,6 +312,16 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(process(&image(), entry, find).unwrap().args, ["sh"]);
+    }
+
+    #[test]
+    fn a_variable_named_alone_takes_the_callers_value_or_is_left_out() {
+        assert_eq!(from_caller("A=1".into()), Some("A=1".into()));
+        let home = std::env::var("HOME")
+            .ok()
+            .map(|home| format!("HOME={home}"));
+        assert_eq!(from_caller("HOME".into()), home);
+        assert_eq!(from_caller("BYOC_NOT_SET_ANYWHERE".into()), None);
     }
 
     #[test]

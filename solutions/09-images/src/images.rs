@@ -42,7 +42,10 @@ impl ImageRunArgs {
         terminal: bool,
     ) -> Result<Process> {
         if self.entrypoint.is_some() {
-            bail!("--entrypoint replaces an image's entrypoint: it needs an image, not --rootfs or --layer");
+            bail!(
+                "--entrypoint replaces an image's entrypoint: it needs an image, not \
+                 --rootfs or --layer"
+            );
         }
         if command.is_empty() {
             Process::new(Vec::new(), terminal)?; // says where the command goes
@@ -70,6 +73,13 @@ impl ImageRunArgs {
     }
 }
 
+/// The image a run uses, with the store's lock: held until the container's state
+/// names the image's layers, so no `image rm` can take them away before.
+pub struct Chosen {
+    pub image: Image,
+    _lock: LockedStore,
+}
+
 // ANCHOR: prepare_run
 /// The image the first word names, its layers (unpacked now if they were not), and the
 /// process its config and the rest of the command line make.
@@ -79,12 +89,16 @@ pub fn prepare_run(
     mut words: Vec<OsString>,
     container: &ContainerArgs,
     terminal: bool,
-) -> Result<(Image, Layers, Process)> {
+) -> Result<(Chosen, Layers, Process)> {
     if words.is_empty() {
-        bail!("no image to run: give one (`run IMAGE [CMD...]`), or --rootfs DIR or --layer DIR");
+        bail!(
+            "no image to run: give one (`run IMAGE [CMD...]`), or --rootfs DIR or \
+             --layer DIR"
+        );
     }
     let reference = words.remove(0).to_string_lossy().into_owned();
-    let (image, dirs) = LockedStore::open(data_root)?.unpacked(&reference)?;
+    let lock = LockedStore::open(data_root)?;
+    let (image, dirs) = lock.unpacked(&reference)?;
     if dirs.is_empty() {
         bail!("image {reference:?} has no layers: there is nothing to make a root of");
     }
@@ -94,7 +108,7 @@ pub fn prepare_run(
         |user: &str| config::parse_user(user, |file| read_from_layers(&dirs, file));
     let overrides = args.overrides(words, container, terminal);
     let process = config::process(&image.config.config, overrides, find_user)?;
-    Ok((image, layers, process))
+    Ok((Chosen { image, _lock: lock }, layers, process))
 }
 // ANCHOR_END: prepare_run
 

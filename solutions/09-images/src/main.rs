@@ -21,9 +21,8 @@ use solution09::container::{ContainerArgs, ContainerDir};
 use solution09::dataroot::DataRootArgs;
 use solution09::diff::{self, DiffArgs};
 use solution09::hierarchy::Hierarchy;
-use solution09::image::Image;
 use solution09::image_command::{self, CommitArgs, ImageCommand};
-use solution09::images::{self, ImageRunArgs};
+use solution09::images::{self, Chosen, ImageRunArgs};
 use solution09::limits::LimitsArgs;
 use solution09::network::{self, Inside, NetworkArgs};
 use solution09::overlay::{self, OverlayDirs, RootArgs};
@@ -119,7 +118,7 @@ struct RunArgs {
 /// The spec of a run, and the image it runs (none for `--rootfs` or `--layer`). The
 /// process comes from the image's config, or from the command line as in chapter 8;
 /// either way `-e`, `-w` and `-u` have the last word.
-fn spec_of(args: RunArgs) -> Result<(Spec, Option<Image>)> {
+fn spec_of(args: RunArgs) -> Result<(Spec, Option<Chosen>)> {
     let id = uts::container_id()?;
     let basics = &args.basics;
     let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
@@ -172,13 +171,14 @@ fn spec_of(args: RunArgs) -> Result<(Spec, Option<Image>)> {
 // ANCHOR: run
 /// The parent: the spec (from the image, when it runs one), take the container's name
 /// and make its directory (with its state, the image it runs, and on layers an empty
-/// upper and work directory), make or check its volumes, then as in chapter 7: where its cgroup goes, the published ports, an address
-/// on the bridge, the cgroup, the clone, the id maps, the cable and the cgroup while it
-/// waits, go, the ports and the supervision, and the OOM report. At the end its state
+/// upper and work directory), make or check its volumes, then as in chapter 7: where
+/// its cgroup goes, the published ports, an address on the bridge, the cgroup, the
+/// clone, the id maps, the cable and the cgroup while it waits, go, the ports and the
+/// supervision, and the OOM report. At the end its state
 /// says how it ended. Leaving, the values made here undo themselves, the last made
 /// first; the container's directory and name stay unless `--rm`, or the start failed.
 fn run(args: RunArgs) -> Result<u8> {
-    let (spec, image) = spec_of(args)?;
+    let (spec, chosen) = spec_of(args)?;
     if spec.init {
         sealed::run_from_a_sealed_copy()?;
     }
@@ -194,9 +194,9 @@ fn run(args: RunArgs) -> Result<u8> {
         spec.remove_at_end,
         matches!(spec.root, RootSource::Layers(_)),
     )?;
-    if let Some(image) = &image {
-        images::record_image(&spec.data_root, &spec.id, image)?;
-    }
+    if let Some(chosen) = chosen {
+        images::record_image(&spec.data_root, &spec.id, &chosen.image)?;
+    } // the store's lock goes: the state names the layers now
     let binds = volumes::prepare(&spec.volumes, &spec.data_root)?;
     container.uses_volumes(&binds)?;
     let hierarchy = Hierarchy::of_this_machine()?;

@@ -382,7 +382,9 @@ impl LayerDir {
         let header = entry.header();
         let mut mode = header.mode().context("a bad mode")? & 0o7777;
         if !self.as_root {
-            mode &= !0o6000; // setuid and setgid: an ordinary user's files may not keep them
+            // Setuid and setgid: a user's own file with them runs as that user, whoever
+            // starts it, which is not what the image meant by them.
+            mode &= !0o6000;
         }
         Ok(Meta {
             mode,
