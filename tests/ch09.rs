@@ -94,6 +94,19 @@ fn an_image_runs_the_process_its_config_gives_and_the_command_line_overrides_it(
         let dir = image_dir(&runtime);
         let layout = hello_image().write_layout(&dir.path().join("hello"), "1");
         import(&runtime, &layout, "hello:1");
+        let inspected = image(&runtime, &["inspect", "hello:1"]);
+        inspected.expect_success();
+        let shown: serde_json::Value = serde_json::from_str(&inspected.stdout).unwrap();
+        assert_eq!(shown["name"], "hello:1", "{}", runtime.name);
+        assert_eq!(shown["config"]["User"], "app", "{}", runtime.name);
+        let layers = shown["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{}", runtime.name);
+        let top = layers[1]["directory"].as_str().unwrap();
+        assert!(
+            Path::new(top).join("app/hello.sh").is_file(),
+            "{}: {top}",
+            runtime.name
+        );
         let plain = run_image(&runtime, &[], "hello:1", &[]);
         plain.expect_success();
         assert_eq!(
@@ -708,6 +721,109 @@ fn each_hostile_layer_gets_its_own_one_line_error_for_the_books_table() {
 }
 
 #[test]
+fn an_opaque_marker_applies_whatever_its_place_and_zstd_layers_unpack() {
+    for runtime in from_chapter(9) {
+        let dir = image_dir(&runtime);
+        let below = LayerTar::new().file("d/old", "old\n", 0o644).finish();
+        let above = LayerTar::new()
+            .dir("d/", 0o755)
+            .file("d/new", "new\n", 0o644)
+            .opaque("d/") // after the directory's own files
+            .finish();
+        let mut zstd_image = TestImage::new(
+            vec![base_layer(), below, above],
+            json!({"Cmd": ["ls", "/d"]}),
+        );
+        zstd_image.stored = Stored::Zstd;
+        let layout = zstd_image.write_layout(&dir.path().join("zstd"), "latest");
+        import(&runtime, &layout, "zstd:1");
+        let run = run_image(&runtime, &[], "zstd:1", &[]);
+        run.expect_success();
+        assert_eq!(
+            run.stdout, "new\n",
+            "{}: the layer below shows through",
+            runtime.name
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_half_layer() {
+    for runtime in from_chapter_as_root(9) {
+        let dir = image_dir(&runtime);
+        let small = dir.path().join("small-disk");
+        std::fs::create_dir(&small).unwrap();
+        let _disk = SmallDisk::mount(&small, "8m");
+        let big = LayerTar::new()
+            .file("big", &"x".repeat(16 << 20), 0o644)
+            .finish();
+        let layout = TestImage::new(vec![big], json!({"Cmd": ["sh"]}))
+            .write_layout(&dir.path().join("big"), "latest");
+        let data_root = small.join("data");
+        let run = runtime
+            .invocation()
+            .args([
+                "image",
+                "import",
+                &layout.display().to_string(),
+                "big:1",
+                "--root",
+            ])
+            .args([&data_root])
+            .run();
+        assert_ne!(
+            run.code, 0,
+            "{}: the import worked on a full disk",
+            runtime.name
+        );
+        assert!(
+            run.stderr.contains("No space left"),
+            "{}: {}",
+            runtime.name,
+            run.stderr
+        );
+        let layers: Vec<_> = std::fs::read_dir(data_root.join("layers"))
+            .map(|d| d.count())
+            .into_iter()
+            .collect();
+        assert!(
+            layers.iter().all(|n| *n == 0),
+            "{}: a layer was left",
+            runtime.name
+        );
+        let tmp = std::fs::read_dir(data_root.join("tmp")).map_or(0, |d| d.count());
+        assert_eq!(tmp, 0, "{}: tmp/ was left", runtime.name);
+    }
+}
+
+/// A tmpfs of a few MB mounted on a directory, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "byoc-small-disk",
+            ])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a small tmpfs");
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
 fn setuid_bits_and_device_nodes_are_kept_only_when_the_machines_root_unpacks() {
     for runtime in from_chapter(9) {
         let dir = image_dir(&runtime);
@@ -1010,6 +1126,32 @@ fn commit_makes_a_layer_of_a_containers_changes_and_the_same_changes_give_the_sa
         );
         seen.expect_success();
         assert_eq!(seen.stdout, "added\nfresh\n", "{}", runtime.name);
+        if has("umoci") {
+            let store = runtime.data_dir().join("images");
+            let bundle = dir.path().join("committed");
+            let unpacked = Command::new("umoci")
+                .args(["unpack", "--image", &format!("{}:app:2", store.display())])
+                .arg(&bundle)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&unpacked.stderr);
+            assert!(
+                unpacked.status.success(),
+                "{}: umoci: {stderr}",
+                runtime.name
+            );
+            let rootfs = bundle.join("rootfs");
+            assert!(
+                rootfs.join("added").is_file(),
+                "{}: umoci has no /added",
+                runtime.name
+            );
+            assert!(
+                !rootfs.join("etc/app/a").exists(),
+                "{}: umoci kept /etc/app/a",
+                runtime.name
+            );
+        }
         let not_from_image = runtime
             .invocation()
             .args(["run", "--net", "none", "--name", "dir", "--rootfs"])

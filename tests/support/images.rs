@@ -218,6 +218,7 @@ fn raw_header(
 pub enum Stored {
     Plain,
     Gzip,
+    Zstd,
 }
 
 /// An image to write as an OCI layout: its layers' tars and its config's process.
@@ -260,6 +261,10 @@ impl TestImage {
                 Stored::Gzip => {
                     ("application/vnd.oci.image.layer.v1.tar+gzip", gzip(tar))
                 }
+                Stored::Zstd => (
+                    "application/vnd.oci.image.layer.v1.tar+zstd",
+                    zstd::encode_all(&tar[..], 3).expect("compress with zstd"),
+                ),
             };
             let (digest, size) = blob(&stored);
             layers.push(json!({"mediaType": media_type, "digest": digest, "size": size}));
