@@ -748,6 +748,48 @@ fn an_opaque_marker_applies_whatever_its_place_and_zstd_layers_unpack() {
 }
 
 #[test]
+fn what_the_runtime_reads_in_the_layers_honours_whiteouts_and_opaque_directories() {
+    for runtime in from_chapter(9) {
+        let dir = image_dir(&runtime);
+        // A user defined in a lower /etc/passwd, hidden by an opaque /etc above it.
+        let with_app = LayerTar::new()
+            .file(
+                "etc/passwd",
+                "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+                0o644,
+            )
+            .finish();
+        let hidden = LayerTar::new()
+            .dir("etc/", 0o755)
+            .opaque("etc/")
+            .file("etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0o644)
+            .finish();
+        let users = TestImage::new(
+            vec![base_layer(), with_app, hidden],
+            json!({"Cmd": ["true"], "User": "app"}),
+        );
+        import(
+            &runtime,
+            &users.write_layout(&dir.path().join("users"), "latest"),
+            "users:1",
+        );
+        let run = run_image(&runtime, &[], "users:1", &[]);
+        assert_one_line_error(&runtime, &run, "not in its /etc/passwd");
+        // A hardlink to a file that an opaque directory between hides.
+        let file = LayerTar::new().file("data/file", "below\n", 0o644).finish();
+        let emptied = LayerTar::new().dir("data/", 0o755).opaque("data/").finish();
+        let link = LayerTar::new().hardlink("other", "data/file").finish();
+        let links = TestImage::new(vec![file, emptied, link], json!({"Cmd": ["sh"]}));
+        let layout = links.write_layout(&dir.path().join("links"), "latest");
+        let refused = image(
+            &runtime,
+            &["import", &layout.display().to_string(), "links:1"],
+        );
+        assert_one_line_error(&runtime, &refused, "which no layer below has");
+    }
+}
+
+#[test]
 fn a_full_disk_leaves_no_half_layer() {
     for runtime in from_chapter_as_root(9) {
         let dir = image_dir(&runtime);
