@@ -1054,26 +1054,32 @@ fn an_image_skopeo_copied_runs_and_a_saved_one_comes_back_in() {
 }
 
 #[test]
-fn a_docker_save_archive_is_imported_and_runs() {
+fn docker_save_archives_old_and_new_are_imported_and_run() {
     for runtime in from_chapter(9) {
         let dir = image_dir(&runtime);
-        let archive = dir.path().join("docker.tar");
-        let app = LayerTar::new()
-            .file("hello", "from docker's format\n", 0o644)
-            .finish();
-        TestImage::new(vec![base_layer(), app], json!({"Cmd": ["cat", "/hello"]}))
-            .write_docker_archive(&archive, "dockerish:2");
-        let imported = image(&runtime, &["import", &archive.display().to_string()]);
-        imported.expect_success();
-        assert!(
-            imported.stdout.contains("dockerish:2"),
-            "{}: {}",
-            runtime.name,
-            imported.stdout
-        );
-        let run = run_image(&runtime, &[], "dockerish:2", &[]);
-        run.expect_success();
-        assert_eq!(run.stdout, "from docker's format\n", "{}", runtime.name);
+        for (newer, tag) in [(false, "dockerish:old"), (true, "dockerish:25")] {
+            let archive = dir.path().join(format!("docker-{newer}.tar"));
+            let app = LayerTar::new()
+                .file("hello", "from docker's format\n", 0o644)
+                .finish();
+            TestImage::new(vec![base_layer(), app], json!({"Cmd": ["cat", "/hello"]}))
+                .write_docker_archive(&archive, tag, newer);
+            let imported = image(&runtime, &["import", &archive.display().to_string()]);
+            imported.expect_success();
+            assert!(
+                imported.stdout.contains(tag),
+                "{}: {}",
+                runtime.name,
+                imported.stdout
+            );
+            let run = run_image(&runtime, &[], tag, &[]);
+            run.expect_success();
+            assert_eq!(
+                run.stdout, "from docker's format\n",
+                "{}: {tag}",
+                runtime.name
+            );
+        }
     }
 }
 

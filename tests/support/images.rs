@@ -305,25 +305,23 @@ impl TestImage {
         dir.to_path_buf()
     }
 
-    /// Writes the image as `docker save` does (manifest.json, the config, one
-    /// uncompressed `layer.tar` per layer in a directory of its own), as a tar at `file`.
-    pub fn write_docker_archive(&self, file: &Path, repo_tag: &str) {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut add = |name: &str, bytes: &[u8]| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            builder
-                .append_data(&mut header, name, bytes)
-                .expect("an entry");
-        };
+    /// Writes the image as `docker save` does, as a tar at `file`: `manifest.json`, the
+    /// config, one uncompressed tar per layer. Before Docker 25, each layer is
+    /// `ID/layer.tar`; from 25 (`newer`), every file is a blob under `blobs/sha256/`, and
+    /// an `oci-layout` and an `index.json` name a manifest of Docker's own media types.
+    pub fn write_docker_archive(&self, file: &Path, repo_tag: &str, newer: bool) {
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
         let diff_ids: Vec<String> =
             self.layers.iter().map(|tar| digest_of(tar)).collect();
+        let name_of = |digest: &str, old_name: String| match newer {
+            true => format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+            false => old_name,
+        };
         let mut layer_names = Vec::new();
         for (tar, diff_id) in self.layers.iter().zip(&diff_ids) {
-            let name = format!("{}/layer.tar", diff_id.trim_start_matches("sha256:"));
-            add(&name, tar);
-            layer_names.push(name);
+            let old = format!("{}/layer.tar", diff_id.trim_start_matches("sha256:"));
+            layer_names.push(name_of(diff_id, old));
+            entries.push((layer_names.last().unwrap().clone(), tar.clone()));
         }
         let config = json!({
             "architecture": "amd64",
@@ -332,13 +330,55 @@ impl TestImage {
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         })
         .to_string();
-        let config_name = format!(
-            "{}.json",
-            digest_of(config.as_bytes()).trim_start_matches("sha256:")
-        );
-        add(&config_name, config.as_bytes());
+        let config_digest = digest_of(config.as_bytes());
+        let old = format!("{}.json", config_digest.trim_start_matches("sha256:"));
+        let config_name = name_of(&config_digest, old);
+        entries.push((config_name.clone(), config.clone().into_bytes()));
         let manifest = json!([{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]);
-        add("manifest.json", manifest.to_string().as_bytes());
+        entries.push(("manifest.json".into(), manifest.to_string().into_bytes()));
+        if newer {
+            let layers: Vec<_> = self
+                .layers
+                .iter()
+                .zip(&diff_ids)
+                .map(|(tar, diff_id)| {
+                    json!({
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar",
+                    "digest": diff_id, "size": tar.len()})
+                })
+                .collect();
+            let docker_manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           "digest": config_digest, "size": config.len()},
+                "layers": layers,
+            })
+            .to_string();
+            let manifest_digest = digest_of(docker_manifest.as_bytes());
+            let index = json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "digest": manifest_digest, "size": docker_manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": repo_tag}}]});
+            entries.push((
+                name_of(&manifest_digest, String::new()),
+                docker_manifest.into_bytes(),
+            ));
+            entries.push(("index.json".into(), index.to_string().into_bytes()));
+            entries.push((
+                "oci-layout".into(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ));
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            builder
+                .append_data(&mut header, name, &bytes[..])
+                .expect("an entry");
+        }
         let bytes = builder.into_inner().expect("the archive");
         std::fs::write(file, bytes).expect("write the archive");
         open_tree_to_all(file.parent().expect("a directory"));

@@ -43,12 +43,24 @@ pub fn import(
     let unpacked = work.make()?;
     let aliases = extract(&path, &unpacked)
         .with_context(|| format!("{path:?} is not an image archive the kit reads"))?;
-    if unpacked.join("oci-layout").is_file() {
-        import_layout(store, &unpacked, reference, name, &base_name(&path))
-    } else if unpacked.join("manifest.json").is_file() {
-        import_docker(store, &unpacked, &aliases, reference, name)
-    } else {
-        bail!("{path:?} has neither oci-layout nor manifest.json: not an image archive")
+    let is_layout = unpacked.join("oci-layout").is_file();
+    let is_docker = unpacked.join("manifest.json").is_file();
+    match (is_layout, is_docker) {
+        // Docker 25 and later write both: the index may name Docker's own media types,
+        // which its manifest.json describes in the older way.
+        (true, true) => {
+            import_layout(store, &unpacked, reference, name, &base_name(&path))
+                .or_else(|_| import_docker(store, &unpacked, &aliases, reference, name))
+        }
+        (true, false) => {
+            import_layout(store, &unpacked, reference, name, &base_name(&path))
+        }
+        (false, true) => import_docker(store, &unpacked, &aliases, reference, name),
+        (false, false) => {
+            bail!(
+                "{path:?} has neither oci-layout nor manifest.json: not an image archive"
+            )
+        }
     }
 }
 // ANCHOR_END: import
