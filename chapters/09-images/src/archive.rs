@@ -44,12 +44,24 @@ pub fn import(
     let unpacked = work.make()?;
     let aliases = extract(&path, &unpacked)
         .with_context(|| format!("{path:?} is not an image archive the kit reads"))?;
-    if unpacked.join("oci-layout").is_file() {
-        import_layout(store, &unpacked, reference, name, &base_name(&path))
-    } else if unpacked.join("manifest.json").is_file() {
-        import_docker(store, &unpacked, &aliases, reference, name)
-    } else {
-        bail!("{path:?} has neither oci-layout nor manifest.json: not an image archive")
+    let is_layout = unpacked.join("oci-layout").is_file();
+    let is_docker = unpacked.join("manifest.json").is_file();
+    match (is_layout, is_docker) {
+        // Docker 25 and later write both: the index may name Docker's own media types,
+        // which its manifest.json describes in the older way.
+        (true, true) => {
+            import_layout(store, &unpacked, reference, name, &base_name(&path))
+                .or_else(|_| import_docker(store, &unpacked, &aliases, reference, name))
+        }
+        (true, false) => {
+            import_layout(store, &unpacked, reference, name, &base_name(&path))
+        }
+        (false, true) => import_docker(store, &unpacked, &aliases, reference, name),
+        (false, false) => {
+            bail!(
+                "{path:?} has neither oci-layout nor manifest.json: not an image archive"
+            )
+        }
     }
 }
 // ANCHOR_END: import
@@ -176,25 +188,17 @@ fn store_file(store: &Store, path: &Path, media_type: &str) -> Result<Descriptor
     let (_, digest, size) = hashing.finish();
     let expected = Expected { digest, size };
     copy_verified(File::open(path)?, &expected, store.root())?;
-    Ok(descriptor(media_type, expected))
+    Ok(Descriptor::of(media_type, expected))
 }
 
-fn store_bytes(store: &Store, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
+/// Stores `bytes` as a blob, under their digest.
+pub fn store_bytes(store: &Store, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
     let expected = Expected {
         digest: Digest::of(bytes),
         size: bytes.len() as u64,
     };
     copy_verified(bytes, &expected, store.root())?;
-    Ok(descriptor(media_type, expected))
-}
-
-fn descriptor(media_type: &str, expected: Expected) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest: expected.digest,
-        size: expected.size,
-        annotations: Default::default(),
-    }
+    Ok(Descriptor::of(media_type, expected))
 }
 
 fn is_gzip(path: &Path) -> Result<bool> {

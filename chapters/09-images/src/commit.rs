@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::archive::fixed_header;
+use crate::archive::{fixed_header, store_bytes};
 use crate::container;
 use crate::dataroot;
 use crate::digest::{copy_verified, Digest, Expected};
@@ -59,7 +59,7 @@ pub fn commit(
     copy_verified(File::open(&layer_path)?, &layer, store.root())?;
     let config = new_config(store, &base, &diff_id, name_or_id, reproducible)?;
     let mut layers = base.manifest.layers.clone();
-    layers.push(descriptor(LAYERS[1], layer));
+    layers.push(Descriptor::of(LAYERS[1], layer));
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST.to_string()),
@@ -148,22 +148,7 @@ fn new_config(
 }
 
 fn store_json(store: &Store, media_type: &str, value: &Value) -> Result<Descriptor> {
-    let bytes = serde_json::to_vec(value)?;
-    let expected = Expected {
-        digest: Digest::of(&bytes),
-        size: bytes.len() as u64,
-    };
-    copy_verified(&bytes[..], &expected, store.root())?;
-    Ok(descriptor(media_type, expected))
-}
-
-fn descriptor(media_type: &str, expected: Expected) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest: expected.digest,
-        size: expected.size,
-        annotations: Default::default(),
-    }
+    store_bytes(store, &serde_json::to_vec(value)?, media_type)
 }
 
 // ANCHOR: write_layer

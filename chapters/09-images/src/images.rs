@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use nix::fcntl::{self, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
 
 use crate::commit::IMAGE_RECORD;
 use crate::config::{self, Overrides};
@@ -17,6 +15,7 @@ use crate::container::ContainerArgs;
 use crate::dataroot;
 use crate::image::Image;
 use crate::image_command::LockedStore;
+use crate::layers;
 use crate::overlay::Layers;
 use crate::records;
 use crate::spec::Process;
@@ -119,28 +118,11 @@ pub fn record_image(data_root: &Path, id: &str, image: &Image) -> Result<()> {
     records::write(&path, &format!("{}\n", image.descriptor.digest))
 }
 
-/// The text of the file `path` of the merged layers (`etc/passwd`): from the highest
-/// layer that has it, looked up inside each and through no symlink; at most 1 MiB.
+/// The text of the file `path` of the merged layers (`etc/passwd`), as the container
+/// will see it (whiteouts and opaque directories too); at most 1 MiB.
 fn read_from_layers(dirs: &[PathBuf], path: &str) -> Option<String> {
-    for dir in dirs.iter().rev() {
-        let root =
-            fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).ok()?;
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        match fcntl::openat2(&root, path, how) {
-            Ok(fd) => {
-                let file = std::fs::File::from(fd);
-                if !file.metadata().ok()?.is_file() {
-                    return None; // a whiteout: deleted
-                }
-                let mut text = String::new();
-                file.take(1 << 20).read_to_string(&mut text).ok()?;
-                return Some(text);
-            }
-            Err(nix::errno::Errno::ENOENT) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
+    let file = layers::merged_file(dirs, Path::new(path)).ok()??;
+    let mut text = String::new();
+    file.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
 }

@@ -165,8 +165,8 @@ fn put_in_place(from: &Path, to: &Path) -> Result<()> {
 
 // ANCHOR: copy_up_links
 /// Makes each hardlink to a lower layer's file (`link`, `target`) as overlay's copy-up
-/// would: a copy of the file the highest layer below has at `target`, with its owner,
-/// mode and time. A whiteout there means the file was deleted: nothing to link to.
+/// would: a copy of the file the layers below show at `target`, with its owner, mode and
+/// time. Deleted there, or no file, and the link is refused.
 fn copy_up_links(
     layer: &Path,
     lowers: &[PathBuf],
@@ -174,14 +174,11 @@ fn copy_up_links(
     as_root: bool,
 ) -> Result<()> {
     for (link, target) in links {
-        let source = lowers
-            .iter()
-            .rev()
-            .find_map(|lower| find_file(lower, target).transpose())
-            .transpose()?
-            .ok_or_else(|| {
-                anyhow!("a hardlink {link:?} to {target:?}, which no layer has: refused")
-            })?;
+        let source = merged_file(lowers, target)?.ok_or_else(|| {
+            anyhow!(
+                "a hardlink {link:?} to {target:?}, which no layer below has: refused"
+            )
+        })?;
         copy_file(source, layer, link, as_root)
             .with_context(|| format!("cannot copy {target:?} up to {link:?}"))?;
     }
@@ -189,26 +186,102 @@ fn copy_up_links(
 }
 // ANCHOR_END: copy_up_links
 
-/// The regular file at `path` in `layer`, opened inside it through no symlink; `None` if
-/// the layer has nothing there. A whiteout or anything but a file is an error.
-fn find_file(layer: &Path, path: &Path) -> Result<Option<File>> {
-    let root = fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+// ANCHOR: merged_file
+/// The regular file at `path` of the merged view of `lowers` (lowest first), as overlay
+/// would find it, without mounting anything: the highest layer that has a name there
+/// decides. A whiteout on the way (or at `path`) means deleted; a directory on the way
+/// that is opaque hides the layers below it; a file on the way hides what is below.
+/// Every look-up is inside the layer, through no symlink.
+pub fn merged_file(lowers: &[PathBuf], path: &Path) -> Result<Option<File>> {
+    for layer in lowers.iter().rev() {
+        let root = fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+        let mut opaque = false;
+        let mut walked = PathBuf::new();
+        for part in path.components() {
+            walked.push(part);
+            let Some(kind) = kind_at(&root, &walked)? else {
+                break; // not in this layer: the next one down may have it
+            };
+            let at_the_end = walked.as_path() == path;
+            match kind {
+                Kind::Whiteout => return Ok(None),
+                Kind::Directory { opaque: true } if !at_the_end => opaque = true,
+                Kind::Directory { .. } if !at_the_end => continue,
+                Kind::File if at_the_end => return open_in(&root, path).map(Some),
+                _ => return Ok(None), // a file where a directory belongs, or no file
+            }
+        }
+        if opaque {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+// ANCHOR_END: merged_file
+
+/// What a layer has at a name, as overlay tells it.
+enum Kind {
+    Whiteout,
+    Directory { opaque: bool },
+    File,
+    Other,
+}
+
+/// What the layer at `root` has at `path`; `None` for nothing.
+fn kind_at(root: &impl std::os::fd::AsFd, path: &Path) -> Result<Option<Kind>> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let found = match fcntl::openat2(&root, path, how) {
+    let found = match fcntl::openat2(root.as_fd(), path, how) {
         Ok(found) => found,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(error) => bail!("{path:?} cannot be looked up below: {error}"),
+        Err(nix::errno::Errno::ELOOP) => return Ok(Some(Kind::Other)), // a symlink
+        Err(error) => bail!("{path:?} cannot be looked up in a layer: {error}"),
     };
-    let kind = SFlag::from_bits_truncate(stat::fstat(&found)?.st_mode) & SFlag::S_IFMT;
-    if kind != SFlag::S_IFREG {
-        bail!("a hardlink to {path:?}, which the layer below has as no regular file");
-    }
+    let stat = stat::fstat(&found)?;
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    Ok(Some(match kind {
+        SFlag::S_IFCHR if stat.st_rdev == 0 => Kind::Whiteout,
+        SFlag::S_IFDIR => Kind::Directory {
+            opaque: is_opaque_at(root, path)?,
+        },
+        SFlag::S_IFREG => Kind::File,
+        _ => Kind::Other,
+    }))
+}
+
+/// Whether the directory `path` of the layer at `root` is opaque, in either of overlay's
+/// attribute names (read through a descriptor of the directory itself).
+fn is_opaque_at(root: &impl std::os::fd::AsFd, path: &Path) -> Result<bool> {
+    use std::os::fd::AsRawFd;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let dir = fcntl::openat2(root.as_fd(), path, how)?;
+    let opaque = [c"trusted.overlay.opaque", c"user.overlay.opaque"]
+        .iter()
+        .any(|name| {
+            let mut value = [0u8; 2];
+            // SAFETY: the name is NUL-terminated; the buffer's pointer and length match.
+            let size = unsafe {
+                libc::fgetxattr(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            size == 1 && value[0] == b'y'
+        });
+    Ok(opaque)
+}
+
+/// Opens the regular file `path` of the layer at `root` for reading.
+fn open_in(root: &impl std::os::fd::AsFd, path: &Path) -> Result<File> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    Ok(Some(File::from(fcntl::openat2(&root, path, how)?)))
+    Ok(File::from(fcntl::openat2(root.as_fd(), path, how)?))
 }
 
 fn copy_file(mut source: File, layer: &Path, link: &Path, as_root: bool) -> Result<()> {
@@ -216,7 +289,10 @@ fn copy_file(mut source: File, layer: &Path, link: &Path, as_root: bool) -> Resu
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
     let root = fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
-    let parent = link.parent().unwrap_or(Path::new("."));
+    let parent = match link.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."), // a link at the layer's top
+    };
     let parent = fcntl::openat2(&root, parent, how)?;
     let name = link.file_name().context("a link with no name")?;
     let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW;

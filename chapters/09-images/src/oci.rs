@@ -42,6 +42,16 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// A descriptor of the blob `expected` names, of `media_type`.
+    pub fn of(media_type: &str, expected: Expected) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: expected.digest,
+            size: expected.size,
+            annotations: BTreeMap::new(),
+        }
+    }
+
     /// What the blob it names must be.
     pub fn expected(&self) -> Expected {
         Expected {

@@ -591,19 +591,28 @@ impl LayerDir {
         }
         let name = path.file_name().expect("a path below the root has a name");
         unistd::symlinkat(&target, parent, name).map_err(|e| self.exists_error(e))?;
-        let nofollow = AtFlags::AT_SYMLINK_NOFOLLOW;
+        self.set_owner_and_time_at(parent, name, meta)
+    }
+    // ANCHOR_END: symlink
+
+    /// Owner and time of what `name` in `parent` is itself, not of where it leads: for
+    /// symlinks and device nodes, which cannot be opened to be changed.
+    fn set_owner_and_time_at(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+    ) -> Result<()> {
         if self.as_root {
             let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
+            let nofollow = AtFlags::AT_SYMLINK_NOFOLLOW;
             unistd::fchownat(parent, name, Some(uid), Some(gid), nofollow)
                 .context("cannot set its owner")?;
         }
         let time = TimeSpec::new(meta.mtime, 0);
         let flag = stat::UtimensatFlags::NoFollowSymlink;
-        stat::utimensat(parent, name, &time, &time, flag)
-            .context("cannot set its time")?;
-        Ok(())
+        stat::utimensat(parent, name, &time, &time, flag).context("cannot set its time")
     }
-    // ANCHOR_END: symlink
 
     // ANCHOR: hardlink
     /// A hardlink names a file of the archive. One of this layer is linked, looked up as
@@ -669,22 +678,7 @@ impl LayerDir {
             stat::FchmodatFlags::FollowSymlink,
         )
         .context("cannot set its mode")?;
-        if self.as_root {
-            let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
-            unistd::fchownat(
-                parent,
-                name,
-                Some(uid),
-                Some(gid),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .context("cannot set its owner")?;
-        }
-        let time = TimeSpec::new(meta.mtime, 0);
-        let flag = stat::UtimensatFlags::NoFollowSymlink;
-        stat::utimensat(parent, name, &time, &time, flag)
-            .context("cannot set its time")?;
-        Ok(())
+        self.set_owner_and_time_at(parent, name, meta)
     }
 
     // ANCHOR: device

@@ -187,25 +187,17 @@ fn store_file(store: &Store, path: &Path, media_type: &str) -> Result<Descriptor
     let (_, digest, size) = hashing.finish();
     let expected = Expected { digest, size };
     copy_verified(File::open(path)?, &expected, store.root())?;
-    Ok(descriptor(media_type, expected))
+    Ok(Descriptor::of(media_type, expected))
 }
 
-fn store_bytes(store: &Store, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
+/// Stores `bytes` as a blob, under their digest.
+pub fn store_bytes(store: &Store, bytes: &[u8], media_type: &str) -> Result<Descriptor> {
     let expected = Expected {
         digest: Digest::of(bytes),
         size: bytes.len() as u64,
     };
     copy_verified(bytes, &expected, store.root())?;
-    Ok(descriptor(media_type, expected))
-}
-
-fn descriptor(media_type: &str, expected: Expected) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest: expected.digest,
-        size: expected.size,
-        annotations: Default::default(),
-    }
+    Ok(Descriptor::of(media_type, expected))
 }
 
 fn is_gzip(path: &Path) -> Result<bool> {

@@ -307,6 +307,16 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_named_alone_takes_the_callers_value_or_is_left_out() {
+        assert_eq!(from_caller("A=1".into()), Some("A=1".into()));
+        let home = std::env::var("HOME")
+            .ok()
+            .map(|home| format!("HOME={home}"));
+        assert_eq!(from_caller("HOME".into()), home);
+        assert_eq!(from_caller("BYOC_NOT_SET_ANYWHERE".into()), None);
+    }
+
+    #[test]
     fn users_are_ids_or_names_of_the_images_own_files() {
         assert_eq!(parse_user("app", passwd).unwrap().uid, 1000);
         assert_eq!(parse_user("0:staff", passwd).unwrap().gid, 50);
