@@ -789,79 +789,54 @@ fn what_the_runtime_reads_in_the_layers_honours_whiteouts_and_opaque_directories
     }
 }
 
+/// What an import on a small disk of its own says, and leaves: run in a mount namespace
+/// of its own with a tmpfs of 8 MB as the data root, so the machine's mount table (which
+/// other tests' leak checks compare) never changes.
+const ON_A_SMALL_DISK: &str = r#"mount -t tmpfs -o size=8m byoc-small-disk "$DATA" || exit 99
+"$BYOC" image import "$LAYOUT" big:1 --root "$DATA/root"
+echo "import exited $?"
+echo "layers: $(ls -A "$DATA/root/layers" 2>/dev/null | wc -l)"
+echo "tmp: $(ls -A "$DATA/root/tmp" 2>/dev/null | wc -l)"
+"#;
+
 #[test]
 fn a_full_disk_leaves_no_half_layer() {
     for runtime in from_chapter_as_root(9) {
         let dir = image_dir(&runtime);
         let small = dir.path().join("small-disk");
         std::fs::create_dir(&small).unwrap();
-        let _disk = SmallDisk::mount(&small, "8m");
         let big = LayerTar::new()
             .file("big", &"x".repeat(16 << 20), 0o644)
             .finish();
         let layout = TestImage::new(vec![big], json!({"Cmd": ["sh"]}))
             .write_layout(&dir.path().join("big"), "latest");
-        let data_root = small.join("data");
-        let run = runtime
-            .invocation()
+        let out = Command::new("unshare")
             .args([
-                "image",
-                "import",
-                &layout.display().to_string(),
-                "big:1",
-                "--root",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                ON_A_SMALL_DISK,
             ])
-            .args([&data_root])
-            .run();
-        assert_ne!(
-            run.code, 0,
-            "{}: the import worked on a full disk",
-            runtime.name
+            .env("DATA", &small)
+            .env("BYOC", &runtime.path)
+            .env("LAYOUT", &layout)
+            .output()
+            .expect("start unshare");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
         );
+        let report = format!("{}:\n{stdout}{stderr}", runtime.name);
         assert!(
-            run.stderr.contains("No space left"),
-            "{}: {}",
-            runtime.name,
-            run.stderr
+            !stdout.contains("import exited 0"),
+            "the import worked: {report}"
         );
-        let layers: Vec<_> = std::fs::read_dir(data_root.join("layers"))
-            .map(|d| d.count())
-            .into_iter()
-            .collect();
-        assert!(
-            layers.iter().all(|n| *n == 0),
-            "{}: a layer was left",
-            runtime.name
-        );
-        let tmp = std::fs::read_dir(data_root.join("tmp")).map_or(0, |d| d.count());
-        assert_eq!(tmp, 0, "{}: tmp/ was left", runtime.name);
-    }
-}
-
-/// A tmpfs of a few MB mounted on a directory, unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(at: &Path, size: &str) -> SmallDisk {
-        let mounted = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "byoc-small-disk",
-            ])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(mounted.success(), "mount a small tmpfs");
-        SmallDisk(at.to_path_buf())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        assert!(stdout.contains("import exited"), "it did not run: {report}");
+        assert!(stderr.contains("No space left"), "{report}");
+        assert!(stdout.contains("layers: 0\n"), "a layer was left: {report}");
+        assert!(stdout.contains("tmp: 0\n"), "tmp/ was left: {report}");
     }
 }
 
