@@ -65,10 +65,11 @@ impl Store {
     }
 
     // ANCHOR: import_layout
-    /// Takes in the image `name` names in the layout at `from` (its only image, when
-    /// `name` is `None`), blob by blob, each checked as it is copied. Returns its
-    /// descriptor, with `as_name` as its name: the caller names it in the index once its
-    /// layers are unpacked too.
+    /// Takes in the documents of the image `name` names in the layout at `from` (its only
+    /// image, when `name` is `None`): its manifest and config, each checked as it is
+    /// copied. The layers' blobs come in as they are unpacked, in the same pass
+    /// ([`crate::layers::ensure_unpacked`]). Returns its descriptor, with `as_name` as its
+    /// name: the caller names it in the index once its layers are in too.
     pub fn import_layout(
         &self,
         from: &Path,
@@ -80,9 +81,8 @@ impl Store {
         let manifest_path =
             copy_verified(open_blob(from, chosen)?, &chosen.expected(), &self.root)?;
         let manifest = Manifest::read(&manifest_path)?;
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            copy_verified(open_blob(from, blob)?, &blob.expected(), &self.root)?;
-        }
+        let config = &manifest.config;
+        copy_verified(open_blob(from, config)?, &config.expected(), &self.root)?;
         let mut named = chosen.clone();
         named.annotations.clear();
         named
@@ -138,6 +138,19 @@ pub fn choose<'a>(
     Ok(only)
 }
 
+/// Copies into the store each layer blob of `manifest` that it lacks, from the layout at
+/// `from`, checked (the layers an unpack brought in are there already).
+pub fn copy_missing_layers(
+    store: &Store,
+    manifest: &Manifest,
+    from: &Path,
+) -> Result<()> {
+    for blob in &manifest.layers {
+        copy_verified(open_blob(from, blob)?, &blob.expected(), &store.root)?;
+    }
+    Ok(())
+}
+
 /// A blob of the layout at `from`, opened for reading: its path rebuilt from the
 /// checked digest, never read from anywhere.
 fn open_blob(from: &Path, blob: &Descriptor) -> Result<File> {
@@ -175,6 +188,11 @@ mod tests {
         );
         let (manifest, manifest_size) = blob(manifest.as_bytes());
         if tamper {
+            fs::write(
+                config.path_in(dir),
+                br#"{"architecture":"amd64","os":"linux"} "#,
+            )
+            .unwrap();
             fs::write(layer.path_in(dir), b"not really a tar!").unwrap();
         }
         let index = format!(
@@ -196,11 +214,15 @@ mod tests {
         assert_eq!(index.manifests, std::slice::from_ref(&image));
         assert_eq!(image.annotations[REF_NAME], "app:1");
         let blobs = fs::read_dir(data.path().join("images/blobs/sha256")).unwrap();
-        assert_eq!(blobs.count(), 3);
+        assert_eq!(
+            blobs.count(),
+            2,
+            "the manifest and the config, not yet the layer"
+        );
     }
 
     #[test]
-    fn a_tampered_layer_is_refused_and_the_index_names_nothing() {
+    fn a_tampered_config_is_refused_and_the_index_names_nothing() {
         let (source, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         layout(source.path(), true);
         let store = Store::open(&data.path().join("images")).unwrap();
@@ -209,5 +231,15 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("more bytes"), "{error:#}");
         assert!(store.index().unwrap().manifests.is_empty());
+        let layer =
+            copy_missing_layers(&store, &manifest_of(source.path()), source.path());
+        let error = layer.unwrap_err();
+        assert!(error.to_string().contains("more bytes"), "{error:#}");
+    }
+
+    /// The manifest of the only image of the layout at `dir`.
+    fn manifest_of(dir: &Path) -> Manifest {
+        let index = Index::read(&dir.join("index.json")).unwrap();
+        Manifest::read(&index.manifests[0].digest.path_in(dir)).unwrap()
     }
 }

@@ -26,42 +26,69 @@ use crate::unpack::Hashing;
 const ARCHIVE_DEPTH: usize = 4;
 
 // ANCHOR: import
+/// An image on its way in: its descriptor, with its name, and the layout whose blobs the
+/// store does not have yet, kept until the import is done.
+pub struct Incoming {
+    pub descriptor: Descriptor,
+    source: Option<PathBuf>,
+    _work: Option<TmpDirs>,
+}
+
+impl Incoming {
+    /// The layout the layers' blobs come from, when they are not in the store yet.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref()
+    }
+}
+
 /// Takes in the image at `given` (a layout directory or an archive; `PATH:REF` picks
-/// one image of several), named `name` or as the source names it. Returns its
-/// descriptor, with the name, for the caller to put in the index when all is well.
+/// one image of several), named `name` or as the source names it: its documents, and
+/// from a `docker save` archive its layers. The caller unpacks the layers and names it.
 pub fn import(
     store: &Store,
     data_root: &Path,
     given: &str,
     name: Option<&str>,
-) -> Result<Descriptor> {
+) -> Result<Incoming> {
     let (path, reference) = split_reference(given)?;
+    let base = base_name(&path);
     if path.is_dir() {
-        return import_layout(store, &path, reference, name, &base_name(&path));
+        let descriptor = import_layout(store, &path, reference, name, &base)?;
+        return Ok(Incoming {
+            descriptor,
+            source: Some(path),
+            _work: None,
+        });
     }
     let mut work = TmpDirs::new(data_root)?;
     let unpacked = work.make()?;
     let aliases = extract(&path, &unpacked)
         .with_context(|| format!("{path:?} is not an image archive the kit reads"))?;
+    let as_layout = || import_layout(store, &unpacked, reference, name, &base);
+    let as_docker = || import_docker(store, &unpacked, &aliases, reference, name);
     let is_layout = unpacked.join("oci-layout").is_file();
     let is_docker = unpacked.join("manifest.json").is_file();
-    match (is_layout, is_docker) {
+    let (descriptor, from_layout) = match (is_layout, is_docker) {
         // Docker 25 and later write both: the index may name Docker's own media types,
         // which its manifest.json describes in the older way.
-        (true, true) => {
-            import_layout(store, &unpacked, reference, name, &base_name(&path))
-                .or_else(|_| import_docker(store, &unpacked, &aliases, reference, name))
-        }
-        (true, false) => {
-            import_layout(store, &unpacked, reference, name, &base_name(&path))
-        }
-        (false, true) => import_docker(store, &unpacked, &aliases, reference, name),
+        (true, true) => match as_layout() {
+            Ok(descriptor) => (descriptor, true),
+            Err(_) => (as_docker()?, false),
+        },
+        (true, false) => (as_layout()?, true),
+        (false, true) => (as_docker()?, false),
         (false, false) => {
             bail!(
                 "{path:?} has neither oci-layout nor manifest.json: not an image archive"
             )
         }
-    }
+    };
+    let source = from_layout.then(|| unpacked.clone());
+    Ok(Incoming {
+        descriptor,
+        source,
+        _work: Some(work),
+    })
 }
 // ANCHOR_END: import
 

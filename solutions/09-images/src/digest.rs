@@ -68,6 +68,16 @@ impl Digest {
         layout.join("blobs/sha256").join(&self.hex)
     }
 
+    /// A name to write the blob under until it is checked, beside where it will live, of
+    /// this process: two imports of one image at once each write their own, and the
+    /// second rename puts the same bytes under the same name. Starting with a dot, it is
+    /// never taken for a blob.
+    pub fn temporary_in(&self, layout: &Path) -> Result<PathBuf> {
+        let dir = layout.join("blobs/sha256");
+        fs::create_dir_all(&dir).with_context(|| format!("cannot make {dir:?}"))?;
+        Ok(dir.join(format!(".{}.{}.new", self.hex, std::process::id())))
+    }
+
     /// The hex digits alone, as some names use them (an image id's first 12).
     pub fn hex(&self) -> &str {
         &self.hex
@@ -101,15 +111,7 @@ pub fn copy_verified(
     if final_path.is_file() {
         return Ok(final_path); // content-addressed: the same name is the same bytes
     }
-    let dir = final_path.parent().expect("a blob path has a parent");
-    fs::create_dir_all(dir).with_context(|| format!("cannot make {dir:?}"))?;
-    // Of this process: two imports of one image at once each write their own, and the
-    // second rename puts the same bytes under the same name.
-    let temporary = dir.join(format!(
-        ".{}.{}.new",
-        expected.digest.hex(),
-        std::process::id()
-    ));
+    let temporary = expected.digest.temporary_in(layout)?;
     let written = write_hashing(from, &temporary, expected.size);
     let checked = written.and_then(|(digest, size)| check(expected, &digest, size));
     if let Err(error) = checked {

@@ -20,7 +20,7 @@ use crate::dataroot::{self, DataRootArgs};
 use crate::image::Image;
 use crate::layers;
 use crate::records;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::userns;
 
 #[derive(Debug, Subcommand)]
@@ -131,13 +131,15 @@ impl LockedStore {
 
     /// Unpacks the layers of `image` not unpacked yet; its layer directories.
     pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        layers::ensure_unpacked(
-            &self.data_root,
-            &self.store,
-            &image.manifest,
-            &image.config,
-            userns::is_host_root(),
-        )
+        self.unpack_from(image, None)
+    }
+
+    /// The same, reading the layers the store lacks from the layout at `source`, and
+    /// copying them into the store as they are unpacked.
+    fn unpack_from(&self, image: &Image, source: Option<&Path>) -> Result<Vec<PathBuf>> {
+        let documents = (&image.manifest, &image.config);
+        let as_root = userns::is_host_root();
+        layers::ensure_unpacked(&self.data_root, &self.store, documents, source, as_root)
     }
 }
 
@@ -162,9 +164,12 @@ fn import(args: &ImportArgs) -> Result<u8> {
         &args.path,
         args.name.as_deref(),
     )
-    .and_then(|descriptor| {
-        let image = locked.store.load(descriptor)?;
-        locked.unpack(&image)?;
+    .and_then(|incoming| {
+        let image = locked.store.load(incoming.descriptor.clone())?;
+        locked.unpack_from(&image, incoming.source())?;
+        if let Some(source) = incoming.source() {
+            store::copy_missing_layers(&locked.store, &image.manifest, source)?;
+        }
         locked.store.name(image.descriptor.clone())?;
         Ok(image)
     });

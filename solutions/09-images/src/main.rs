@@ -123,24 +123,30 @@ fn spec_of(args: RunArgs) -> Result<(Spec, Option<Chosen>)> {
     let basics = &args.basics;
     let hostname = basics.hostname.clone().unwrap_or_else(|| id.clone());
     uts::check_hostname(&hostname)?;
-    let data_root = args.data_root.data_root()?;
-    let (root, process, image) = match args.root.is_given() {
+    let (root, process, chosen, data_root) = match args.root.is_given() {
         true => {
             let root = args.root.root_source(&["dev", "tmp", "proc"])?;
             let process =
                 args.image
                     .process(args.command, &args.container, basics.tty)?;
-            (root, process, None)
+            (root, process, None, None)
         }
         false => {
-            let (image, layers, process) = images::prepare_run(
+            // The image is in the store, under the data root: that is checked first.
+            let data_root = args.data_root.data_root()?;
+            let (chosen, layers, process) = images::prepare_run(
                 &data_root,
                 &args.image,
                 args.command,
                 &args.container,
                 basics.tty,
             )?;
-            (RootSource::Layers(layers), process, Some(image))
+            (
+                RootSource::Layers(layers),
+                process,
+                Some(chosen),
+                Some(data_root),
+            )
         }
     };
     let network = args.network.network()?;
@@ -149,6 +155,10 @@ fn spec_of(args: RunArgs) -> Result<(Spec, Option<Chosen>)> {
     }
     let user_namespace = args.userns.user_namespace()?;
     userns::check_user_is_mapped(&process.user, user_namespace.as_ref())?;
+    let data_root = match data_root {
+        Some(data_root) => data_root,
+        None => args.data_root.data_root()?, // as in chapter 8, after the root's checks
+    };
     let spec = Spec {
         id,
         process,
@@ -164,7 +174,7 @@ fn spec_of(args: RunArgs) -> Result<(Spec, Option<Chosen>)> {
         remove_at_end: args.container.rm,
         volumes: args.volumes.volumes,
     };
-    Ok((spec, image))
+    Ok((spec, chosen))
 }
 // ANCHOR_END: spec
 

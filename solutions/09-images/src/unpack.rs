@@ -68,6 +68,9 @@ pub struct LayerBlob<'a> {
     pub blob: &'a Expected,
     /// The uncompressed tar's digest (the config's `rootfs.diff_ids`).
     pub diff_id: &'a Digest,
+    /// Where to write a copy of the compressed bytes as they go by, when the store has
+    /// no copy of the blob yet: a temporary name the caller renames once all is well.
+    pub copy_to: Option<&'a Path>,
 }
 
 /// What an unpack leaves for the caller.
@@ -88,7 +91,14 @@ pub struct Unpacked {
 pub fn unpack(layer: &LayerBlob, into: &Path, as_root: bool) -> Result<Unpacked> {
     let file = File::open(layer.path)
         .with_context(|| format!("cannot read the layer {}", layer.blob.digest))?;
-    let compressed = Hashing::new(BufReader::with_capacity(1 << 20, file));
+    let copy = match layer.copy_to {
+        Some(path) => {
+            Some(File::create(path).with_context(|| format!("cannot write {path:?}"))?)
+        }
+        None => None,
+    };
+    let read = Tee::new(BufReader::with_capacity(1 << 20, file), copy);
+    let compressed = Hashing::new(read);
     let decoder = Decoder::new(compressed, layer.compression)?;
     let mut archive = tar::Archive::new(Hashing::new(decoder));
     let mut layer_dir = LayerDir::open(into, as_root)?;
@@ -135,7 +145,9 @@ fn check_ends_cleanly(mut tar: Hashing<Decoder>, layer: &LayerBlob) -> Result<()
             layer.blob.digest
         );
     }
-    let (_, digest, size) = compressed.finish();
+    let (tee, digest, size) = compressed.finish();
+    tee.finish()
+        .context("cannot write the copy of the layer's blob")?;
     if digest != layer.blob.digest || size != layer.blob.size {
         bail!(
             "layer {}: its bytes hash to {digest} ({size} bytes): not the layer its \
@@ -192,7 +204,39 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-type Compressed = Hashing<BufReader<File>>;
+type Compressed = Hashing<Tee<BufReader<File>>>;
+
+/// A reader that also writes what it reads to a file, if it has one: the blob goes into
+/// the store in the same pass that unpacks it.
+pub struct Tee<R> {
+    inner: R,
+    copy: Option<io::BufWriter<File>>,
+}
+
+impl<R: Read> Tee<R> {
+    fn new(inner: R, copy: Option<File>) -> Tee<R> {
+        let copy = copy.map(|file| io::BufWriter::with_capacity(1 << 20, file));
+        Tee { inner, copy }
+    }
+
+    /// Writes out what is left of the copy.
+    fn finish(self) -> io::Result<()> {
+        match self.copy {
+            Some(mut copy) => copy.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        if let Some(copy) = &mut self.copy {
+            copy.write_all(&buffer[..read])?;
+        }
+        Ok(read)
+    }
+}
 
 /// The decompressor a layer's media type asks for. One per layer, so its size does not
 /// matter.

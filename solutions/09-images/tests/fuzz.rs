@@ -140,6 +140,7 @@ fn unpack_beside_a_victim(tar: &[u8], scratch: &Path) {
         compression: Compression::None,
         blob: &blob,
         diff_id: &diff_id,
+        copy_to: None,
     };
     let _ = unpack(&layer_blob, &layer, as_root);
     let mut beside: Vec<String> = fs::read_dir(scratch)

@@ -60,10 +60,11 @@ pub fn dir(data_root: &Path, chain: &Digest) -> PathBuf {
 pub fn ensure_unpacked(
     data_root: &Path,
     store: &Store,
-    manifest: &Manifest,
-    config: &ImageConfig,
+    image: (&Manifest, &ImageConfig),
+    source: Option<&Path>,
     as_root: bool,
 ) -> Result<Vec<PathBuf>> {
+    let (manifest, config) = image;
     let chain = chain_ids(&config.rootfs.diff_ids);
     let finals: Vec<PathBuf> = chain.iter().map(|id| dir(data_root, id)).collect();
     let missing: Vec<usize> =
@@ -77,9 +78,11 @@ pub fn ensure_unpacked(
         .iter()
         .map(|&i| {
             let blob = &manifest.layers[i];
+            let (read_from, copy_to) = where_the_blob_is(store, &blob.digest, source)?;
             Ok(Job {
                 index: i,
-                blob: store.blob_path(&blob.digest),
+                blob: read_from,
+                copy_to,
                 compression: Compression::of(&blob.media_type),
                 expected: blob.expected(),
                 diff_id: config.rootfs.diff_ids[i].clone(),
@@ -87,7 +90,8 @@ pub fn ensure_unpacked(
             })
         })
         .collect::<Result<_>>()?;
-    let unpacked = unpack_all(&jobs, as_root)?;
+    let unpacked = unpack_all(&jobs, as_root);
+    let unpacked = keep_the_copies(store, &jobs, unpacked)?;
     let mut lowers = finals.clone();
     for (job, result) in jobs.iter().zip(&unpacked) {
         lowers[job.index] = job.into.clone();
@@ -115,11 +119,55 @@ pub fn ensure_unpacked(
 /// One layer to unpack.
 struct Job {
     index: usize,
+    /// Where the blob is read from: the store, or the layout it comes from.
     blob: PathBuf,
+    /// When the store lacks the blob: the temporary name its copy is written to.
+    copy_to: Option<PathBuf>,
     compression: Compression,
     expected: crate::digest::Expected,
     diff_id: Digest,
     into: PathBuf,
+}
+
+/// Where a layer's blob is read from: the store's copy, or, when the store lacks it, the
+/// source layout's, with a temporary name in the store to copy it to on the way.
+fn where_the_blob_is(
+    store: &Store,
+    digest: &Digest,
+    source: Option<&Path>,
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    let stored = store.blob_path(digest);
+    match source {
+        Some(source) if !stored.is_file() => Ok((
+            digest.path_in(source),
+            Some(digest.temporary_in(store.root())?),
+        )),
+        _ => Ok((stored, None)),
+    }
+}
+
+/// Puts each copy an unpack made in the store, under its digest: the unpack checked its
+/// bytes. When any unpack failed, the copies go, and the first error is the answer.
+fn keep_the_copies(
+    store: &Store,
+    jobs: &[Job],
+    unpacked: Result<Vec<Unpacked>>,
+) -> Result<Vec<Unpacked>> {
+    let copies = jobs
+        .iter()
+        .filter_map(|job| Some((job, job.copy_to.as_ref()?)));
+    for (job, copy) in copies {
+        match &unpacked {
+            Ok(_) => fs::rename(copy, store.blob_path(&job.expected.digest))
+                .with_context(|| {
+                    format!("cannot keep the blob {}", job.expected.digest)
+                })?,
+            Err(_) => {
+                let _ = fs::remove_file(copy);
+            }
+        }
+    }
+    unpacked
 }
 
 /// Unpacks every job, on as many threads as there are cores (or jobs, if fewer); the
@@ -140,6 +188,7 @@ fn unpack_all(jobs: &[Job], as_root: bool) -> Result<Vec<Unpacked>> {
                     compression: job.compression,
                     blob: &job.expected,
                     diff_id: &job.diff_id,
+                    copy_to: job.copy_to.as_deref(),
                 };
                 let result = unpack::unpack(&layer, &job.into, as_root);
                 results.lock().expect("no thread panics holding it")[i] = Some(result);
@@ -338,10 +387,12 @@ impl TmpDirs {
 
     /// A new empty directory, this runtime's own.
     pub fn make(&mut self) -> Result<PathBuf> {
+        // Numbered across the process: an import holds two sets at once (the archive's
+        // files, and the layers it unpacks).
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let Runtime { pid, started } = self.runtime;
-        let path = self
-            .base
-            .join(format!("{pid}.{started}.{}", self.made.len()));
+        let path = self.base.join(format!("{pid}.{started}.{n}"));
         fs::create_dir(&path).with_context(|| format!("cannot make {path:?}"))?;
         self.made.push(path.clone());
         Ok(path)
