@@ -936,6 +936,57 @@ fn the_store_is_an_oci_layout_that_skopeo_and_umoci_read_and_save_writes_an_arch
     }
 }
 
+#[test]
+fn podman_loads_what_image_save_wrote_as_the_same_image() {
+    if !has("podman") {
+        return not_run("podman is not installed (apt-get install podman)");
+    }
+    for runtime in from_chapter_as_root(9) {
+        let dir = image_dir(&runtime);
+        let layout = hello_image().write_layout(&dir.path().join("hello"), "1");
+        import(&runtime, &layout, "hello:1");
+        let archive = dir.path().join("hello.tar");
+        let saved = image(
+            &runtime,
+            &["save", "hello:1", "-o", &archive.display().to_string()],
+        );
+        saved.expect_success();
+        let podman = |args: &[&str]| {
+            let out = Command::new("podman")
+                .arg("--root")
+                .arg(dir.path().join("podman-storage"))
+                .arg("--runroot")
+                .arg(dir.path().join("podman-run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args)
+                .output()
+                .expect("start podman");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "podman {args:?}: {stderr}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let loaded = podman(&["load", "-i", &archive.display().to_string()]);
+        assert!(
+            loaded.contains("hello:1"),
+            "{}: podman load said {loaded}",
+            runtime.name
+        );
+        let listed = image(&runtime, &["ls"]);
+        let ours = listed
+            .stdout
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(2));
+        let theirs = podman(&["images", "--format", "{{.ID}}"]);
+        assert_eq!(
+            ours,
+            theirs.lines().next(),
+            "{}: the image ids differ",
+            runtime.name
+        );
+    }
+}
+
 /// What a peer printed as JSON; it must succeed.
 fn peer(program: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(program)
