@@ -957,7 +957,10 @@ fn podman_loads_what_image_save_wrote_as_the_same_image() {
                 .arg(dir.path().join("podman-storage"))
                 .arg("--runroot")
                 .arg(dir.path().join("podman-run"))
-                .args(["--storage-driver", "vfs"])
+                // Its own state too, not the machine's /run/libpod: nothing of it stays.
+                .arg("--tmpdir")
+                .arg(dir.path().join("podman-tmp"))
+                .args(["--storage-driver", "vfs", "--events-backend", "none"])
                 .args(args)
                 .output()
                 .expect("start podman");
