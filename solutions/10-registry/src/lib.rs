@@ -7,5 +7,6 @@
 pub use solution09::*;
 
 pub mod challenge;
+pub mod credentials;
 pub mod platform;
 pub mod reference;
