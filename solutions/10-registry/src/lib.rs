@@ -8,5 +8,6 @@ pub use solution09::*;
 
 pub mod challenge;
 pub mod credentials;
+pub mod errors;
 pub mod platform;
 pub mod reference;

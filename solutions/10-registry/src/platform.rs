@@ -48,7 +48,7 @@ impl FromStr for Platform {
         };
         match parts.as_slice() {
             [os, architecture] | [os, architecture, _]
-                if parts.iter().all(|part| plain(part)) && plain(os) && plain(architecture) =>
+                if parts.iter().all(plain) && plain(os) && plain(architecture) =>
             {
                 Ok(Platform {
                     os: os.to_string(),
