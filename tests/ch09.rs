@@ -951,12 +951,18 @@ fn podman_loads_what_image_save_wrote_as_the_same_image() {
             &["save", "hello:1", "-o", &archive.display().to_string()],
         );
         saved.expect_success();
+        // podman refuses a run root of more than 50 characters: one straight under /tmp,
+        // whatever TMPDIR says.
+        let run_root = tempfile::Builder::new()
+            .prefix("byoc-podman-")
+            .tempdir_in("/tmp")
+            .expect("a run root for podman");
         let podman = |args: &[&str]| {
             let out = Command::new("podman")
                 .arg("--root")
                 .arg(dir.path().join("podman-storage"))
                 .arg("--runroot")
-                .arg(dir.path().join("podman-run"))
+                .arg(run_root.path())
                 // Its own state too, not the machine's /run/libpod: nothing of it stays.
                 .arg("--tmpdir")
                 .arg(dir.path().join("podman-tmp"))
