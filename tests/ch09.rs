@@ -1212,8 +1212,14 @@ fn commit_makes_a_layer_of_a_containers_changes_and_the_same_changes_give_the_sa
         if has("umoci") {
             let store = runtime.data_dir().join("images");
             let bundle = dir.path().join("committed");
-            let unpacked = Command::new("umoci")
-                .args(["unpack", "--image", &format!("{}:app:2", store.display())])
+            let mut umoci = Command::new("umoci");
+            umoci.arg("unpack");
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                umoci.arg("--rootless"); // the tests run as an ordinary user
+            }
+            let unpacked = umoci
+                .args(["--image", &format!("{}:app:2", store.display())])
                 .arg(&bundle)
                 .output()
                 .unwrap();
