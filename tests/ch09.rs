@@ -951,12 +951,18 @@ fn podman_loads_what_image_save_wrote_as_the_same_image() {
             &["save", "hello:1", "-o", &archive.display().to_string()],
         );
         saved.expect_success();
+        // podman refuses a run root of more than 50 characters: one straight under /tmp,
+        // whatever TMPDIR says.
+        let run_root = tempfile::Builder::new()
+            .prefix("byoc-podman-")
+            .tempdir_in("/tmp")
+            .expect("a run root for podman");
         let podman = |args: &[&str]| {
             let out = Command::new("podman")
                 .arg("--root")
                 .arg(dir.path().join("podman-storage"))
                 .arg("--runroot")
-                .arg(dir.path().join("podman-run"))
+                .arg(run_root.path())
                 // Its own state too, not the machine's /run/libpod: nothing of it stays.
                 .arg("--tmpdir")
                 .arg(dir.path().join("podman-tmp"))
@@ -1206,8 +1212,14 @@ fn commit_makes_a_layer_of_a_containers_changes_and_the_same_changes_give_the_sa
         if has("umoci") {
             let store = runtime.data_dir().join("images");
             let bundle = dir.path().join("committed");
-            let unpacked = Command::new("umoci")
-                .args(["unpack", "--image", &format!("{}:app:2", store.display())])
+            let mut umoci = Command::new("umoci");
+            umoci.arg("unpack");
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                umoci.arg("--rootless"); // the tests run as an ordinary user
+            }
+            let unpacked = umoci
+                .args(["--image", &format!("{}:app:2", store.display())])
                 .arg(&bundle)
                 .output()
                 .unwrap();
