@@ -54,26 +54,23 @@ impl Image {
 }
 
 // ANCHOR: reference
-/// A name as users write it, `NAME[:TAG]` (`latest` if no tag), checked: lowercase
-/// letters, digits and `._-` in `/`-separated parts, as docker allows; a tag of
-/// letters, digits and `._-`, at most 128.
+/// A name as users write it, `NAME[:TAG]` (`latest` if no tag) or `NAME@sha256:HEX`,
+/// checked: lowercase letters, digits and `._-` in `/`-separated parts, as docker
+/// allows (the first part may be a registry's `HOST:PORT`); a tag of letters, digits and
+/// `._-`, at most 128.
 pub fn full_name(given: &str) -> Result<String> {
+    if let Some((name, digest)) = given.split_once('@') {
+        check_name(given, name)?;
+        let digest: Digest = digest.parse().map_err(|why| {
+            anyhow::anyhow!("{given:?}: after '@' comes a digest: {why}")
+        })?;
+        return Ok(format!("{name}@{digest}"));
+    }
     let (name, tag) = match given.rsplit_once(':') {
         Some((name, tag)) if !tag.contains('/') => (name, tag),
         _ => (given, "latest"),
     };
-    let part_ok = |part: &str| {
-        !part.is_empty()
-            && part.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)
-            })
-    };
-    if name.len() > 255 || !name.split('/').all(part_ok) {
-        bail!(
-            "{given:?} is not an image name: lowercase letters, digits, '.', '_' and '-', \
-             in parts split by '/'"
-        );
-    }
+    check_name(given, name)?;
     let tag_ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
     if tag.is_empty()
         || tag.len() > 128
@@ -86,6 +83,32 @@ pub fn full_name(given: &str) -> Result<String> {
         );
     }
     Ok(format!("{name}:{tag}"))
+}
+
+/// The name part of a reference: `/`-separated parts of lowercase letters, digits and
+/// `._-`; the first may end in a registry's `:PORT`.
+fn check_name(given: &str, name: &str) -> Result<()> {
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)
+            })
+    };
+    let (first, rest) = name.split_once('/').unwrap_or((name, ""));
+    let first_ok = match first.split_once(':') {
+        Some((host, port)) if !rest.is_empty() => {
+            part_ok(host) && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => part_ok(first),
+    };
+    if name.len() > 255 || !first_ok || !(rest.is_empty() || rest.split('/').all(part_ok))
+    {
+        bail!(
+            "{given:?} is not an image name: lowercase letters, digits, '.', '_' and '-', \
+             in parts split by '/'"
+        );
+    }
+    Ok(())
 }
 // ANCHOR_END: reference
 

@@ -11,6 +11,7 @@
 pub use solution08::*;
 
 pub mod archive;
+pub mod blobs;
 pub mod commit;
 pub mod config;
 pub mod digest;

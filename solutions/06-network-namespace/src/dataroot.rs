@@ -107,6 +107,12 @@ pub fn tmp(data_root: &Path) -> PathBuf {
     data_root.join("tmp")
 }
 
+/// Blobs being downloaded, named by their digest, kept when a download is cut off so
+/// the next pull goes on from where it stopped (chapter 10).
+pub fn ingest(data_root: &Path) -> PathBuf {
+    data_root.join("ingest")
+}
+
 // ANCHOR: options
 /// The option every subcommand that keeps data flattens: where the data root is.
 #[derive(Debug, Clone, clap::Args)]

@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
 use crate::archive;
+use crate::blobs::LocalBlobs;
 use crate::commit;
 use crate::dataroot::{self, DataRootArgs};
 use crate::image::Image;
@@ -139,7 +140,11 @@ impl LockedStore {
     fn unpack_from(&self, image: &Image, source: Option<&Path>) -> Result<Vec<PathBuf>> {
         let documents = (&image.manifest, &image.config);
         let as_root = userns::is_host_root();
-        layers::ensure_unpacked(&self.data_root, &self.store, documents, source, as_root)
+        let source = LocalBlobs {
+            store: &self.store,
+            layout: source,
+        };
+        layers::ensure_unpacked(&self.data_root, documents, &source, as_root)
     }
 }
 

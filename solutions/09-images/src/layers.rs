@@ -21,13 +21,14 @@ use nix::sys::stat::{self, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, Gid, Uid};
 
+use crate::blobs::LayerSource;
 use crate::config::ImageConfig;
 use crate::container::remove_tree;
 use crate::dataroot;
 use crate::digest::Digest;
+use crate::oci::Descriptor;
 use crate::oci::Manifest;
 use crate::records::{self, Runtime};
-use crate::store::Store;
 use crate::unpack::{self, Compression, LayerBlob, Unpacked};
 
 // ANCHOR: chain_ids
@@ -59,15 +60,14 @@ pub fn dir(data_root: &Path, chain: &Digest) -> PathBuf {
 }
 
 // ANCHOR: ensure_unpacked
-/// The image's layer directories, lowest first, unpacking those not there yet: in
-/// parallel, each into a directory of its own under `tmp/`, bounded by the cores; then
-/// the hardlinks to lower layers are copied up, lowest layer first; then each directory
-/// is renamed into place.
+/// The image's layer directories, lowest first, unpacking those not there yet from
+/// `source`: in parallel, each into a directory of its own under `tmp/`; then the
+/// hardlinks to lower layers are copied up, lowest layer first; then each directory is
+/// renamed into place.
 pub fn ensure_unpacked(
     data_root: &Path,
-    store: &Store,
     image: (&Manifest, &ImageConfig),
-    source: Option<&Path>,
+    source: &dyn LayerSource,
     as_root: bool,
 ) -> Result<Vec<PathBuf>> {
     let (manifest, config) = image;
@@ -83,26 +83,20 @@ pub fn ensure_unpacked(
     let jobs: Vec<Job> = missing
         .iter()
         .map(|&i| {
-            let blob = &manifest.layers[i];
-            let (read_from, copy_to) = where_the_blob_is(store, &blob.digest, source)?;
             Ok(Job {
                 index: i,
-                blob: read_from,
-                copy_to,
-                compression: Compression::of(&blob.media_type),
-                expected: blob.expected(),
-                diff_id: config.rootfs.diff_ids[i].clone(),
+                blob: &manifest.layers[i],
+                diff_id: &config.rootfs.diff_ids[i],
                 into: work.make()?,
             })
         })
         .collect::<Result<_>>()?;
-    let unpacked = unpack_all(&jobs, as_root);
-    let unpacked = keep_the_copies(store, &jobs, unpacked)?;
+    let unpacked = unpack_all(&jobs, source, as_root)?;
     let mut lowers = finals.clone();
     for (job, result) in jobs.iter().zip(&unpacked) {
         lowers[job.index] = job.into.clone();
         for note in &result.skipped {
-            eprintln!("note: layer {}: left out {note}", job.expected.digest);
+            eprintln!("note: layer {}: left out {note}", job.blob.digest);
         }
     }
     for (job, result) in jobs.iter().zip(&unpacked) {
@@ -112,7 +106,7 @@ pub fn ensure_unpacked(
             &result.links_below,
             as_root,
         )
-        .with_context(|| format!("layer {}", job.expected.digest))?;
+        .with_context(|| format!("layer {}", job.blob.digest))?;
     }
     for job in &jobs {
         put_in_place(&job.into, &finals[job.index])?;
@@ -123,64 +117,21 @@ pub fn ensure_unpacked(
 // ANCHOR_END: ensure_unpacked
 
 /// One layer to unpack.
-struct Job {
+struct Job<'a> {
     index: usize,
-    /// Where the blob is read from: the store, or the layout it comes from.
-    blob: PathBuf,
-    /// When the store lacks the blob: the temporary name its copy is written to.
-    copy_to: Option<PathBuf>,
-    compression: Compression,
-    expected: crate::digest::Expected,
-    diff_id: Digest,
+    blob: &'a Descriptor,
+    diff_id: &'a Digest,
     into: PathBuf,
 }
 
-/// Where a layer's blob is read from: the store's copy, or, when the store lacks it, the
-/// source layout's, with a temporary name in the store to copy it to on the way.
-fn where_the_blob_is(
-    store: &Store,
-    digest: &Digest,
-    source: Option<&Path>,
-) -> Result<(PathBuf, Option<PathBuf>)> {
-    let stored = store.blob_path(digest);
-    match source {
-        Some(source) if !stored.is_file() => Ok((
-            digest.path_in(source),
-            Some(digest.temporary_in(store.root())?),
-        )),
-        _ => Ok((stored, None)),
-    }
-}
-
-/// Puts each copy an unpack made in the store, under its digest: the unpack checked its
-/// bytes. When any unpack failed, the copies go, and the first error is the answer.
-fn keep_the_copies(
-    store: &Store,
+/// Unpacks every job, `source.at_once()` at a time (or fewer, if fewer jobs); the first
+/// error is the answer.
+fn unpack_all(
     jobs: &[Job],
-    unpacked: Result<Vec<Unpacked>>,
+    source: &dyn LayerSource,
+    as_root: bool,
 ) -> Result<Vec<Unpacked>> {
-    let copies = jobs
-        .iter()
-        .filter_map(|job| Some((job, job.copy_to.as_ref()?)));
-    for (job, copy) in copies {
-        match &unpacked {
-            Ok(_) => fs::rename(copy, store.blob_path(&job.expected.digest))
-                .with_context(|| {
-                    format!("cannot keep the blob {}", job.expected.digest)
-                })?,
-            Err(_) => {
-                let _ = fs::remove_file(copy);
-            }
-        }
-    }
-    unpacked
-}
-
-/// Unpacks every job, on as many threads as there are cores (or jobs, if fewer); the
-/// first error is the answer.
-fn unpack_all(jobs: &[Job], as_root: bool) -> Result<Vec<Unpacked>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(jobs.len());
+    let threads = source.at_once().clamp(1, jobs.len());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Unpacked>>>> =
         Mutex::new(jobs.iter().map(|_| None).collect());
@@ -189,14 +140,7 @@ fn unpack_all(jobs: &[Job], as_root: bool) -> Result<Vec<Unpacked>> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
-                let layer = LayerBlob {
-                    path: &job.blob,
-                    compression: job.compression,
-                    blob: &job.expected,
-                    diff_id: &job.diff_id,
-                    copy_to: job.copy_to.as_deref(),
-                };
-                let result = unpack::unpack(&layer, &job.into, as_root);
+                let result = unpack_one(job, source, as_root);
                 results.lock().expect("no thread panics holding it")[i] = Some(result);
             });
         }
@@ -207,6 +151,26 @@ fn unpack_all(jobs: &[Job], as_root: bool) -> Result<Vec<Unpacked>> {
         .map(|result| result.expect("every job ran"))
         .collect()
 }
+
+// ANCHOR: unpack_one
+/// Unpacks one layer from its source; the source's copy of the blob is kept only when
+/// the unpack checked all of it.
+fn unpack_one(job: &Job, source: &dyn LayerSource, as_root: bool) -> Result<Unpacked> {
+    let layer = LayerBlob {
+        compression: Compression::of(&job.blob.media_type),
+        blob: &job.blob.expected(),
+        diff_id: job.diff_id,
+    };
+    let mut reader = source.open(job.blob)?;
+    match unpack::unpack(&mut reader, &layer, &job.into, as_root) {
+        Ok((unpacked, _)) => {
+            reader.keep()?;
+            Ok(unpacked)
+        }
+        Err(error) => Err(reader.discard(error)),
+    }
+}
+// ANCHOR_END: unpack_one
 
 /// Renames a whole layer into place. If another runtime put the same layer there first,
 /// this copy goes: the same chain id is the same layer.

@@ -22,6 +22,14 @@ pub const LAYERS: [&str; 3] = [
     "application/vnd.oci.image.layer.v1.tar+zstd",
 ];
 
+/// Docker's image manifest (v2 schema 2), its list of manifests, its config and its
+/// layer: the types the OCI ones grew from. Registries serve both, so the store keeps
+/// both, as they came (a manifest's digest is its bytes).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
 /// The annotation that names an image in an index: `NAME:TAG` as the kit writes it.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -99,7 +107,7 @@ impl Index {
             path,
             index.schema_version,
             index.media_type.as_deref(),
-            INDEX,
+            &[INDEX],
         )?;
         Ok(index)
     }
@@ -108,22 +116,26 @@ impl Index {
 impl Manifest {
     /// Reads a manifest blob (already checked against its descriptor), checked: schema
     /// 2, a manifest if it says what it is (a document must not pose as another), a
-    /// config of the config's type, and layers of the types the kit unpacks.
+    /// config of the config's type, and layers of the types the kit unpacks. Docker's
+    /// schema 2 manifests are read too: they have the same fields.
     pub fn read(path: &Path) -> Result<Manifest> {
         let manifest: Manifest = read_json(path)?;
         let said = manifest.media_type.as_deref();
-        check_schema(path, manifest.schema_version, said, MANIFEST)?;
-        if manifest.config.media_type != CONFIG {
+        check_schema(
+            path,
+            manifest.schema_version,
+            said,
+            &[MANIFEST, DOCKER_MANIFEST],
+        )?;
+        if ![CONFIG, DOCKER_CONFIG].contains(&manifest.config.media_type.as_str()) {
             bail!(
                 "{path:?}: the config is {:?}, not an OCI image config",
                 manifest.config.media_type
             );
         }
-        if let Some(layer) = manifest
-            .layers
-            .iter()
-            .find(|l| !LAYERS.contains(&l.media_type.as_str()))
-        {
+        if let Some(layer) = manifest.layers.iter().find(|l| {
+            !LAYERS.contains(&l.media_type.as_str()) && l.media_type != DOCKER_LAYER
+        }) {
             bail!(
                 "{path:?}: layer {} is {:?}, which the kit cannot unpack (a tar, \
                  uncompressed, gzip or zstd)",
@@ -139,13 +151,16 @@ fn check_schema(
     path: &Path,
     version: u32,
     said: Option<&str>,
-    wanted: &str,
+    wanted: &[&str],
 ) -> Result<()> {
     if version != 2 {
         bail!("{path:?}: schemaVersion {version}, where the OCI spec has only 2");
     }
-    if let Some(said) = said.filter(|said| *said != wanted) {
-        bail!("{path:?} says it is {said:?}, where {wanted:?} belongs");
+    if let Some(said) = said.filter(|said| !wanted.contains(said)) {
+        bail!(
+            "{path:?} says it is {said:?}, where {:?} belongs",
+            wanted[0]
+        );
     }
     Ok(())
 }
@@ -164,7 +179,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// A digest in JSON: its string form, checked as it is read.
-mod as_string {
+pub mod as_string {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     use crate::digest::Digest;

@@ -136,13 +136,16 @@ fn unpack_beside_a_victim(tar: &[u8], scratch: &Path) {
     let diff_id = Digest::of(tar);
     let as_root = nix::unistd::Uid::effective().is_root();
     let layer_blob = LayerBlob {
-        path: &blob_path,
         compression: Compression::None,
         blob: &blob,
         diff_id: &diff_id,
-        copy_to: None,
     };
-    let _ = unpack(&layer_blob, &layer, as_root);
+    let _ = unpack(
+        fs::File::open(&blob_path).unwrap(),
+        &layer_blob,
+        &layer,
+        as_root,
+    );
     let mut beside: Vec<String> = fs::read_dir(scratch)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -51,8 +51,12 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The compression a layer media type names (checked by `oci::Manifest::read`).
+    /// The compression a layer media type names (checked by `oci::Manifest::read`):
+    /// OCI's `…tar+gzip`, or Docker's `…tar.gzip`.
     pub fn of(media_type: &str) -> Compression {
+        if media_type == crate::oci::DOCKER_LAYER {
+            return Compression::Gzip;
+        }
         match media_type.rsplit_once('+').map(|(_, suffix)| suffix) {
             Some("gzip") => Compression::Gzip,
             Some("zstd") => Compression::Zstd,
@@ -63,15 +67,11 @@ impl Compression {
 
 /// What the layer's blob and tar must be.
 pub struct LayerBlob<'a> {
-    pub path: &'a Path,
     pub compression: Compression,
     /// The compressed blob's digest and size (the manifest's descriptor).
     pub blob: &'a Expected,
     /// The uncompressed tar's digest (the config's `rootfs.diff_ids`).
     pub diff_id: &'a Digest,
-    /// Where to write a copy of the compressed bytes as they go by, when the store has
-    /// no copy of the blob yet: a temporary name the caller renames once all is well.
-    pub copy_to: Option<&'a Path>,
 }
 
 /// What an unpack leaves for the caller.
@@ -85,21 +85,18 @@ pub struct Unpacked {
 }
 
 // ANCHOR: unpack
-/// Unpacks `layer` into the empty directory `into`, which belongs to the caller. Returns
-/// only when every entry was made and both digests matched; the caller removes `into`
+/// Unpacks the blob `from` reads (a file, or a download) into the empty directory
+/// `into`, which belongs to the caller. Returns only when every entry was made and both
+/// digests matched, with the reader, read to its end; the caller removes `into`
 /// otherwise. `as_root` keeps owners, device nodes and setuid bits, which an ordinary
 /// user cannot have.
-pub fn unpack(layer: &LayerBlob, into: &Path, as_root: bool) -> Result<Unpacked> {
-    let file = File::open(layer.path)
-        .with_context(|| format!("cannot read the layer {}", layer.blob.digest))?;
-    let copy = match layer.copy_to {
-        Some(path) => {
-            Some(File::create(path).with_context(|| format!("cannot write {path:?}"))?)
-        }
-        None => None,
-    };
-    let read = Tee::new(BufReader::with_capacity(1 << 20, file), copy);
-    let compressed = Hashing::new(read);
+pub fn unpack<R: Read>(
+    from: R,
+    layer: &LayerBlob,
+    into: &Path,
+    as_root: bool,
+) -> Result<(Unpacked, R)> {
+    let compressed = Hashing::new(from);
     let decoder = Decoder::new(compressed, layer.compression)?;
     let mut archive = tar::Archive::new(Hashing::new(decoder));
     let mut layer_dir = LayerDir::open(into, as_root)?;
@@ -110,8 +107,8 @@ pub fn unpack(layer: &LayerBlob, into: &Path, as_root: bool) -> Result<Unpacked>
             .map_err(|error| broken(layer, error))?;
     }
     let uncompressed = archive.into_inner();
-    check_ends_cleanly(uncompressed, layer)?;
-    layer_dir.finish()
+    let from = check_ends_cleanly(uncompressed, layer)?;
+    Ok((layer_dir.finish()?, from))
 }
 // ANCHOR_END: unpack
 
@@ -124,7 +121,10 @@ fn broken(layer: &LayerBlob, error: impl Into<anyhow::Error>) -> anyhow::Error {
 
 /// After the tar's end: only zeros may follow (tar pads to a record), then the
 /// compressed stream must end too, and both hashes must be the ones the image names.
-fn check_ends_cleanly(mut tar: Hashing<Decoder>, layer: &LayerBlob) -> Result<()> {
+fn check_ends_cleanly<R: Read>(
+    mut tar: Hashing<Decoder<R>>,
+    layer: &LayerBlob,
+) -> Result<R> {
     let mut rest = [0u8; 64 * 1024];
     loop {
         let read = tar.read(&mut rest).map_err(|error| broken(layer, error))?;
@@ -146,9 +146,7 @@ fn check_ends_cleanly(mut tar: Hashing<Decoder>, layer: &LayerBlob) -> Result<()
             layer.blob.digest
         );
     }
-    let (tee, digest, size) = compressed.finish();
-    tee.finish()
-        .context("cannot write the copy of the layer's blob")?;
+    let (from, digest, size) = compressed.finish();
     if digest != layer.blob.digest || size != layer.blob.size {
         bail!(
             "layer {}: its bytes hash to {digest} ({size} bytes): not the layer its \
@@ -164,7 +162,7 @@ fn check_ends_cleanly(mut tar: Hashing<Decoder>, layer: &LayerBlob) -> Result<()
             layer.diff_id
         );
     }
-    Ok(())
+    Ok(from)
 }
 
 /// A reader that hashes and counts what passes through it.
@@ -205,52 +203,18 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-type Compressed = Hashing<Tee<BufReader<File>>>;
-
-/// A reader that also writes what it reads to a file, if it has one: the blob goes into
-/// the store in the same pass that unpacks it.
-pub struct Tee<R> {
-    inner: R,
-    copy: Option<io::BufWriter<File>>,
-}
-
-impl<R: Read> Tee<R> {
-    fn new(inner: R, copy: Option<File>) -> Tee<R> {
-        let copy = copy.map(|file| io::BufWriter::with_capacity(1 << 20, file));
-        Tee { inner, copy }
-    }
-
-    /// Writes out what is left of the copy.
-    fn finish(self) -> io::Result<()> {
-        match self.copy {
-            Some(mut copy) => copy.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        if let Some(copy) = &mut self.copy {
-            copy.write_all(&buffer[..read])?;
-        }
-        Ok(read)
-    }
-}
-
 /// The decompressor a layer's media type asks for. One per layer, so its size does not
 /// matter.
 #[allow(clippy::large_enum_variant)]
-enum Decoder {
-    None(Compressed),
-    Gzip(flate2::read::MultiGzDecoder<Compressed>),
+enum Decoder<R: Read> {
+    None(Hashing<R>),
+    Gzip(flate2::read::MultiGzDecoder<Hashing<R>>),
     #[cfg(feature = "zstd")]
-    Zstd(zstd::stream::read::Decoder<'static, BufReader<Compressed>>),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Hashing<R>>>),
 }
 
-impl Decoder {
-    fn new(from: Compressed, compression: Compression) -> Result<Decoder> {
+impl<R: Read> Decoder<R> {
+    fn new(from: Hashing<R>, compression: Compression) -> Result<Decoder<R>> {
         Ok(match compression {
             Compression::None => Decoder::None(from),
             Compression::Gzip => Decoder::Gzip(flate2::read::MultiGzDecoder::new(from)),
@@ -264,7 +228,7 @@ impl Decoder {
         })
     }
 
-    fn into_inner(self) -> Compressed {
+    fn into_inner(self) -> Hashing<R> {
         match self {
             Decoder::None(inner) => inner,
             Decoder::Gzip(decoder) => decoder.into_inner(),
@@ -274,7 +238,7 @@ impl Decoder {
     }
 }
 
-impl Read for Decoder {
+impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         match self {
             Decoder::None(inner) => inner.read(buffer),
