@@ -9,7 +9,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{become_as_at_login, in_own_group_with_umask, run_command, Run, TestUser};
+use crate::{
+    become_as_at_login, in_own_group_with_umask, run_command_fed, Run, TestUser,
+};
 
 /// A start of a runtime's binary, being put together: see the module's header.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct Invocation {
     working_dir: Option<PathBuf>,
     trace: bool,
     args: Vec<OsString>,
+    /// A file for its standard input (none by default).
+    input: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -40,6 +44,7 @@ impl Invocation {
             working_dir: None,
             trace: false,
             args: Vec::new(),
+            input: None,
         }
     }
 
@@ -65,6 +70,12 @@ impl Invocation {
     /// With `--trace` before the subcommand, when `on`: the narration goes to stderr.
     pub fn trace(mut self, on: bool) -> Invocation {
         self.trace = on;
+        self
+    }
+
+    /// With the file `input` as its standard input.
+    pub fn input(mut self, input: &Path) -> Invocation {
+        self.input = Some(input.to_path_buf());
         self
     }
 
@@ -118,6 +129,9 @@ impl Invocation {
     /// Runs it to its end (for at most [`crate::RUN_LIMIT`]) and checks that it left
     /// nothing behind.
     pub fn run(&self) -> Run {
-        run_command(&self.name, self.command())
+        let input = self.input.as_ref().map(|path| {
+            std::fs::File::open(path).unwrap_or_else(|error| panic!("{path:?}: {error}"))
+        });
+        run_command_fed(&self.name, self.command(), input)
     }
 }

@@ -12,18 +12,22 @@
 //! byoc_tests::*` and need not know where a helper lives.
 
 pub mod cgroups;
+pub mod fake_registry;
 pub mod hostile;
+pub mod htpasswd;
 mod images;
 mod invocation;
 mod layers;
 mod leaks;
 mod needs;
 pub mod netns;
+pub mod registry;
 mod running;
 mod runs;
 mod runtime;
 mod stage;
 mod terminal;
+pub mod token_server;
 mod transcripts;
 
 pub use byoc_facts::{

@@ -35,13 +35,17 @@ pub struct Registry {
 impl Registry {
     /// Whether the machine has what a registry test needs.
     pub fn unavailable() -> Option<String> {
-        for (program, package) in [("docker-registry", "docker-registry"), ("skopeo", "skopeo")] {
+        for (program, package) in
+            [("docker-registry", "docker-registry"), ("skopeo", "skopeo")]
+        {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {program}")])
                 .output()
                 .is_ok_and(|out| out.status.success());
             if !found {
-                return Some(format!("{program} is not installed (apt-get install {package})"));
+                return Some(format!(
+                    "{program} is not installed (apt-get install {package})"
+                ));
             }
         }
         None
@@ -56,7 +60,8 @@ impl Registry {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_text(dir.path(), &address, &auth)).expect("config");
+        std::fs::write(&config, config_text(dir.path(), &address, &auth))
+            .expect("config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("a log");
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -66,7 +71,11 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let registry = Registry { child, address, dir };
+        let registry = Registry {
+            child,
+            address,
+            dir,
+        };
         registry.wait_until_it_answers();
         registry
     }
@@ -75,7 +84,8 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(mut stream) = TcpStream::connect(&self.address) {
-                let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.address);
+                let request =
+                    format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.address);
                 let mut answer = String::new();
                 if stream.write_all(request.as_bytes()).is_ok()
                     && stream.read_to_string(&mut answer).is_ok()
@@ -86,7 +96,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the registry did not answer at {}: {}", self.address, self.log());
+        panic!(
+            "the registry did not answer at {}: {}",
+            self.address,
+            self.log()
+        );
     }
 
     /// What the registry wrote to its log.

@@ -147,7 +147,17 @@ pub fn assert_one_line_error(runtime: &Runtime, run: &Run, expected: &str) {
 
 /// Runs a prepared container command to its end (for at most [`RUN_LIMIT`]) and checks
 /// that it left nothing behind on the host.
-pub fn run_command(runtime: &str, mut command: Command) -> Run {
+pub fn run_command(runtime: &str, command: Command) -> Run {
+    run_command_fed(runtime, command, None)
+}
+
+/// The same, with `input` as its standard input (`login --password-stdin`), where
+/// [`run_command`] gives it none.
+pub fn run_command_fed(
+    runtime: &str,
+    mut command: Command,
+    input: Option<std::fs::File>,
+) -> Run {
     // A command a test put together itself gets the same guards as the harness's own: a
     // network namespace of its own when root starts it, and a data root of its own.
     in_own_group_with_umask(&mut command);
@@ -160,8 +170,9 @@ pub fn run_command(runtime: &str, mut command: Command) -> Run {
     }
     let cgroup_parent = cgroups::parent_of(&command);
     let before = host_state();
+    let stdin = input.map_or_else(Stdio::null, Stdio::from);
     let child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,6 +8,13 @@ pub use solution09::*;
 
 pub mod challenge;
 pub mod credentials;
+pub mod download;
 pub mod errors;
+pub mod http;
+pub mod login;
+pub mod manifests;
 pub mod platform;
+pub mod progress;
+pub mod pull;
 pub mod reference;
+pub mod session;

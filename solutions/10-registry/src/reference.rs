@@ -81,11 +81,17 @@ impl Reference {
         }
     }
 
-    /// The name the image gets in the store: `REGISTRY/REPOSITORY:TAG` (docker's short
-    /// form for Docker Hub's official images is kept full here, so one name is one image).
+    /// The name the image gets in the store: `REGISTRY/REPOSITORY:TAG`, or
+    /// `REGISTRY/REPOSITORY@DIGEST` when only a digest was given (docker's short form for
+    /// Docker Hub's official images is kept full here, so one name is one image).
     pub fn store_name(&self) -> String {
-        let tag = self.tag.as_deref().unwrap_or("latest");
-        format!("{}/{}:{tag}", self.registry, self.repository)
+        match (&self.tag, &self.digest) {
+            (Some(tag), _) => format!("{}/{}:{tag}", self.registry, self.repository),
+            (None, Some(digest)) => {
+                format!("{}/{}@{digest}", self.registry, self.repository)
+            }
+            (None, None) => format!("{}/{}:latest", self.registry, self.repository),
+        }
     }
 }
 

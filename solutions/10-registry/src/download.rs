@@ -1,0 +1,251 @@
+//! Layers from a registry: `GET /v2/NAME/blobs/DIGEST`, streamed into chapter 9's
+//! unpack as the bytes arrive. Book: section 10.4.
+//!
+//! Each blob is written to `ingest/HEX` under the data root as it arrives, and renamed
+//! into the store only once the unpack has hashed all of it and found the digest and
+//! size the manifest names. A download cut off (a reset, a stall, a runtime killed)
+//! leaves its ingest file, and the next pull asks only for the rest, with a `Range`
+//! request; a blob that proved wrong is thrown away. A few layers download at once (3,
+//! as containerd): more rarely helps, and each is unpacked by the thread that reads it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::blobs::{self, BlobReader, LayerSource, Tee};
+use crate::digest::Expected;
+use crate::oci::Descriptor;
+use crate::progress::{LayerProgress, Progress};
+use crate::records;
+use crate::session::Session;
+use crate::store::Store;
+use crate::unpack::Hashing;
+
+/// The blobs of one image on one registry, for the layers not unpacked yet.
+pub struct RegistryBlobs<'a> {
+    pub session: &'a Session<'a>,
+    pub store: &'a Store,
+    /// `ingest/` under the data root.
+    pub ingest: PathBuf,
+    pub progress: &'a Progress,
+    /// How many layers download at once.
+    pub at_once: usize,
+}
+
+impl LayerSource for RegistryBlobs<'_> {
+    fn open(&self, layer: &Descriptor) -> Result<Box<dyn BlobReader + '_>> {
+        let stored = self.store.blob_path(&layer.digest);
+        if stored.is_file() {
+            return Ok(Box::new(blobs::open_blob(&stored, &layer.digest)?));
+        }
+        Ok(Box::new(self.start(layer)?))
+    }
+
+    fn at_once(&self) -> usize {
+        self.at_once
+    }
+}
+
+impl RegistryBlobs<'_> {
+    // ANCHOR: start
+    /// Starts downloading `layer`: from its first byte, or from the end of what an
+    /// earlier pull left in `ingest/`, if the registry serves ranges.
+    fn start(&self, layer: &Descriptor) -> Result<Download<'_>> {
+        records::make_dir(&self.ingest)?;
+        let partial = self.ingest.join(layer.digest.hex());
+        let have = fs::metadata(&partial).map_or(0, |meta| meta.len());
+        // A whole blob left unrenamed is fetched again: it cannot be resumed (a range
+        // past the end is an error), and it is rare (killed between two calls).
+        let have = if have >= layer.size { 0 } else { have };
+        let report = self.progress.layer(&layer.digest, layer.size);
+        let url = self.session.url("blobs", &layer.digest.to_string());
+        let mut headers = Vec::new();
+        if have > 0 {
+            headers.push(("Range", format!("bytes={have}-")));
+        }
+        let reply = self.session.get(&url, &headers)?;
+        let resumed = match reply.status {
+            206 if reply
+                .header("content-range")
+                .is_some_and(|range| range.starts_with(&format!("bytes {have}-"))) =>
+            {
+                true
+            }
+            200 => false,
+            _ => return Err(reply.refusal(&format!("blob {}", layer.digest))),
+        };
+        let from = if resumed { have } else { 0 };
+        let arriving = layer.size - from;
+        if let Some(length) = reply.header("content-length") {
+            if length.parse::<u64>().ok() != Some(arriving) {
+                bail!(
+                    "{url}: the registry sends {length} bytes where {arriving} are due: \
+                     refused"
+                );
+            }
+        }
+        report.advance(from);
+        let cut = Arc::new(Mutex::new(None));
+        let network = Network {
+            // One byte more than is due, so a blob that is longer is seen to be.
+            body: reply.body.into_reader().take(arriving + 1),
+            cut: cut.clone(),
+            report,
+            received: from,
+            size: layer.size,
+            stall: self.session.http.stall(),
+            ended: false,
+        };
+        let (file, already) = match resumed {
+            true => (
+                OpenOptions::new().append(true).open(&partial)?,
+                Some(BufReader::new(File::open(&partial)?)),
+            ),
+            false => (File::create(&partial)?, None),
+        };
+        let keep_as = self.store.blob_path(&layer.digest);
+        Ok(Download {
+            already,
+            arriving: Tee::appending(network, file, &partial, keep_as),
+            cut,
+            expected: layer.expected(),
+        })
+    }
+    // ANCHOR_END: start
+
+    /// Downloads `layer` into the store without unpacking it: a blob whose layer is
+    /// unpacked already (another image had the same tar, compressed otherwise).
+    pub fn fetch_only(&self, layer: &Descriptor) -> Result<()> {
+        let mut download = self.start(layer)?;
+        let mut hashing = Hashing::new(&mut download);
+        let copied = io::copy(&mut hashing, &mut io::sink());
+        let (_, digest, size) = hashing.finish();
+        if let Err(error) = copied {
+            return Err(Box::new(download).discard(error.into()));
+        }
+        let expected = layer.expected();
+        if digest != expected.digest || size != expected.size {
+            let error = anyhow!(
+                "blob {}: its bytes hash to {digest} ({size} bytes): refused",
+                layer.digest
+            );
+            return Err(Box::new(download).discard(error));
+        }
+        Box::new(download).keep()
+    }
+}
+
+// ANCHOR: network
+/// The response body, counted and watched: a read that fails, or an end before the
+/// blob's size, is a download cut off, and says so.
+struct Network<'a> {
+    body: io::Take<ureq::BodyReader<'static>>,
+    /// Set when the download was cut off: what happened.
+    cut: Arc<Mutex<Option<String>>>,
+    report: LayerProgress<'a>,
+    /// Bytes of the blob in hand so far (an earlier pull's too).
+    received: u64,
+    size: u64,
+    stall: Duration,
+    ended: bool,
+}
+
+impl Read for Network<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = match self.body.read(buffer) {
+            Ok(0) if self.received < self.size => {
+                Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+            }
+            other => other,
+        }
+        .map_err(|error| self.cut_off(error))?;
+        self.received += read as u64;
+        self.report.advance(read as u64);
+        if read == 0 && !self.ended {
+            self.ended = true;
+            self.report.downloaded();
+        }
+        Ok(read)
+    }
+}
+
+impl Network<'_> {
+    /// Records why the download stopped short, and passes the error on.
+    fn cut_off(&mut self, error: io::Error) -> io::Error {
+        let why = match error.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                format!("it stalled (no byte for {} s)", self.stall.as_secs())
+            }
+            io::ErrorKind::UnexpectedEof => "the connection closed".to_string(),
+            _ if error.to_string().contains("timeout") => {
+                format!("it stalled (no byte for {} s)", self.stall.as_secs())
+            }
+            _ => error.to_string(),
+        };
+        let line = format!(
+            "the download was cut off after {} of {} bytes: {why}",
+            self.received, self.size
+        );
+        self.report.failed();
+        *self.cut.lock().expect("no thread panics holding it") = Some(line.clone());
+        io::Error::other(line)
+    }
+}
+// ANCHOR_END: network
+
+/// A blob being downloaded: what an earlier pull left, then the bytes arriving, each
+/// written after it in the ingest file.
+pub struct Download<'a> {
+    already: Option<BufReader<File>>,
+    arriving: Tee<Network<'a>>,
+    cut: Arc<Mutex<Option<String>>>,
+    expected: Expected,
+}
+
+impl Read for Download<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if let Some(already) = &mut self.already {
+            let read = already.read(buffer)?;
+            if read > 0 {
+                return Ok(read);
+            }
+            self.already = None;
+        }
+        self.arriving.read(buffer)
+    }
+}
+
+impl BlobReader for Download<'_> {
+    fn keep(mut self: Box<Self>) -> Result<()> {
+        self.arriving.inner_mut().report.done();
+        self.arriving
+            .keep_copy()
+            .with_context(|| format!("blob {}", self.expected.digest))
+    }
+
+    /// A download cut off keeps what arrived, for the next pull to go on from, and
+    /// says so; a blob that proved wrong (or a layer that was refused) goes.
+    fn discard(mut self: Box<Self>, error: anyhow::Error) -> anyhow::Error {
+        self.arriving.inner_mut().report.failed();
+        let cut = self.cut.lock().expect("no thread panics holding it").take();
+        let digest = &self.expected.digest;
+        match cut {
+            Some(line) if self.arriving.inner_mut().received > 0 => {
+                let _ = self.arriving.flush_copy();
+                anyhow!("blob {digest}: {line}; what arrived is kept, and the next pull goes on from there")
+            }
+            Some(line) => {
+                self.arriving.remove();
+                anyhow!("blob {digest}: {line}")
+            }
+            None => {
+                self.arriving.remove();
+                error
+            }
+        }
+    }
+}
