@@ -20,12 +20,15 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::gen::{self, Chapter};
+use crate::pull_bench;
 use crate::rootfs;
 use crate::unpack_bench;
 use crate::workspace::{self, cargo};
 
 /// The first chapter with images, and so the unpack bench.
 const FIRST_IMAGES_CHAPTER: u32 = 9;
+/// The first chapter that pulls from a registry, and so the pull bench.
+const FIRST_REGISTRY_CHAPTER: u32 = 10;
 
 /// What every container runs: it does nothing, so what is timed is the runtime alone.
 const COMMAND: &str = "/bin/true";
@@ -111,11 +114,12 @@ pub struct BenchArgs {
     /// starts.
     #[arg(long, value_name = "N", default_value_t = 3)]
     warmup: u32,
-    /// From chapter 9: the size of the image the unpack bench makes, in MB of
-    /// compressed layers (CI's is small; the full-size figure is 500).
+    /// From chapter 9: the size of the image the unpack bench (and from chapter 10 the
+    /// pull bench) makes, in MB of compressed layers (CI's is small; the full-size
+    /// figure is 500).
     #[arg(long, value_name = "MB", default_value_t = 48)]
     unpack_mb: u64,
-    /// From chapter 9: timed runs of each way to unpack.
+    /// From chapter 9: timed runs of each way to unpack (and to pull).
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..))]
     unpack_runs: u32,
@@ -145,6 +149,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let result = compare(&chapter, &binary, &rootfs, scratch.path(), args);
     let result = result.and_then(|()| match chapter.number >= FIRST_IMAGES_CHAPTER {
         true => unpack_bench::run(&unpack_bench::UnpackBench {
+            binary: &binary,
+            scratch: scratch.path(),
+            compressed_mb: args.unpack_mb,
+            runs: args.unpack_runs,
+        }),
+        false => Ok(()),
+    });
+    let result = result.and_then(|()| match chapter.number >= FIRST_REGISTRY_CHAPTER {
+        true => pull_bench::run(&pull_bench::PullBench {
             binary: &binary,
             scratch: scratch.path(),
             compressed_mb: args.unpack_mb,

@@ -373,8 +373,15 @@ fn rustfmt(text: &str) -> Result<String> {
 
 /// The lints the `todo!()` stubs set off, and only those: the whole `unused` group would
 /// also hide `unused_must_use`, the warning a learner needs when they forget a `?`. To
-/// find them, build the unsolved crates without this line and read the warnings.
-const STUB_LINTS: [&str; 3] = ["unused_imports", "unused_variables", "unused_mut"];
+/// find them, build the unsolved crates without this line and read the warnings
+/// (`dead_code`: chapter 10's stubs leave the helpers their answers call, such as the
+/// token request, with no caller yet).
+const STUB_LINTS: [&str; 4] = [
+    "unused_imports",
+    "unused_variables",
+    "unused_mut",
+    "dead_code",
+];
 
 fn rust_header(origin: &str, relative: &Path, text: &str) -> String {
     let mut out = format!(
@@ -533,7 +540,7 @@ mod tests {
             Path::new("src/lib.rs"),
             "//! Doc.\nfn f() {}\n",
         );
-        let allow = "#![allow(unused_imports, unused_variables, unused_mut)]";
+        let allow = "#![allow(unused_imports, unused_variables, unused_mut, dead_code)]";
         assert!(text.contains(&format!("//! Doc.\n\n{allow}\n")), "{text}");
         // `unused` would take unused_must_use with it: a forgotten `?` must still warn.
         assert!(!text.contains("allow(unused,") && !text.contains("unused_must_use"));

@@ -28,6 +28,7 @@ mod gen;
 mod generated;
 mod hint;
 mod invariant;
+mod pull_bench;
 mod rename;
 mod rootfs;
 mod testing;

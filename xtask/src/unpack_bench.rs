@@ -32,18 +32,18 @@ pub struct UnpackBench<'a> {
 }
 
 /// Unpacks the image into a directory (removed after each run, untimed).
-type Unpack = Box<dyn Fn(&Path) -> Result<Measured>>;
+pub(crate) type Unpack = Box<dyn Fn(&Path) -> Result<Measured>>;
 
 /// One way to unpack the image.
-struct Way {
-    name: &'static str,
-    run: Unpack,
+pub(crate) struct Way {
+    pub name: &'static str,
+    pub run: Unpack,
 }
 
 /// A run's time, and the most memory its process had at once, when it is a process.
-struct Measured {
-    seconds: f64,
-    peak_kb: Option<u64>,
+pub(crate) struct Measured {
+    pub seconds: f64,
+    pub peak_kb: Option<u64>,
 }
 
 pub fn run(bench: &UnpackBench) -> Result<()> {
@@ -71,15 +71,15 @@ pub fn run(bench: &UnpackBench) -> Result<()> {
             times[i].push(measured);
         }
     }
-    print_results(&ways, &times);
+    print_results(&ways, &times, &[("umoci", 0.25), ("tar", 0.7)]);
     remove(&layout)
 }
 
 /// A layer of the bench's image: its blob and sizes.
-struct Layer {
-    blob: PathBuf,
-    compressed: u64,
-    tar: u64,
+pub(crate) struct Layer {
+    pub blob: PathBuf,
+    pub compressed: u64,
+    pub tar: u64,
 }
 
 fn ways(bench: &UnpackBench, layout: &Path, layers: &[Layer]) -> Vec<Way> {
@@ -138,7 +138,7 @@ fn ways(bench: &UnpackBench, layout: &Path, layers: &[Layer]) -> Vec<Way> {
 /// Runs `command` to its end, timed, with its peak resident memory: `VmHWM` of
 /// `/proc/PID/status`, read every few milliseconds while it runs (the rusage of a child
 /// would count the pages it shared with this process before its exec).
-fn timed(mut command: Command) -> Result<Measured> {
+pub(crate) fn timed(mut command: Command) -> Result<Measured> {
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = command.spawn().context("cannot start it")?;
@@ -178,7 +178,7 @@ fn high_water_kb(status_file: &str) -> Option<u64> {
 }
 
 /// Inflates every blob to nowhere, a thread each.
-fn inflate_all(blobs: &[PathBuf]) -> Result<Measured> {
+pub(crate) fn inflate_all(blobs: &[PathBuf]) -> Result<Measured> {
     let start = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
         let threads: Vec<_> = blobs
@@ -202,7 +202,13 @@ fn inflate_all(blobs: &[PathBuf]) -> Result<Measured> {
     })
 }
 
-fn print_results(ways: &[Way], times: &[Vec<Measured>]) {
+/// Prints each way's mean, deviation and peak memory, then the kit's ratios to the ways
+/// whose names start with the prefixes of `goals`, each with its goal, and to the floor.
+pub(crate) fn print_results(
+    ways: &[Way],
+    times: &[Vec<Measured>],
+    goals: &[(&str, f64)],
+) {
     println!(
         "\n{:<48} {:>8} {:>8} {:>9}",
         "way", "mean s", "sd s", "peak MB"
@@ -232,7 +238,7 @@ fn print_results(ways: &[Way], times: &[Vec<Measured>]) {
         return;
     };
     println!();
-    for (prefix, goal) in [("umoci", 0.25), ("tar", 0.7)] {
+    for &(prefix, goal) in goals {
         if let Some((name, peer, _)) = find(prefix) {
             println!("byoc / {name}: {:.2}x (goal: at most {goal}x)", kit / peer);
         }
@@ -248,7 +254,7 @@ fn print_results(ways: &[Way], times: &[Vec<Measured>]) {
     }
 }
 
-fn remove(path: &Path) -> Result<()> {
+pub(crate) fn remove(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => {
             Err(error).with_context(|| format!("cannot remove {}", path.display()))
@@ -262,7 +268,7 @@ fn remove(path: &Path) -> Result<()> {
 
 /// Writes an OCI layout at `layout` with three gzip layers of about `mb` MB in all
 /// (half, a third and a sixth of it).
-fn make_image(layout: &Path, mb: u64) -> Result<Vec<Layer>> {
+pub(crate) fn make_image(layout: &Path, mb: u64) -> Result<Vec<Layer>> {
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs)?;
     let mut random = XorShift(0x2545_f491_4f6c_dd1d);

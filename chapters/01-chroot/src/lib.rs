@@ -8,7 +8,7 @@
 //! Later chapters re-export this crate (`pub use solution01::*;`) and add their own
 //! modules.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub mod cli;
 pub mod command;

@@ -5,7 +5,7 @@
 //! The parent is as in chapter 1. The child now calls `unshare(CLONE_NEWNS)` and builds
 //! its root with `root::setup` instead of `chroot`.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

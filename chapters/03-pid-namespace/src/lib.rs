@@ -6,7 +6,7 @@
 //! has duties no other process has: with `--init`, a tiny init takes them on. Book:
 //! chapter 3.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution02::*;
 

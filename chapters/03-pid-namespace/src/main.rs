@@ -6,7 +6,7 @@
 //! only waiting: it forwards `Ctrl-C` and `kill` to the container. The child mounts a
 //! `/proc` of its own, and with `--init` becomes a tiny init for the command.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

@@ -5,7 +5,7 @@
 //! and `CLONE_NEWIPC` System V message queues, semaphores and shared memory of its own.
 //! Book: chapter 4.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution03::*;
 

@@ -6,7 +6,7 @@
 //! `sethostname`, before the root is set up (while the host's `/proc` can still tell us
 //! which UTS namespace we are in).
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

@@ -6,7 +6,7 @@
 //! its namespace when it is let go. Inside a user namespace `/dev` is made of the host's
 //! devices, bind-mounted, since `mknod` is not allowed there.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

@@ -6,7 +6,7 @@
 //! it a loopback, a cable to a bridge on the host, a way out through NAT, and ports the
 //! host publishes. Book: chapter 6.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution05::*;
 

@@ -7,7 +7,7 @@
 //! let go, the child brings up its loopback and its `eth0`, and mounts its own
 //! `/etc/hosts`.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

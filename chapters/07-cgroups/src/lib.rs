@@ -7,7 +7,7 @@
 //! interface (v2, one tree; v1, a tree per controller), says so when the kernel kills the
 //! container for memory, and leaves no cgroup behind. Book: chapter 7.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution06::*;
 

@@ -8,7 +8,7 @@
 //! container ends, the parent says whether the kernel killed it for memory, and the
 //! cgroup removes itself with everything still in it.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

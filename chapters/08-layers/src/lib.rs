@@ -6,7 +6,7 @@
 //! uses them, and each container writes to a thin layer of its own under the data root,
 //! removed when it is done. Book: chapter 8.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution07::*;
 

@@ -8,7 +8,7 @@
 //! the container ends, its directory goes, and with it everything it wrote; the layers
 //! are as they were.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

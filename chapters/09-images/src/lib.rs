@@ -6,7 +6,7 @@
 //! images in such a content-addressed store, checks every byte against the hash that
 //! names it, unpacks each layer once, and runs containers from them.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution08::*;
 

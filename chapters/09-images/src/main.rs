@@ -7,7 +7,7 @@
 //! the image's layers, as `--layer` makes one. The container's directory also records
 //! which image it runs, for `commit`.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

@@ -5,7 +5,7 @@
 //! each checked against its digest as it arrives. This chapter speaks the distribution
 //! API itself, with the auth registries ask for, and unpacks each layer as it streams in.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 pub use solution09::*;
 

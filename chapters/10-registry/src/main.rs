@@ -5,7 +5,7 @@
 //! the store has none of that name (`--pull` says when), and `pull`, `login` and
 //! `logout` speak to registries. From there on, the image is chapter 9's.
 
-#![allow(unused_imports, unused_variables, unused_mut)]
+#![allow(unused_imports, unused_variables, unused_mut, dead_code)]
 
 use std::convert::Infallible;
 use std::ffi::OsString;

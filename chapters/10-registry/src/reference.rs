@@ -122,18 +122,20 @@ fn split_tag(text: &str) -> (&str, Option<&str>) {
     }
 }
 
+// ANCHOR: split_registry
 /// The registry and the repository: the first part is a registry only if it looks like
 /// a host.
 fn split_registry(name: &str) -> (String, &str) {
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest)
-        }
-        _ => (DOCKER_HUB.to_string(), name),
-    }
+    // TODO: EXERCISE 10.1 (book 10.1): tell a registry's host from a repository's first
+    //       part
+    // HINT: `alpine`, `library/alpine` and `bitnami/redis` are on Docker Hub;
+    // HINT: `ghcr.io/org/app`, `localhost/app` and `127.0.0.1:5000/app` are not.
+    todo!(
+        "exercise 10.1: tell a registry's host from a repository's first part (book \
+         section 10.1)"
+    )
 }
+// ANCHOR_END: split_registry
 
 fn parse_digest(text: &str, digest: &str) -> Result<Digest> {
     digest

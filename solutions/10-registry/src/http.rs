@@ -101,8 +101,7 @@ impl Http {
     ) -> Result<Reply> {
         let mut url = url.to_string();
         for _ in 0..=REDIRECTS {
-            let credential =
-                authorization.filter(|auth| host_of(&url) == Some(&auth.host));
+            let credential = credential_for(&url, authorization);
             let reply = self.get_with_retries(&url, headers, credential)?;
             if !matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(reply);
@@ -183,6 +182,25 @@ impl Http {
         Ok(reply)
     }
 }
+
+// ANCHOR: credential_for
+/// The credential to send with a request to `url`: `authorization` when `url` is on
+/// the host it is for; nothing anywhere else.
+fn credential_for<'a>(
+    url: &str,
+    authorization: Option<&'a Authorization>,
+) -> Option<&'a Authorization> {
+    // EXERCISE 10.4 (book 10.2): a credential goes only to its own host
+    // HINT: a registry often redirects a blob request to a storage host (S3, a CDN).
+    // HINT: the token or password meant for the registry must not go there with it.
+    // HINT 2: `host_of(url)` is the URL's `HOST[:PORT]`; `Authorization::host` is the
+    // HINT 2: host the credential is for.
+    // HINT 3: `authorization.filter(|auth| ...)`
+    // TRIVIAL: authorization
+    authorization.filter(|auth| host_of(url) == Some(auth.host.as_str()))
+    // END EXERCISE 10.4
+}
+// ANCHOR_END: credential_for
 
 /// Statuses that say "not now" rather than "no": tried again.
 fn worth_retrying(status: u16) -> bool {

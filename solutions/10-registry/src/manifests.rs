@@ -144,22 +144,12 @@ fn fetch(
     let bytes = reply.read_capped(DOCUMENT_LIMIT)?;
     let digest = Digest::of(&bytes);
     let pinned = pinned.or(described.map(|expected| &expected.digest));
-    if let Some(pinned) = pinned.filter(|pinned| **pinned != digest) {
-        bail!("{url}: the manifest hashes to {digest}, not {pinned}: refused");
-    }
+    check_digest(&url, &digest, pinned, said_digest.as_deref())?;
     if let Some(size) = described.map(|expected| expected.size) {
         if size != bytes.len() as u64 {
             bail!(
                 "{url}: the manifest is {} bytes, not {size}: refused",
                 bytes.len()
-            );
-        }
-    }
-    if let Some(said) = said_digest.filter(|said| said.starts_with("sha256:")) {
-        if said != digest.to_string() {
-            bail!(
-                "{url}: the registry says the manifest is {said}, but its bytes hash \
-                 to {digest}: refused"
             );
         }
     }
@@ -171,6 +161,40 @@ fn fetch(
     })
 }
 // ANCHOR_END: fetch
+
+// ANCHOR: check_digest
+/// Refuses a manifest whose bytes hash to `digest` unless that is the digest it was
+/// asked by (`pinned`: the reference's, or the index's descriptor's), and the one the
+/// registry says it sent (`said`, its `Docker-Content-Digest`, when it is a sha256).
+fn check_digest(
+    url: &str,
+    digest: &Digest,
+    pinned: Option<&Digest>,
+    said: Option<&str>,
+) -> Result<()> {
+    // EXERCISE 10.2 (book 10.2): a manifest is the one asked for, or it is refused
+    // HINT: the digest was computed from the bytes that came. Anything that names the
+    // HINT: manifest by digest must agree with it, or the manifest is not that one.
+    // HINT 2: two things may name it: `pinned` (a `Digest`) and `said` (text, to
+    // HINT 2: compare with `digest.to_string()`; a registry may use another algorithm
+    // HINT 2: there: check it only when it starts with "sha256:").
+    // HINT 3: `if let Some(pinned) = pinned.filter(|p| *p != digest) { bail!(...) }`
+    // TRIVIAL: Ok(())
+    if let Some(pinned) = pinned.filter(|pinned| *pinned != digest) {
+        bail!("{url}: the manifest hashes to {digest}, not {pinned}: refused");
+    }
+    if let Some(said) = said.filter(|said| said.starts_with("sha256:")) {
+        if said != digest.to_string() {
+            bail!(
+                "{url}: the registry says the manifest is {said}, but its bytes hash \
+                 to {digest}: refused"
+            );
+        }
+    }
+    Ok(())
+    // END EXERCISE 10.2
+}
+// ANCHOR_END: check_digest
 
 /// What a manifest is: the type it says in its own `mediaType` (the one its digest
 /// covers), which the registry's `Content-Type` must not contradict. Schema 1 refused.

@@ -121,9 +121,17 @@ fn split_tag(text: &str) -> (&str, Option<&str>) {
     }
 }
 
+// ANCHOR: split_registry
 /// The registry and the repository: the first part is a registry only if it looks like
 /// a host.
 fn split_registry(name: &str) -> (String, &str) {
+    // EXERCISE 10.1 (book 10.1): tell a registry's host from a repository's first part
+    // HINT: `alpine`, `library/alpine` and `bitnami/redis` are on Docker Hub;
+    // HINT: `ghcr.io/org/app`, `localhost/app` and `127.0.0.1:5000/app` are not.
+    // HINT 2: only the part before the first '/' can be a host. It is one when it has a
+    // HINT 2: '.' or a ':' (a port), or is `localhost`: docker's own rule.
+    // HINT 3: `name.split_once('/')`, then a match with a guard.
+    // TRIVIAL: (DOCKER_HUB.to_string(), name)
     match name.split_once('/') {
         Some((first, rest))
             if first.contains('.') || first.contains(':') || first == "localhost" =>
@@ -132,7 +140,9 @@ fn split_registry(name: &str) -> (String, &str) {
         }
         _ => (DOCKER_HUB.to_string(), name),
     }
+    // END EXERCISE 10.1
 }
+// ANCHOR_END: split_registry
 
 fn parse_digest(text: &str, digest: &str) -> Result<Digest> {
     digest

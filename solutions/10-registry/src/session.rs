@@ -83,6 +83,14 @@ impl<'a> Session<'a> {
     pub fn get(&self, url: &str, headers: &[(&str, String)]) -> Result<Reply> {
         let sent = self.current();
         let reply = self.http.get(url, headers, sent.as_ref())?;
+        // EXERCISE 10.3 (book 10.3): answer a registry that says 401
+        // HINT: a 401 comes with a `WWW-Authenticate` header: what the registry wants.
+        // HINT: read it, get the credential it asks for, keep it, and ask again, once.
+        // HINT 2: `reply.header("www-authenticate")`, `challenge::parse`, and
+        // HINT 2: `self.answer(&challenge)` give the credential; keep it in
+        // HINT 2: `self.authorization` so the next requests (other threads too) send it.
+        // HINT 3: a 401 with no header is an error that says so (`anyhow!`).
+        // TRIVIAL: Ok(reply)
         if reply.status != 401 {
             return Ok(reply);
         }
@@ -101,6 +109,7 @@ impl<'a> Session<'a> {
             .lock()
             .expect("no thread panics holding it") = Some(answer);
         self.http.get(url, headers, self.current().as_ref())
+        // END EXERCISE 10.3
     }
     // ANCHOR_END: get
 
