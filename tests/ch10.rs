@@ -196,6 +196,23 @@ fn an_image_pushed_to_the_registry_is_pulled_by_tag_and_by_digest_and_runs() {
         let run = net.run(&runtime, &["run", "--rm", "--net", "none", &name]);
         run.expect_success();
         assert_eq!(run.stdout, "hello from the registry\n", "{}", runtime.name);
+        let store = runtime.data_dir().join("images");
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:{name}", store.display()))
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        assert_eq!(
+            digest_of(&raw.stdout),
+            digest,
+            "{}: skopeo reads the pushed manifest in the store",
+            runtime.name
+        );
 
         let again = net.traced(&runtime, &["pull", &name]);
         again.expect_success();
@@ -218,6 +235,17 @@ fn an_image_pushed_to_the_registry_is_pulled_by_tag_and_by_digest_and_runs() {
         assert_eq!(quiet.stdout, format!("{digest}\n"), "{}", runtime.name);
         let run = net.run(&runtime, &["run", "--rm", "--net", "none", &by_digest]);
         assert_eq!(run.stdout, "hello from the registry\n", "{}", runtime.name);
+        let listed = net.run(&runtime, &["image", "ls"]);
+        let row = format!("{}/demo/hello", registry.address);
+        assert!(
+            listed
+                .stdout
+                .lines()
+                .any(|line| line.starts_with(&row) && line.contains("<none>")),
+            "{}: pulled by digest alone, the image has no tag: {}",
+            runtime.name,
+            listed.stdout
+        );
         assert!(names_in(&runtime, "ingest").is_empty(), "{}", runtime.name);
     }
 }
@@ -451,6 +479,23 @@ fn basic_auth_takes_the_right_password_and_refuses_a_wrong_one_in_one_line() {
         assert_eq!(
             run.stdout, "hello from behind a password\n",
             "{}",
+            runtime.name
+        );
+
+        // Docker's own file, in a home the test makes: `auths`, base64 of USER:PASSWORD.
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        let config =
+            json!({"auths": {registry.address.clone(): {"auth": "YWxpY2U6czNjcmV0"}}});
+        std::fs::write(home.join(".docker/config.json"), config.to_string()).unwrap();
+        open_tree_to_all(&home);
+        let always = ["run", "--rm", "--net", "none", "--pull", "always", &name];
+        let invocation = runtime.invocation().env("HOME", &home).args(always);
+        let from_home = net.within(|| invocation.run());
+        from_home.expect_success();
+        assert_eq!(
+            from_home.stdout, "hello from behind a password\n",
+            "{}: the credentials came from ~/.docker/config.json",
             runtime.name
         );
     }
@@ -1144,5 +1189,63 @@ fn bad_references_are_refused_with_their_rule_before_any_request() {
             "{}: requests were made: {asked:?}",
             runtime.name
         );
+    }
+}
+
+/// Pulls `$REF` into a data root on a tmpfs of 8 MiB, in a mount namespace of its own
+/// (so the machine's mount table never shows it), then counts what is left.
+const PULL_ON_A_SMALL_DISK: &str = r#"mount -t tmpfs -o size=8m byoc-small-disk "$DATA" || exit 99
+"$BYOC" pull --root "$DATA/root" "$REF"
+echo "pull exited $?"
+for dir in layers tmp ingest images/blobs/sha256; do
+    echo "$dir: $(ls -A "$DATA/root/$dir" 2>/dev/null | wc -l)"
+done
+"#;
+
+#[test]
+fn a_gzip_bomb_is_stopped_by_the_full_disk_and_leaves_nothing() {
+    for runtime in from_chapter_as_root(10) {
+        let net = Net::new();
+        let dir = test_dir(&runtime);
+        let zeros = LayerTar::new()
+            .file("zeros", &"\0".repeat(64 << 20), 0o644)
+            .finish();
+        let layout = TestImage::new(vec![zeros], json!({"Cmd": ["sh"]}))
+            .write_layout(&dir.path().join("bomb"), "1");
+        let fake = net.fake();
+        let served = fake.serve_layout(&layout, "1", "demo/bomb");
+        let blob = layout
+            .join("blobs/sha256")
+            .join(served.blobs[1].trim_start_matches("sha256:"));
+        let size = std::fs::metadata(&blob).unwrap().len();
+        assert!(
+            size < 1 << 20,
+            "a bomb: {size} bytes that inflate to 64 MiB"
+        );
+        let small = dir.path().join("small-disk");
+        std::fs::create_dir(&small).unwrap();
+        let reference = format!("{}/demo/bomb:1", fake.address());
+        let out = net.within(|| {
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(PULL_ON_A_SMALL_DISK)
+                .env("DATA", &small)
+                .env("BYOC", &runtime.path)
+                .env("REF", &reference)
+                .output()
+                .expect("start unshare")
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = format!("{}:\n{stdout}{stderr}", runtime.name);
+        assert!(stdout.contains("pull exited 125"), "{report}");
+        assert!(stderr.contains("No space left"), "{report}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {report}");
+        for dir in ["layers", "tmp", "ingest", "images/blobs/sha256"] {
+            assert!(
+                stdout.contains(&format!("{dir}: 0\n")),
+                "{dir} holds something: {report}"
+            );
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct Invocation {
     args: Vec<OsString>,
     /// A file for its standard input (none by default).
     input: Option<PathBuf>,
+    /// Variables set in its otherwise clean environment (`HOME`, say).
+    env: Vec<(String, OsString)>,
 }
 
 impl Invocation {
@@ -45,6 +47,7 @@ impl Invocation {
             trace: false,
             args: Vec::new(),
             input: None,
+            env: Vec::new(),
         }
     }
 
@@ -70,6 +73,13 @@ impl Invocation {
     /// With `--trace` before the subcommand, when `on`: the narration goes to stderr.
     pub fn trace(mut self, on: bool) -> Invocation {
         self.trace = on;
+        self
+    }
+
+    /// With `name` set to `value` in its environment.
+    pub fn env(mut self, name: &str, value: impl AsRef<OsStr>) -> Invocation {
+        self.env
+            .push((name.to_string(), value.as_ref().to_os_string()));
         self
     }
 
@@ -115,6 +125,7 @@ impl Invocation {
             .env("TERM", "xterm")
             .env("RUST_BACKTRACE", "0")
             .env("BYOC_ROOT", &self.data_root)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null());
         if let Some(dir) = &self.working_dir {
             process.current_dir(dir);

@@ -64,9 +64,7 @@ pub fn find(files: &[PathBuf], registry: &str) -> Result<Option<Credentials>> {
         let Some(auths) = read_auths(file)? else {
             continue;
         };
-        let entry = auths
-            .get(registry)
-            .or_else(|| auths.get(&format!("https://{registry}")));
+        let entry = names_of(registry).iter().find_map(|name| auths.get(name));
         if let Some(auth) = entry
             .and_then(|entry| entry.get("auth"))
             .and_then(Value::as_str)
@@ -79,6 +77,17 @@ pub fn find(files: &[PathBuf], registry: &str) -> Result<Option<Credentials>> {
     Ok(None)
 }
 // ANCHOR_END: find
+
+/// The names a file may keep a registry's credentials under: its own, as a URL, and
+/// for Docker Hub the name docker's `login` has always used.
+fn names_of(registry: &str) -> Vec<String> {
+    let mut names = vec![registry.to_string(), format!("https://{registry}")];
+    if registry == crate::reference::DOCKER_HUB {
+        names.push("https://index.docker.io/v1/".to_string());
+        names.push("index.docker.io".to_string());
+    }
+    names
+}
 
 /// `base64(USER:PASSWORD)`, read back.
 fn decode(auth: &str) -> Result<Credentials> {
@@ -188,7 +197,7 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}}}"#,
         )
         .unwrap();
-        let found = find(&[file], "https://index.docker.io/v1/").unwrap();
+        let found = find(&[file], "docker.io").unwrap();
         assert_eq!(found.map(|c| c.user), Some("u".to_string()));
     }
 }

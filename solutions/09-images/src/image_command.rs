@@ -202,7 +202,11 @@ fn list(data_root: &Path) -> Result<u8> {
         vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from)];
     for image in store.images()? {
         let name = image.name().unwrap_or("<none>:<none>");
-        let (repository, tag) = name.rsplit_once(':').unwrap_or((name, "<none>"));
+        // `NAME@DIGEST` (pulled by digest alone) has no tag, as docker shows it.
+        let (repository, tag) = match name.split_once('@') {
+            Some((repository, _)) => (repository, "<none>"),
+            None => name.rsplit_once(':').unwrap_or((name, "<none>")),
+        };
         let created = image.config.created.as_deref().unwrap_or("-");
         let size: u64 = image.manifest.layers.iter().map(|layer| layer.size).sum();
         rows.push([

@@ -78,9 +78,11 @@ impl Progress {
                 )
                 .expect("the template is valid")
                 .progress_chars("=> ");
-                let bar = bars.add(ProgressBar::new(size).with_style(style));
-                bar.set_prefix(short);
-                bar.set_message("Downloading");
+                let bar = ProgressBar::new(size)
+                    .with_style(style)
+                    .with_prefix(short)
+                    .with_message("Downloading");
+                let bar = bars.add(bar);
                 bar.enable_steady_tick(Duration::from_millis(200));
                 LayerProgress::Bar(bar)
             }
