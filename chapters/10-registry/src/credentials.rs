@@ -124,10 +124,13 @@ pub fn store(
     registry: &str,
     credentials: Option<&Credentials>,
 ) -> Result<bool> {
+    // Only a file that is not there starts empty: one that cannot be read is somebody's
+    // credentials, not to be written over.
     let mut document: Value = match fs::read_to_string(file) {
         Ok(text) => serde_json::from_str(&text)
             .with_context(|| format!("{file:?} is not JSON"))?,
-        Err(_) => json!({}),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {file:?}")),
     };
     let object = document
         .as_object_mut()
@@ -145,17 +148,22 @@ pub fn store(
         }
         None => auths.remove(registry).is_some(),
     };
-    write_private(file, &serde_json::to_string_pretty(&document)?)?;
+    if changed {
+        write_private(file, &serde_json::to_string_pretty(&document)?)?;
+    }
     Ok(changed)
 }
 // ANCHOR_END: store
 
+// ANCHOR: write_private
 /// Writes `text` to `file` as the caller's alone: mode 0600 from the start, never a moment
 /// readable by others.
 fn write_private(file: &Path, text: &str) -> Result<()> {
     let dir = file.parent().context("a file with no directory")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot make {dir:?}"))?;
     let temporary = dir.join(format!(".{}.new", std::process::id()));
+    // One left by an earlier process of the same number, killed half way: stale.
+    let _ = fs::remove_file(&temporary);
     let mut out = fs::File::options()
         .write(true)
         .create_new(true)
@@ -165,6 +173,7 @@ fn write_private(file: &Path, text: &str) -> Result<()> {
     out.write_all(text.as_bytes())?;
     fs::rename(&temporary, file).with_context(|| format!("cannot write {file:?}"))
 }
+// ANCHOR_END: write_private
 
 #[cfg(test)]
 mod tests {

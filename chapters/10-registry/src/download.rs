@@ -9,13 +9,11 @@
 //! request; a blob that proved wrong is thrown away. A few layers download at once (3,
 //! as containerd): more rarely helps, and each is unpacked by the thread that reads it.
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use anyhow::{anyhow, bail, Context, Result};
 
 use crate::blobs::{self, BlobReader, LayerSource, Tee};
 use crate::digest::Expected;
@@ -24,6 +22,7 @@ use crate::progress::{LayerProgress, Progress};
 use crate::records;
 use crate::session::Session;
 use crate::store::Store;
+use crate::trace;
 use crate::unpack::Hashing;
 
 /// The blobs of one image on one registry, for the layers not unpacked yet.
@@ -37,6 +36,7 @@ pub struct RegistryBlobs<'a> {
     pub at_once: usize,
 }
 
+// ANCHOR: registry_blobs
 impl LayerSource for RegistryBlobs<'_> {
     fn open(&self, layer: &Descriptor) -> Result<Box<dyn BlobReader + '_>> {
         let stored = self.store.blob_path(&layer.digest);
@@ -50,6 +50,7 @@ impl LayerSource for RegistryBlobs<'_> {
         self.at_once
     }
 }
+// ANCHOR_END: registry_blobs
 
 impl RegistryBlobs<'_> {
     // ANCHOR: start
@@ -62,46 +63,23 @@ impl RegistryBlobs<'_> {
         // A whole blob left unrenamed is fetched again: it cannot be resumed (a range
         // past the end is an error), and it is rare (killed between two calls).
         let have = if have >= layer.size { 0 } else { have };
-        let report = self.progress.layer(&layer.digest, layer.size);
         let url = self.session.url("blobs", &layer.digest.to_string());
-        let mut headers = Vec::new();
-        if have > 0 {
-            headers.push(("Range", format!("bytes={have}-")));
-        }
-        let reply = self.session.get(&url, &headers)?;
-        let resumed = match reply.status {
-            206 if reply
-                .header("content-range")
-                .is_some_and(|range| range.starts_with(&format!("bytes {have}-"))) =>
-            {
-                true
-            }
-            200 => false,
-            _ => return Err(reply.refusal(&format!("blob {}", layer.digest))),
-        };
-        let from = if resumed { have } else { 0 };
-        let arriving = layer.size - from;
-        if let Some(length) = reply.header("content-length") {
-            if length.parse::<u64>().ok() != Some(arriving) {
-                bail!(
-                    "{url}: the registry sends {length} bytes where {arriving} are due: \
-                     refused"
-                );
-            }
-        }
+        let (body, from) = ask_from(self.session, &url, have, layer.size)?;
+        let report = self.progress.layer(&layer.digest, layer.size);
         report.advance(from);
         let cut = Arc::new(Mutex::new(None));
         let network = Network {
-            // One byte more than is due, so a blob that is longer is seen to be.
-            body: reply.body.into_reader().take(arriving + 1),
+            session: self.session,
+            url,
+            body,
+            resumes_left: RESUMES,
             cut: cut.clone(),
             report,
             received: from,
             size: layer.size,
-            stall: self.session.http.stall(),
             ended: false,
         };
-        let (file, already) = match resumed {
+        let (file, already) = match from > 0 {
             true => (
                 OpenOptions::new().append(true).open(&partial)?,
                 Some(BufReader::new(File::open(&partial)?)),
@@ -140,30 +118,83 @@ impl RegistryBlobs<'_> {
     }
 }
 
+/// How many times one download is taken up again, in the same pull, from where it was
+/// cut off.
+const RESUMES: u32 = 3;
+
+// ANCHOR: ask_from
+/// Asks for the blob at `url` from byte `have` on (a `Range` request), or whole when
+/// `have` is 0. Returns the body and where it starts: `have` when the registry serves
+/// the range, 0 when it sends the whole blob instead.
+fn ask_from(
+    session: &Session,
+    url: &str,
+    have: u64,
+    size: u64,
+) -> Result<(io::Take<ureq::BodyReader<'static>>, u64)> {
+    let mut headers = Vec::new();
+    if have > 0 {
+        headers.push(("Range", format!("bytes={have}-")));
+    }
+    let reply = session.get(url, &headers)?;
+    let from = match reply.status {
+        200 => 0,
+        206 => {
+            let range = reply.header("content-range").unwrap_or_default();
+            if have == 0 || !range.starts_with(&format!("bytes {have}-")) {
+                bail!("{url}: the registry sent the range {range:?}, not the one asked for: refused");
+            }
+            have
+        }
+        _ => {
+            return Err(
+                reply.refusal(&format!("blob {}", url.rsplit('/').next().unwrap_or(url)))
+            )
+        }
+    };
+    let arriving = size - from;
+    if let Some(length) = reply.header("content-length") {
+        if length.parse::<u64>().ok() != Some(arriving) {
+            bail!("{url}: the registry sends {length} bytes where {arriving} are due: refused");
+        }
+    }
+    // One byte more than is due, so a blob that is longer is seen to be.
+    Ok((reply.body.into_reader().take(arriving + 1), from))
+}
+// ANCHOR_END: ask_from
+
 // ANCHOR: network
-/// The response body, counted and watched: a read that fails, or an end before the
-/// blob's size, is a download cut off, and says so.
+/// The response body, counted and watched. A read that fails, or an end before the
+/// blob's size, is a download cut off: the rest is asked for (a few times), and when
+/// that fails too, the download stops and says why.
 struct Network<'a> {
+    session: &'a Session<'a>,
+    url: String,
     body: io::Take<ureq::BodyReader<'static>>,
-    /// Set when the download was cut off: what happened.
+    resumes_left: u32,
+    /// Set when the download was cut off for good: what happened.
     cut: Arc<Mutex<Option<String>>>,
     report: LayerProgress<'a>,
     /// Bytes of the blob in hand so far (an earlier pull's too).
     received: u64,
     size: u64,
-    stall: Duration,
     ended: bool,
 }
 
 impl Read for Network<'_> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = match self.body.read(buffer) {
-            Ok(0) if self.received < self.size => {
-                Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+        let read = loop {
+            match self.read_body(buffer) {
+                Ok(read) => break read,
+                Err(error) if self.resumes_left > 0 && self.take_up_again() => {
+                    trace::say(format_args!(
+                        "HTTP {}: cut off after {} bytes ({error}): the rest asked for",
+                        self.url, self.received
+                    ));
+                }
+                Err(error) => return Err(self.cut_off(error)),
             }
-            other => other,
-        }
-        .map_err(|error| self.cut_off(error))?;
+        };
         self.received += read as u64;
         self.report.advance(read as u64);
         if read == 0 && !self.ended {
@@ -175,17 +206,40 @@ impl Read for Network<'_> {
 }
 
 impl Network<'_> {
+    /// A read of the body; its end before the blob's size is an error.
+    fn read_body(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.body.read(buffer) {
+            Ok(0) if self.received < self.size => {
+                Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+            }
+            other => other,
+        }
+    }
+
+    /// Asks for the rest of the blob; whether the registry serves it as a range.
+    fn take_up_again(&mut self) -> bool {
+        self.resumes_left -= 1;
+        match ask_from(self.session, &self.url, self.received, self.size) {
+            Ok((body, from)) if from == self.received => {
+                self.body = body;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Records why the download stopped short, and passes the error on.
     fn cut_off(&mut self, error: io::Error) -> io::Error {
-        let why = match error.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                format!("it stalled (no byte for {} s)", self.stall.as_secs())
-            }
-            io::ErrorKind::UnexpectedEof => "the connection closed".to_string(),
-            _ if error.to_string().contains("timeout") => {
-                format!("it stalled (no byte for {} s)", self.stall.as_secs())
-            }
-            _ => error.to_string(),
+        let stalled = error.kind() == io::ErrorKind::TimedOut
+            || error.kind() == io::ErrorKind::WouldBlock
+            || error.to_string().contains("timeout");
+        let why = match (stalled, error.kind()) {
+            (true, _) => format!(
+                "it stalled (no byte for {} s)",
+                self.session.http.stall().as_secs()
+            ),
+            (false, io::ErrorKind::UnexpectedEof) => "the connection closed".to_string(),
+            (false, _) => error.to_string(),
         };
         let line = format!(
             "the download was cut off after {} of {} bytes: {why}",
@@ -220,6 +274,7 @@ impl Read for Download<'_> {
     }
 }
 
+// ANCHOR: keep_discard
 impl BlobReader for Download<'_> {
     fn keep(mut self: Box<Self>) -> Result<()> {
         self.arriving.inner_mut().report.done();
@@ -250,3 +305,4 @@ impl BlobReader for Download<'_> {
         }
     }
 }
+// ANCHOR_END: keep_discard

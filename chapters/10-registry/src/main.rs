@@ -154,6 +154,12 @@ fn spec_of(args: RunArgs) -> Result<(Spec, Option<Chosen>)> {
             // The image is in the store, under the data root: that is checked first;
             // then the image is pulled, if the store lacks it.
             let data_root = args.data_root.data_root()?;
+            // The rest of the command line is checked before a pull, which may take
+            // minutes: a typo in --memory should not wait for the layers.
+            args.network.network()?;
+            args.userns.user_namespace()?;
+            args.limits.resources()?;
+            args.limits.cgroup_parent()?;
             let mut words = args.command;
             if let Some(first) = words.first_mut() {
                 let given = first.to_string_lossy().into_owned();

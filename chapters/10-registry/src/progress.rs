@@ -96,6 +96,7 @@ impl Progress {
     }
 }
 
+// ANCHOR: layer_progress
 impl LayerProgress<'_> {
     /// `bytes` more arrived.
     pub fn advance(&self, bytes: u64) {
@@ -133,3 +134,4 @@ impl LayerProgress<'_> {
         }
     }
 }
+// ANCHOR_END: layer_progress

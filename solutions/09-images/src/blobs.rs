@@ -16,6 +16,7 @@ use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::store::Store;
 
+// ANCHOR: layer_source
 /// A layer's blob being read, for one unpack.
 pub trait BlobReader: Read + Send {
     /// The unpack checked every byte against the blob's digest: keep the copy (if any)
@@ -37,6 +38,7 @@ pub trait LayerSource: Sync {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
+// ANCHOR_END: layer_source
 
 /// Chapter 9's source: the store's own copy of a blob, or, when it has none, the copy
 /// in the layout at `layout` (an import), copied into the store on the way.

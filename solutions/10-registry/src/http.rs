@@ -77,6 +77,7 @@ impl Http {
         self.stall
     }
 
+    // ANCHOR: scheme
     /// The scheme to speak to `host` with: `https`, except for this machine and the
     /// hosts named with `--insecure-registry`.
     pub fn scheme(&self, host: &str) -> &'static str {
@@ -87,6 +88,7 @@ impl Http {
             false => "https",
         }
     }
+    // ANCHOR_END: scheme
 
     // ANCHOR: get
     /// GETs `url` with `headers`, and `authorization` if the request is to its host.
@@ -112,6 +114,7 @@ impl Http {
     }
     // ANCHOR_END: get
 
+    // ANCHOR: follow
     /// Where a redirect sends the request: an absolute URL, or a path on the same host;
     /// never from HTTPS down to plain HTTP.
     fn follow(&self, from: &str, reply: &Reply) -> Result<String> {
@@ -134,7 +137,9 @@ impl Http {
         }
         Ok(next)
     }
+    // ANCHOR_END: follow
 
+    // ANCHOR: retries
     fn get_with_retries(
         &self,
         url: &str,
@@ -145,7 +150,7 @@ impl Http {
         for attempt in 0..=RETRIES {
             let last = attempt == RETRIES;
             match self.get_once(url, headers, authorization) {
-                Ok(reply) if last || !worth_retrying(reply.status) => return Ok(reply),
+                Ok(reply) if last || !worth_retrying(&reply) => return Ok(reply),
                 Ok(_) => {}
                 Err(error) if last || !is_transient(&error) => {
                     return Err(error).with_context(|| format!("GET {url}"))
@@ -158,6 +163,7 @@ impl Http {
         }
         unreachable!("the last attempt returns")
     }
+    // ANCHOR_END: retries
 
     /// One request, narrated.
     fn get_once(
@@ -202,9 +208,21 @@ fn credential_for<'a>(
 }
 // ANCHOR_END: credential_for
 
-/// Statuses that say "not now" rather than "no": tried again.
-fn worth_retrying(status: u16) -> bool {
-    status == 429 || (500..600).contains(&status)
+// ANCHOR: worth_retrying
+/// The longest `Retry-After` worth waiting for here: a registry that asks for more
+/// (Docker Hub's rate limit asks for hours) is told to the user at once.
+const LONGEST_WAIT: u64 = 10;
+
+/// Answers that say "not now" rather than "no": a server's failure, or too many
+/// requests with a short wait (or none said).
+fn worth_retrying(reply: &Reply) -> bool {
+    let wait = reply
+        .header("retry-after")
+        .and_then(|after| after.parse::<u64>().ok());
+    match reply.status {
+        429 => wait.is_none_or(|seconds| seconds <= LONGEST_WAIT),
+        status => (500..600).contains(&status),
+    }
 }
 
 /// Failures of the connection rather than of the request: tried again.
@@ -214,6 +232,7 @@ fn is_transient(error: &ureq::Error) -> bool {
         ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_)
     )
 }
+// ANCHOR_END: worth_retrying
 
 /// `HOST[:PORT]` of an `http(s)://` URL.
 pub fn host_of(url: &str) -> Option<&str> {

@@ -19,6 +19,7 @@ pub struct Platform {
 }
 
 impl Platform {
+    // ANCHOR: of_this_machine
     /// This machine's, in the names Go (and so the registries) give them.
     pub fn of_this_machine() -> Platform {
         let (architecture, variant) = match std::env::consts::ARCH {
@@ -26,7 +27,8 @@ impl Platform {
             "aarch64" => ("arm64", Some("v8")),
             "arm" => ("arm", Some("v7")),
             "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
+            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
+            "powerpc64" => ("ppc64", None),
             other => (other, None),
         };
         Platform {
@@ -35,6 +37,7 @@ impl Platform {
             variant: variant.map(str::to_string),
         }
     }
+    // ANCHOR_END: of_this_machine
 }
 
 impl FromStr for Platform {

@@ -95,6 +95,7 @@ impl Progress {
     }
 }
 
+// ANCHOR: layer_progress
 impl LayerProgress<'_> {
     /// `bytes` more arrived.
     pub fn advance(&self, bytes: u64) {
@@ -132,3 +133,4 @@ impl LayerProgress<'_> {
         }
     }
 }
+// ANCHOR_END: layer_progress

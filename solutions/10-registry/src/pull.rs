@@ -139,11 +139,16 @@ pub fn pull(
         progress,
         at_once: args.max_concurrent_downloads.into(),
     };
-    let image = take_in(&locked, &blobs, &resolved, &name).inspect_err(|_| {
-        if let Err(error) = locked.store.collect_garbage() {
-            eprintln!("warning: {error:#}");
-        }
-    })?;
+    let platform = Asked {
+        wanted: &wanted,
+        explicitly: args.platform.is_some(),
+    };
+    let image =
+        take_in(&locked, &blobs, &resolved, &name, platform).inspect_err(|_| {
+            if let Err(error) = locked.store.collect_garbage() {
+                eprintln!("warning: {error:#}");
+            }
+        })?;
     progress.say(&format!("Digest: {}", resolved.digest));
     let status = match before == Some(image.descriptor.digest.clone()) {
         true => "Image is up to date for",
@@ -166,6 +171,7 @@ fn take_in(
     blobs: &RegistryBlobs,
     resolved: &Resolved,
     name: &str,
+    platform: Asked,
 ) -> Result<Image> {
     let store = &locked.store;
     let manifest = &resolved.manifest;
@@ -173,6 +179,9 @@ fn take_in(
         archive::store_bytes(store, &manifest.bytes, &manifest.media_type)?;
     let parsed = Manifest::read(&store.blob_path(&descriptor.digest))?;
     fetch_config(blobs, &parsed.config)?;
+    if !resolved.from_index {
+        check_platform(&store.blob_path(&parsed.config.digest), platform)?;
+    }
     descriptor
         .annotations
         .insert(REF_NAME.to_string(), name.to_string());
@@ -219,6 +228,48 @@ fn fetch_config(blobs: &RegistryBlobs, config: &Descriptor) -> Result<()> {
     }
     archive::store_bytes(blobs.store, &bytes, &config.media_type)?;
     Ok(())
+}
+
+/// The platform a pull is for, and whether the user named it (`--platform`) or it is
+/// this machine's.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    wanted: &'a Platform,
+    explicitly: bool,
+}
+
+/// An image with no index is for the platform its config names: refused when that is
+/// not the one `--platform` asked for; a warning when it is not this machine's (it may
+/// still run, under an emulator).
+fn check_platform(config: &Path, asked: Asked) -> Result<()> {
+    let config: serde_json::Value = crate::oci::read_json(config)?;
+    let field = |name: &str| {
+        config
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let (Some(os), Some(architecture)) = (field("os"), field("architecture")) else {
+        return Ok(()); // a config that says nothing cannot disagree
+    };
+    let wanted = asked.wanted;
+    if os == wanted.os && architecture == wanted.architecture {
+        return Ok(());
+    }
+    let is = Platform {
+        os,
+        architecture,
+        variant: field("variant"),
+    };
+    match asked.explicitly {
+        true => {
+            bail!("the image is for {is}, not {wanted}, and it has no index of others")
+        }
+        false => {
+            eprintln!("warning: the image is for {is}, and this machine is {wanted}");
+            Ok(())
+        }
+    }
 }
 
 /// The credentials to offer `reference`'s registry: `--creds`, or what `login` stored.

@@ -72,6 +72,15 @@ impl<'a> Session<'a> {
         format!("{}/v2/{}/{kind}/{name}", self.base, self.repository)
     }
 
+    /// What a manifest request is for, in an error: `REPOSITORY:TAG` or
+    /// `REPOSITORY@DIGEST`.
+    pub fn name_of(&self, wanted: &str) -> String {
+        match wanted.starts_with("sha256:") {
+            true => format!("{}@{wanted}", self.repository),
+            false => format!("{}:{wanted}", self.repository),
+        }
+    }
+
     /// The URL of the API's root, which answers 200 to whom may speak to it.
     pub fn root_url(&self) -> String {
         format!("{}/v2/", self.base)

@@ -42,6 +42,8 @@ pub struct Fetched {
 pub struct Resolved {
     pub manifest: Fetched,
     pub digest: Digest,
+    /// Whether the manifest was chosen from an index (so for its platform).
+    pub from_index: bool,
 }
 
 /// The fields every manifest and index has, read to tell them apart.
@@ -88,6 +90,7 @@ pub fn resolve(
         return Ok(Resolved {
             digest: top.digest.clone(),
             manifest: top,
+            from_index: false,
         });
     }
     let index: RemoteIndex = serde_json::from_slice(&top.bytes)
@@ -98,7 +101,7 @@ pub fn resolve(
     if is_index(&chosen.media_type) {
         bail!(
             "the index of {reference} names another index ({}) for {wanted}: the kit \
-             follows one level, as docker does",
+             follows one level of index, and refuses a second",
             chosen.digest
         );
     }
@@ -116,6 +119,7 @@ pub fn resolve(
     Ok(Resolved {
         manifest,
         digest: top.digest,
+        from_index: true,
     })
 }
 // ANCHOR_END: resolve
@@ -138,7 +142,7 @@ fn fetch(
     let url = session.url("manifests", wanted);
     let reply = session.get(&url, &[("Accept", ACCEPT.join(", "))])?;
     if reply.status != 200 {
-        return Err(reply.refusal(wanted));
+        return Err(reply.refusal(&session.name_of(wanted)));
     }
     let said_digest = reply.header("docker-content-digest").map(str::to_string);
     let content_type = reply.header("content-type").unwrap_or_default().to_string();
@@ -188,15 +192,16 @@ fn check_digest(
 }
 // ANCHOR_END: check_digest
 
+// ANCHOR: media_type_of
 /// What a manifest is: the type it says in its own `mediaType` (the one its digest
 /// covers), which the registry's `Content-Type` must not contradict. Schema 1 refused.
 fn media_type_of(url: &str, bytes: &[u8], content_type: &str) -> Result<String> {
     let served = content_type.split(';').next().unwrap_or_default().trim();
     if SCHEMA1.contains(&served) {
         bail!(
-            "{url}: a Docker schema 1 manifest, a format retired in 2019 that names no \
-             layer by its content: the kit does not pull it (push the image again with a \
-             newer tool)"
+            "{url}: a Docker schema 1 manifest, a retired format (no config, no \
+             diff_ids, and a signature inside that its digest leaves out): the kit does \
+             not pull it; push the image again with a newer tool"
         );
     }
     let header: Header = serde_json::from_slice(bytes).map_err(|error| {
@@ -228,6 +233,7 @@ fn media_type_of(url: &str, bytes: &[u8], content_type: &str) -> Result<String> 
     }
     Ok(own)
 }
+// ANCHOR_END: media_type_of
 
 #[cfg(test)]
 mod tests {
