@@ -1349,3 +1349,22 @@ fn a_gzip_bomb_is_stopped_by_the_full_disk_and_leaves_nothing() {
         }
     }
 }
+
+#[test]
+fn run_checks_its_other_options_before_it_pulls() {
+    for runtime in from_chapter(10).into_iter().take(1) {
+        let net = Net::new();
+        let dir = test_dir(&runtime);
+        let (fake, _, _) = fake_with_hello(&net, &dir);
+        let name = format!("{}/demo/hello:1", fake.address());
+        let before = fake.requests().len();
+        let run = net.run(&runtime, &["run", "--rm", "--memory-swap", "64m", &name]);
+        assert_one_line_error(&runtime, &run, "it needs --memory as well");
+        assert_eq!(
+            fake.requests().len(),
+            before,
+            "{}: a typo in the options waited for a pull",
+            runtime.name
+        );
+    }
+}
