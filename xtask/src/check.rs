@@ -28,7 +28,7 @@ use byoc_facts::FIRST_ROOTLESS_CHAPTER;
 
 /// `cargo xtask check N`, and with `cgroup_vm` chapter N's cgroup tests again in the
 /// pure cgroup v2 VM: a test this machine cannot run but the VM passed has run.
-pub fn check(number: u32, cgroup_vm: bool) -> Result<()> {
+pub fn check(number: u32, cgroup_vm: bool, json: bool) -> Result<()> {
     let chapter = gen::chapter(number)?;
     if chapter.number < FIRST_ROOTLESS_CHAPTER {
         testing::require_root()?;
@@ -50,7 +50,8 @@ pub fn check(number: u32, cgroup_vm: bool) -> Result<()> {
         &chapter.learner_name(),
     ]))?;
     let unfinished = unfinished(&chapter, &workspace.root)?;
-    println!(
+    // With --json, stdout holds the document alone: everything else goes to stderr.
+    eprintln!(
         "checking chapters/{} (your copy) against chapter {number}'s tests...",
         chapter.slug
     );
@@ -77,7 +78,10 @@ pub fn check(number: u32, cgroup_vm: bool) -> Result<()> {
         passed_in_the_vm,
     };
     let report = report(&facts);
-    println!("{}", report.lines.join("\n"));
+    match json {
+        true => println!("{:#}", json_report(&facts, &report)),
+        false => println!("{}", report.lines.join("\n")),
+    }
     match report.verdict {
         Some(verdict) => bail!("{verdict}"),
         None => Ok(()),
@@ -127,6 +131,82 @@ pub fn report(facts: &Facts) -> Report {
     }
     unchecked(facts, &unexercised)
 }
+
+// ANCHOR: json_report
+/// The report as one JSON document, for a course that grades hand-ins:
+///
+/// - `chapter`, `done` (true when `check` would exit 0), `verdict` (its last line, or
+///   null when done);
+/// - `summary`: `passed`, `failed`, `not_run`;
+/// - `exercises`: for each, `number`, `title`, `section`, `state` (`todo`: its
+///   `todo!()` is still there; `failing`: a test that exercises it fails; `unchecked`:
+///   no test that exercises it ran here; `passing`), `location` of a `todo`, and
+///   `tests`, the tests that exercise it;
+/// - `tests`: each `name` with its `result` (`passed`, `failed`, `not run`) and, for a
+///   test not run, its `reason`.
+pub fn json_report(facts: &Facts, report: &Report) -> serde_json::Value {
+    let outcome = facts.outcome;
+    let unexercised: Vec<&Exercise> = unexercised(facts);
+    let exercises: Vec<serde_json::Value> = facts
+        .exercises
+        .iter()
+        .map(|(_, exercise)| {
+            let tests: Vec<&String> = facts
+                .table
+                .get(&exercise.number)
+                .map(|tests| tests.iter().collect())
+                .unwrap_or_default();
+            let todo = facts
+                .unfinished
+                .iter()
+                .find(|t| t.number == exercise.number);
+            let failing = tests.iter().any(|t| outcome.failing_tests.contains(t));
+            let state = match (todo, failing) {
+                (Some(_), _) => "todo",
+                (None, true) => "failing",
+                _ if unexercised.iter().any(|e| e.number == exercise.number) => {
+                    "unchecked"
+                }
+                _ => "passing",
+            };
+            serde_json::json!({
+                "number": exercise.number.to_string(),
+                "title": exercise.title,
+                "section": exercise.section,
+                "state": state,
+                "location": todo.map(|t| t.location.clone()),
+                "tests": tests,
+            })
+        })
+        .collect();
+    let mut tests: Vec<serde_json::Value> = Vec::new();
+    for name in &outcome.passed_tests {
+        tests.push(serde_json::json!({"name": name, "result": "passed"}));
+    }
+    for name in &outcome.failing_tests {
+        tests.push(serde_json::json!({"name": name, "result": "failed"}));
+    }
+    for line in &outcome.not_run {
+        let (name, reason) = line.split_once(": ").unwrap_or((line, "no reason given"));
+        let name = exercise_tests::not_run_name(name);
+        tests.push(
+            serde_json::json!({"name": name, "result": "not run", "reason": reason}),
+        );
+    }
+    serde_json::json!({
+        "chapter": facts.number,
+        "done": report.verdict.is_none(),
+        "verdict": report.verdict,
+        "summary": {
+            "passed": outcome.passed,
+            "failed": outcome.failed,
+            "not_run": outcome.not_run.len(),
+        },
+        "exercises": exercises,
+        "tests": tests,
+    })
+}
+// ANCHOR_END: json_report
 
 /// Every test that ran passed, but some exercise was exercised by none of them.
 fn unchecked(facts: &Facts, unexercised: &[&Exercise]) -> Report {
@@ -548,5 +628,91 @@ failures:
     fn nothing_ran_is_never_done() {
         let report = report_of(&outcome(0, &[], &[], ""), false, 5);
         assert!(report.verdict.is_some());
+    }
+
+    #[test]
+    fn the_json_report_gives_each_exercises_state_and_each_tests_result() {
+        let exercises = [
+            exercise("5.1", "map the ids"),
+            exercise("5.2", "load a module"),
+            exercise("5.3", "drop a capability"),
+        ];
+        let table = table(&[
+            ("5.1", &["maps"]),
+            ("5.2", &["modules"]),
+            ("5.3", &["caps"]),
+        ]);
+        let mut outcome =
+            outcome(1, &["modules"], &["ch05::caps: needs an ordinary user"], "");
+        outcome.passed_tests = vec!["maps".to_string()];
+        let unfinished = [Unfinished {
+            number: "5.3".parse().unwrap(),
+            location: "chapters/05-user-namespace/src/caps.rs:9".to_string(),
+        }];
+        let facts = Facts {
+            number: 5,
+            next: Some(6),
+            outcome: &outcome,
+            unfinished: &unfinished,
+            exercises: &exercises,
+            table: &table,
+            cgroup_v1_only: false,
+            passed_in_the_vm: None,
+        };
+        let json = json_report(&facts, &report(&facts));
+        assert_eq!(json["chapter"], 5);
+        assert_eq!(json["done"], false);
+        assert_eq!(json["verdict"], "chapter 5 is not done yet");
+        assert_eq!(json["summary"]["passed"], 1);
+        assert_eq!(json["summary"]["failed"], 1);
+        assert_eq!(json["summary"]["not_run"], 1);
+        let states: Vec<&str> = json["exercises"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["passing", "failing", "todo"]);
+        assert_eq!(
+            json["exercises"][2]["location"],
+            "chapters/05-user-namespace/src/caps.rs:9"
+        );
+        let results: Vec<(&str, &str)> = json["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap(), t["result"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("maps", "passed"),
+                ("modules", "failed"),
+                ("caps", "not run")
+            ]
+        );
+        assert_eq!(json["tests"][2]["reason"], "needs an ordinary user");
+    }
+
+    #[test]
+    fn a_done_chapter_is_done_in_json_too() {
+        let exercises = [exercise("5.1", "map the ids")];
+        let table = table(&[("5.1", &["maps"])]);
+        let mut outcome = outcome(1, &[], &[], "");
+        outcome.passed_tests = vec!["maps".to_string()];
+        let facts = Facts {
+            number: 5,
+            next: None,
+            outcome: &outcome,
+            unfinished: &[],
+            exercises: &exercises,
+            table: &table,
+            cgroup_v1_only: false,
+            passed_in_the_vm: None,
+        };
+        let json = json_report(&facts, &report(&facts));
+        assert_eq!(json["done"], true);
+        assert_eq!(json["verdict"], serde_json::Value::Null);
+        assert_eq!(json["exercises"][0]["state"], "passing");
     }
 }

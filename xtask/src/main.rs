@@ -13,6 +13,7 @@
 //!   an
 //!   exercise, and `xtask/exercise-tests.txt` says which tests exercise which exercise
 //! - `demo`: run a container from the newest chapter
+//! - `doctor`: check that this machine has what each chapter needs
 //! - `book [--serve]`: build the book and check its includes and links; serve it over
 //!   HTTP
 //! - `bench [--runs N] [--warmup N]`: time a container's start-up, beside crun and runc
@@ -21,6 +22,7 @@ mod bench;
 mod book;
 mod check;
 mod demo;
+mod doctor;
 mod exercise_tests;
 mod exercises;
 mod fuzz;
@@ -95,6 +97,10 @@ enum Task {
         /// v2 alone: a test this machine cannot run but the VM passed counts as run.
         #[arg(long)]
         cgroup_vm: bool,
+        /// Print the result as one JSON document on stdout (for grading): each
+        /// exercise's state and each test's result (book: "Grading").
+        #[arg(long)]
+        json: bool,
     },
     /// Show the next hint of exercise N.M: each run goes one level deeper.
     Hint {
@@ -114,6 +120,9 @@ enum Task {
     },
     /// Run a container from the newest chapter that shows its hostname, PID and mounts.
     Demo,
+    /// Check that this machine has what each chapter needs, and print the fix for what
+    /// it lacks (before a class, or when something fails).
+    Doctor,
     /// Build the book into book/build and check its includes and internal links.
     Book(book::BookArgs),
     /// Time a container's start-up from the newest chapter, beside crun and runc (as
@@ -136,10 +145,15 @@ fn main() -> ExitCode {
             implementation,
             cgroup_vm,
         } => testing::test(chapter, implementation, cgroup_vm),
-        Task::Check { chapter, cgroup_vm } => check::check(chapter, cgroup_vm),
+        Task::Check {
+            chapter,
+            cgroup_vm,
+            json,
+        } => check::check(chapter, cgroup_vm, json),
         Task::Hint { exercise, reset } => hint::hint(exercise, reset),
         Task::Invariant { chapter } => invariant::invariant(chapter),
         Task::Demo => demo::run(),
+        Task::Doctor => doctor::doctor(),
         Task::Book(args) => book::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
