@@ -17,6 +17,19 @@ fn base_layer() -> Vec<u8> {
     LayerTar::of_dir(&byoc_tests::rootfs()).finish()
 }
 
+/// `size` letters that compress poorly.
+fn noise(size: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (b'a' + (state % 26) as u8) as char
+        })
+        .collect()
+}
+
 /// A directory for the test's images that the runtime's user can read.
 fn image_dir(runtime: &Runtime) -> TestLayers {
     TestLayers::for_runtime(runtime)
@@ -1268,6 +1281,29 @@ fn commit_makes_a_layer_of_a_containers_changes_and_the_same_changes_give_the_sa
 
 // ---------------------------------------------------------------------------------------
 // Imports at once, and imports killed half way
+
+#[test]
+fn an_image_that_names_one_layer_twice_is_imported_with_its_blob_kept_once() {
+    for runtime in from_chapter(9) {
+        let dir = image_dir(&runtime);
+        // Old images converted from Docker's first format repeat an empty layer; this
+        // one is large, so the two unpacks of it would overlap if both copied it.
+        let repeated = LayerTar::new()
+            .file("noise", &noise(4 << 20), 0o644)
+            .finish();
+        let image = TestImage::new(
+            // First, so the two start at once on the first two threads.
+            vec![repeated.clone(), repeated, base_layer()],
+            json!({"Cmd": ["echo", "twice"]}),
+        );
+        let layout = image.write_layout(&dir.path().join("twice"), "1");
+        import(&runtime, &layout, "twice:1");
+        assert_eq!(names_in(&runtime, "layers").len(), 3, "{}", runtime.name);
+        assert_eq!(blobs(&runtime).len(), 4, "{}", runtime.name);
+        let run = run_image(&runtime, &[], "twice:1", &[]);
+        assert_eq!(run.stdout, "twice\n", "{}", runtime.name);
+    }
+}
 
 #[test]
 fn two_imports_of_one_image_at_once_keep_one_copy_of_each_blob_and_layer() {

@@ -308,10 +308,11 @@ fn run_pulls_a_missing_image_unless_told_never_and_always_pulls_a_moved_tag() {
 
 /// The platform of this machine, as registries name it.
 fn this_platform() -> (&'static str, Option<&'static str>) {
-    match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", Some("v8")),
-        other => panic!("no platform name for {other} in the tests"),
+    let architecture = byoc_tests::machine_architecture();
+    match architecture {
+        "arm64" => (architecture, Some("v8")),
+        "arm" => (architecture, Some("v7")),
+        _ => (architecture, None),
     }
 }
 
@@ -438,11 +439,11 @@ fn a_multi_platform_image_gives_this_machines_image_and_a_missing_platform_lists
             &runtime,
             &["pull", "--platform", "linux/s390x", &single_name],
         );
-        assert_one_line_error(
-            &runtime,
-            &other,
-            "the image is for linux/amd64, not linux/s390x",
+        let is = format!(
+            "the image is for linux/{}, not linux/s390x",
+            this_platform().0
         );
+        assert_one_line_error(&runtime, &other, &is);
 
         let missing = net.run(&runtime, &["pull", "--platform", "linux/riscv64", &name]);
         assert_one_line_error(&runtime, &missing, "has no linux/riscv64");
@@ -886,6 +887,17 @@ fn faults() -> Vec<Fault> {
             says: "names another index",
         },
         Fault {
+            name: "a token server over plain HTTP on another host, for a password",
+            make: |fake, _| {
+                let challenge =
+                    "Bearer realm=\"http://tokens.example/token\",service=\"x\"";
+                let asks = Response::new(401, "").header("WWW-Authenticate", challenge);
+                fake.route("GET", &manifest_path("demo/hello", "1"), asks);
+            },
+            options: &["--creds", "alice:s3cret"],
+            says: "over plain HTTP",
+        },
+        Fault {
             name: "a schema 1 manifest",
             make: |fake, _| {
                 let old =
@@ -984,12 +996,16 @@ fn server_errors_and_rate_limits_are_tried_again_a_few_times_then_told() {
         let (fake, _, _) = fake_with_hello(&net, &dir);
         let path = manifest_path("demo/hello", "1");
         let body = net.within(|| fake_body(&fake, &path));
-        let whole = Response::ok(body)
+        let whole = Response::ok(body.clone())
             .header("Content-Type", "application/vnd.oci.image.manifest.v1+json");
         fake.route_in_turn(
             "GET",
             &path,
-            vec![Response::new(502, "busy"), Response::new(503, ""), whole],
+            vec![
+                Response::new(502, "busy"),
+                Response::new(503, ""),
+                whole.clone(),
+            ],
         );
         let name = format!("{}/demo/hello:1", fake.address());
         let before = fake.requests_to(&path).len();
@@ -1009,6 +1025,17 @@ fn server_errors_and_rate_limits_are_tried_again_a_few_times_then_told() {
             4,
             "{}: tried four times in all",
             runtime.name
+        );
+        let soon = Response::error(429, "TOOMANYREQUESTS", "in a second")
+            .header("Retry-After", "2");
+        fake.route_in_turn("GET", &path, vec![soon, whole]);
+        let started = Instant::now();
+        net.run(&runtime, &["pull", &name]).expect_success();
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{}: a short Retry-After is waited for: {:?}",
+            runtime.name,
+            started.elapsed()
         );
         let limited = Response::error(429, "TOOMANYREQUESTS", "the pull rate limit")
             .header("Retry-After", "3600");
@@ -1366,5 +1393,38 @@ fn run_checks_its_other_options_before_it_pulls() {
             "{}: a typo in the options waited for a pull",
             runtime.name
         );
+    }
+}
+
+#[test]
+fn a_manifest_that_names_one_layer_twice_is_pulled_and_the_blob_kept_once() {
+    for runtime in from_chapter(10) {
+        let net = Net::new();
+        let dir = test_dir(&runtime);
+        let empty = LayerTar::new().dir("etc/", 0o755).finish();
+        let image = TestImage::new(
+            // First, so the two start at once on the first two threads.
+            vec![empty.clone(), empty, base_layer()],
+            json!({"Cmd": ["echo", "twice"]}),
+        );
+        let layout = image.write_layout(&dir.path().join("twice"), "1");
+        let fake = net.fake();
+        fake.serve_layout(&layout, "1", "demo/twice");
+        let name = format!("{}/demo/twice:1", fake.address());
+        net.run(&runtime, &["pull", &name]).expect_success();
+        assert_eq!(
+            names_in(&runtime, "layers").len(),
+            3,
+            "{}: a directory per layer (their chain ids differ)",
+            runtime.name
+        );
+        assert_eq!(
+            names_in(&runtime, "images/blobs/sha256").len(),
+            4,
+            "{}: manifest, config, and two distinct layer blobs",
+            runtime.name
+        );
+        let run = net.run(&runtime, &["run", "--rm", "--net", "none", &name]);
+        assert_eq!(run.stdout, "twice\n", "{}", runtime.name);
     }
 }

@@ -271,7 +271,7 @@ impl TestImage {
         }
         let config = json!({
             "created": "2026-01-01T00:00:00Z",
-            "architecture": "amd64",
+            "architecture": machine_architecture(),
             "os": "linux",
             "config": self.process,
             "rootfs": {"type": "layers", "diff_ids": self.diff_ids.clone().unwrap_or(diff_ids)},
@@ -324,7 +324,7 @@ impl TestImage {
             entries.push((layer_names.last().unwrap().clone(), tar.clone()));
         }
         let config = json!({
-            "architecture": "amd64",
+            "architecture": machine_architecture(),
             "os": "linux",
             "config": self.process,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -386,6 +386,21 @@ impl TestImage {
 }
 
 /// `bytes` compressed with gzip.
+/// This machine's architecture as images name it (Go's names): a test image is for the
+/// machine that runs it, as its busybox is.
+pub fn machine_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        other => panic!("no image architecture name for {other} in the tests"),
+    }
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder =
         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -116,24 +116,49 @@ struct Job<'a> {
     into: PathBuf,
 }
 
-/// Unpacks every job, `source.at_once()` at a time (or fewer, if fewer jobs); the first
-/// error is the answer.
+/// Unpacks every job, `source.at_once()` at a time (or fewer, if fewer jobs); the
+/// first error is the answer. A manifest may name one blob twice (old images repeat an
+/// empty layer): its copy into the store is made once, by the first job that has it,
+/// and the others read the store's copy after that.
 fn unpack_all(
     jobs: &[Job],
     source: &dyn LayerSource,
     as_root: bool,
 ) -> Result<Vec<Unpacked>> {
-    let threads = source.at_once().clamp(1, jobs.len());
+    let mut seen = std::collections::HashSet::new();
+    let (first, again): (Vec<usize>, Vec<usize>) =
+        (0..jobs.len()).partition(|&i| seen.insert(&jobs[i].blob.digest));
+    let mut results: Vec<Option<Unpacked>> = jobs.iter().map(|_| None).collect();
+    for round in [first, again] {
+        let unpacked = in_parallel(&round, jobs, source, as_root);
+        for (i, result) in round.iter().zip(unpacked) {
+            results[*i] = Some(result?);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every job ran"))
+        .collect())
+}
+
+/// Unpacks the jobs numbered `indices`, on as many threads as the source allows.
+fn in_parallel(
+    indices: &[usize],
+    jobs: &[Job],
+    source: &dyn LayerSource,
+    as_root: bool,
+) -> Vec<Result<Unpacked>> {
+    let threads = source.at_once().clamp(1, indices.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Unpacked>>>> =
-        Mutex::new(jobs.iter().map(|_| None).collect());
+        Mutex::new(indices.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let result = unpack_one(job, source, as_root);
-                results.lock().expect("no thread panics holding it")[i] = Some(result);
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = indices.get(n) else { break };
+                let result = unpack_one(&jobs[i], source, as_root);
+                results.lock().expect("no thread panics holding it")[n] = Some(result);
             });
         }
     });

@@ -146,7 +146,15 @@ pub fn store(
             auths.insert(registry.to_string(), json!({ "auth": auth }));
             true
         }
-        None => auths.remove(registry).is_some(),
+        // Every name a pull would read them under goes (all of them: not `any`, which
+        // would stop at the first), or a pull would still use them.
+        None => {
+            let mut removed = false;
+            for name in names_of(registry) {
+                removed |= auths.remove(&name).is_some();
+            }
+            removed
+        }
     };
     if changed {
         write_private(file, &serde_json::to_string_pretty(&document)?)?;
@@ -194,6 +202,10 @@ mod tests {
         assert_eq!(find(&files, "elsewhere").unwrap(), None);
         assert!(store(&file, "localhost:5000", None).unwrap());
         assert_eq!(find(&files, "localhost:5000").unwrap(), None);
+        assert!(
+            !store(&file, "localhost:5000", None).unwrap(),
+            "nothing left to remove"
+        );
         assert_eq!(alice.basic(), "Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25z");
     }
 
@@ -206,7 +218,13 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}}}"#,
         )
         .unwrap();
-        let found = find(&[file], "docker.io").unwrap();
+        let found = find(std::slice::from_ref(&file), "docker.io").unwrap();
         assert_eq!(found.map(|c| c.user), Some("u".to_string()));
+        assert!(store(&file, "docker.io", None).unwrap());
+        assert_eq!(
+            find(&[file], "docker.io").unwrap(),
+            None,
+            "logout took docker's key"
+        );
     }
 }

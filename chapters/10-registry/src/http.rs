@@ -122,7 +122,10 @@ impl Http {
         let location = reply
             .header("location")
             .ok_or_else(|| anyhow!("{from}: a redirect ({}) to nowhere", reply.status))?;
-        let next = if location.starts_with('/') {
+        let scheme = from.split("://").next().unwrap_or("https");
+        let next = if let Some(elsewhere) = location.strip_prefix("//") {
+            format!("{scheme}://{elsewhere}") // another host, the same scheme
+        } else if location.starts_with('/') {
             let origin = from.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
             format!("{origin}{location}")
         } else if location.starts_with("https://") || location.starts_with("http://") {
@@ -150,16 +153,19 @@ impl Http {
         let mut wait = FIRST_BACKOFF;
         for attempt in 0..=RETRIES {
             let last = attempt == RETRIES;
+            let mut asked = None;
             match self.get_once(url, headers, authorization) {
                 Ok(reply) if last || !worth_retrying(&reply) => return Ok(reply),
-                Ok(_) => {}
+                Ok(reply) => asked = retry_after(&reply).map(Duration::from_secs),
                 Err(error) if last || !is_transient(&error) => {
                     return Err(error).with_context(|| format!("GET {url}"))
                 }
                 Err(_) => {}
             }
-            trace::say(format_args!("HTTP again in {} ms", wait.as_millis()));
-            std::thread::sleep(wait);
+            // The server's own wait, when it says one (short: see `worth_retrying`).
+            let this_time = asked.map_or(wait, |asked| asked.max(wait));
+            trace::say(format_args!("HTTP again in {} ms", this_time.as_millis()));
+            std::thread::sleep(this_time);
             wait *= 2;
         }
         unreachable!("the last attempt returns")
@@ -212,13 +218,16 @@ const LONGEST_WAIT: u64 = 10;
 /// Answers that say "not now" rather than "no": a server's failure, or too many
 /// requests with a short wait (or none said).
 fn worth_retrying(reply: &Reply) -> bool {
-    let wait = reply
-        .header("retry-after")
-        .and_then(|after| after.parse::<u64>().ok());
+    let wait = retry_after(reply);
     match reply.status {
         429 => wait.is_none_or(|seconds| seconds <= LONGEST_WAIT),
         status => (500..600).contains(&status),
     }
+}
+
+/// The seconds a `Retry-After` asks for, when it says seconds (it may say a date).
+fn retry_after(reply: &Reply) -> Option<u64> {
+    reply.header("retry-after")?.trim().parse().ok()
 }
 
 /// Failures of the connection rather than of the request: tried again.

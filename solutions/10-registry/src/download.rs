@@ -3,9 +3,10 @@
 //!
 //! Each blob is written to `ingest/HEX` under the data root as it arrives, and renamed
 //! into the store only once the unpack has hashed all of it and found the digest and
-//! size the manifest names. A download cut off (a reset, a stall, a runtime killed)
-//! leaves its ingest file, and the next pull asks only for the rest, with a `Range`
-//! request; a blob that proved wrong is thrown away. A few layers download at once (3,
+//! size the manifest names. A download cut off (a reset, an early close, a stall) is
+//! taken up again in the same pull with a `Range` request; cut off for good (or the
+//! runtime killed), it leaves its ingest file, and the next pull asks only for the
+//! rest. A blob that proved wrong is thrown away. A few layers download at once (3,
 //! as containerd): more rarely helps, and each is unpacked by the thread that reads it.
 
 use anyhow::{anyhow, bail, Context, Result};

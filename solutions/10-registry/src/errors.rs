@@ -46,8 +46,12 @@ pub fn explain(
             format!("the registry wants credentials for {what} (UNAUTHORIZED): `login` first, or give --creds")
         }
         (429, _) | (_, "TOOMANYREQUESTS") => {
-            let wait = retry_after.map(|after| format!(", again after {after} s")).unwrap_or_default();
-            format!("the registry refuses more pulls for now (TOOMANYREQUESTS{wait}): Docker Hub limits anonymous pulls, and logging in raises the limit")
+            let wait = match retry_after.map(str::trim) {
+                Some(after) if after.parse::<u64>().is_ok() => format!(", again after {after} s"),
+                Some(after) => format!(", again at {}", one_line(after)),
+                None => String::new(),
+            };
+            format!("the registry refuses more pulls for now (TOOMANYREQUESTS{wait}): registries limit how often one may pull (Docker Hub most of all for anonymous pulls), and logging in raises the limit")
         }
         (404, _) => format!("the registry has no {what} (404)"),
         (status, "") => format!("the registry answered {status} for {what}"),

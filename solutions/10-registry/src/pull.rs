@@ -24,7 +24,7 @@ use crate::image_command::LockedStore;
 use crate::layers;
 use crate::manifests::{self, Resolved};
 use crate::oci::{Descriptor, Manifest, DOCUMENT_LIMIT, REF_NAME};
-use crate::platform::Platform;
+use crate::platform::{self, Platform};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::session::Session;
@@ -253,14 +253,16 @@ fn check_platform(config: &Path, asked: Asked) -> Result<()> {
         return Ok(()); // a config that says nothing cannot disagree
     };
     let wanted = asked.wanted;
-    if os == wanted.os && architecture == wanted.architecture {
-        return Ok(());
-    }
     let is = Platform {
         os,
         architecture,
         variant: field("variant"),
     };
+    // The same platform: the same OS and architecture, and the same variant when both
+    // name one, as `platform::choose` decides for an index.
+    if platform::choose(&[Some(is.clone())], wanted).is_ok() {
+        return Ok(());
+    }
     match asked.explicitly {
         true => {
             bail!("the image is for {is}, not {wanted}, and it has no index of others")

@@ -162,6 +162,14 @@ impl<'a> Session<'a> {
         let separator = if realm.contains('?') { '&' } else { '?' };
         let url = format!("{realm}{separator}{}", query.join("&"));
         let realm_host = crate::http::host_of(realm).unwrap_or_default().to_string();
+        let plain =
+            realm.starts_with("http://") && self.http.scheme(&realm_host) == "https";
+        if plain && self.credentials.is_some() {
+            bail!(
+                "the registry sends the password to a token server over plain HTTP \
+                 ({realm}), where anyone on the way could read it: refused"
+            );
+        }
         let basic = self.credentials.as_ref().map(|credentials| Authorization {
             value: credentials.basic(),
             host: realm_host,
