@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 use regex::Regex;
 
 use crate::gen;
+
+mod render;
 use crate::workspace;
 
 /// The options of `cargo xtask book`.
@@ -23,6 +25,10 @@ pub struct BookArgs {
     /// After the checks, serve the book over HTTP and rebuild it when a page changes.
     #[arg(long)]
     serve: bool,
+    /// After the checks, open every page in headless Chromium, in a light and a dark
+    /// theme, and check that it renders with all its pictures.
+    #[arg(long)]
+    render: bool,
     /// The address to listen on with --serve. The default, 0.0.0.0, listens on every
     /// interface, so a browser on another machine can reach a book built on a VM.
     #[arg(
@@ -39,6 +45,9 @@ pub struct BookArgs {
 
 pub fn run(args: &BookArgs) -> Result<()> {
     let build = build()?;
+    if args.render {
+        render::check(&build)?;
+    }
     if args.serve {
         serve(&build, &args.hostname, args.port)?;
     }
@@ -51,6 +60,10 @@ pub fn build() -> Result<PathBuf> {
     let book = workspace::root().join("book");
     let mut problems = check_sources(&book.join("src"))?;
     problems.extend(check_exercise_sections(&book.join("src/SUMMARY.md"))?);
+    problems.extend(check_code_references(
+        &workspace::root(),
+        &book.join("src"),
+    )?);
     let mdbook = Command::new("mdbook").arg("--version").output();
     if mdbook.is_err() {
         bail!("mdbook is not installed: `cargo install --locked mdbook --version 0.5.4`");
@@ -377,6 +390,106 @@ fn check_exercise_sections(summary: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+// ANCHOR: code_references
+/// Every place the kit's code sends a reader to the book must exist, or an error that
+/// teaches sends the learner nowhere: `book 6.3`, `book section 6.3`, `Book: section
+/// 6.3` and `Book: chapter 7` name numbered sections; `Book: "Setting up"` and `see
+/// \"Not root?\"` name a page or a heading (of the book, or of the README).
+fn check_code_references(root: &Path, src: &Path) -> Result<Vec<String>> {
+    let sections = section_numbers(&fs::read_to_string(src.join("SUMMARY.md"))?);
+    let titles = headings_and_titles(root, src)?;
+    let mut problems = Vec::new();
+    for file in rust_files(root)? {
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let (numbers, names) = references_in(&fs::read_to_string(&file)?);
+        for number in numbers.iter().filter(|n| !sections.contains(*n)) {
+            problems.push(format!(
+                "{shown}: names book section {number}, which does not exist"
+            ));
+        }
+        for name in names.iter().filter(|n| !titles.contains(*n)) {
+            problems.push(format!(
+                "{shown}: names \"{name}\", which is no page or heading of the book or the README"
+            ));
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    Ok(problems)
+}
+
+/// The book sections (`6.3`, `7`) and the pages or headings (`Setting up`) a source
+/// file's text sends its reader to.
+fn references_in(text: &str) -> (Vec<String>, Vec<String>) {
+    let numbered = Regex::new(r"(?i)book:? (?:section |chapter )?(\d+(?:\.\d+)?)\b")
+        .expect("a valid pattern");
+    let named = Regex::new(r#"(?:Book: "([A-Z][^"]+)"|see \\"([A-Z][^\\]+)\\")"#)
+        .expect("a valid pattern");
+    // A name may run over two lines of a comment or a string: read it as one line.
+    let line_break =
+        Regex::new(r#"\s*(?:\\\n|\n)\s*(?://[!/]?\s*)?"#).expect("a valid pattern");
+    let text = line_break.replace_all(text, " ");
+    let numbers = numbered
+        .captures_iter(&text)
+        .map(|found| found[1].to_string())
+        .collect();
+    let names = named
+        .captures_iter(&text)
+        .filter_map(|found| found.get(1).or(found.get(2)))
+        .map(|name| name.as_str().to_string())
+        .collect();
+    (numbers, names)
+}
+// ANCHOR_END: code_references
+
+/// The `.rs` files of the kit's own code: solutions/, xtask/, facts/ and the tests'
+/// support (the learner's chapters/ are copies).
+fn rust_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> =
+        ["solutions", "xtask/src", "facts/src", "tests/support"]
+            .iter()
+            .map(|dir| root.join(dir))
+            .collect();
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {dir:?}"))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Every heading of the book's pages and of the README, and every title in SUMMARY.md.
+fn headings_and_titles(root: &Path, src: &Path) -> Result<BTreeSet<String>> {
+    let title = Regex::new(r"\[([^\]]+)\]\(")?;
+    let mut names = BTreeSet::new();
+    let summary = fs::read_to_string(src.join("SUMMARY.md"))?;
+    names.extend(
+        title
+            .captures_iter(&summary)
+            .map(|found| found[1].to_string()),
+    );
+    let mut pages = markdown_files(src)?;
+    pages.push(root.join("README.md"));
+    for page in pages {
+        for line in fs::read_to_string(&page)?.lines() {
+            if let Some(heading) = line.strip_prefix('#') {
+                names.insert(heading.trim_start_matches('#').trim().to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// After the build: an include mdBook could not resolve is left in the page as text.
 fn check_output(build: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -400,7 +513,20 @@ fn check_output(build: &Path) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_details_spacing, check_heading, section_numbers};
+    use super::{check_details_spacing, check_heading, references_in, section_numbers};
+
+    #[test]
+    fn the_codes_references_to_the_book_are_found_even_across_lines() {
+        let text = concat!(
+            "//! Book: section 9.3. And see \\\"Not\n",
+            "//! root?\\\" (book 6.3)\n",
+            "//! Book: \"How this\n",
+            "//! kit is built\", Book: chapter 7, (book section {})",
+        );
+        let (numbers, names) = references_in(text);
+        assert_eq!(numbers, ["9.3", "6.3", "7"]);
+        assert_eq!(names, ["Not root?", "How this kit is built"]);
+    }
 
     #[test]
     fn code_in_a_heading_must_be_in_backticks() {
