@@ -21,6 +21,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -90,15 +91,149 @@ pub struct Unpacked {
 /// digests matched, with the reader, read to its end; the caller removes `into`
 /// otherwise. `as_root` keeps owners, device nodes and setuid bits, which an ordinary
 /// user cannot have.
-pub fn unpack<R: Read>(
+///
+/// Two threads share the work, so one layer can use two cores: the first reads the
+/// blob, hashes it and inflates it; the second hashes the tar and makes its entries. A
+/// few chunks of the tar are in flight between them, never the whole layer.
+pub fn unpack<R: Read + Send>(
     from: R,
     layer: &LayerBlob,
     into: &Path,
     as_root: bool,
 ) -> Result<(Unpacked, R)> {
-    let compressed = Hashing::new(from);
-    let decoder = Decoder::new(compressed, layer.compression)?;
-    let mut archive = tar::Archive::new(Hashing::new(decoder));
+    let (chunks, tar) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let compression = layer.compression;
+    std::thread::scope(|scope| {
+        let inflating = scope.spawn(move || inflate(from, compression, chunks));
+        let made = make_entries(Chunks::new(tar), layer, into, as_root);
+        let inflated = inflating
+            .join()
+            .expect("the inflating thread does not panic");
+        match (inflated, made) {
+            (Err(Stop::Failed(error)), _) => Err(broken(layer, error)),
+            (Err(Stop::Abandoned), made) => Err(made.err().unwrap_or_else(|| {
+                anyhow!("the tar ended before the blob did (trailing garbage)")
+            })),
+            (Ok(_), Err(error)) => Err(error),
+            (Ok((from, digest, size)), Ok((unpacked, diff_id))) => {
+                check_digests(layer, (&digest, size), &diff_id)?;
+                Ok((unpacked, from))
+            }
+        }
+    })
+}
+// ANCHOR_END: unpack
+
+/// How much of the tar goes from the inflating thread to the other at once, and how
+/// many such chunks may wait: 2 MiB in flight per layer at most.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Why the inflating thread stopped early.
+enum Stop {
+    /// The blob is broken, or could not be read.
+    Failed(anyhow::Error),
+    /// The other thread stopped reading (its own error says why).
+    Abandoned,
+}
+
+/// The first thread: reads the blob, hashes it, inflates it, and sends the tar on in
+/// chunks; after the compressed stream's end, nothing may follow. Returns the reader,
+/// the blob's digest and size.
+fn inflate<R: Read>(
+    from: R,
+    compression: Compression,
+    to: mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Result<(R, Digest, u64), Stop> {
+    let mut decoder =
+        Decoder::new(Hashing::new(from), compression).map_err(Stop::Failed)?;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let read = match read_up_to(&mut decoder, &mut chunk) {
+            Ok(read) => read,
+            Err(error) => {
+                // The other thread hears of it as an error of its reader.
+                let _ = to.send(Err(io::Error::new(error.kind(), error.to_string())));
+                return Err(Stop::Failed(error.into()));
+            }
+        };
+        if read == 0 {
+            break;
+        }
+        chunk.truncate(read);
+        to.send(Ok(chunk)).map_err(|_| Stop::Abandoned)?;
+    }
+    drop(to); // the end of the tar, for the other thread
+    let mut compressed = decoder.into_inner();
+    let mut one = [0u8; 1];
+    match compressed.read(&mut one) {
+        Ok(0) => Ok(compressed.finish()),
+        Ok(_) => Err(Stop::Failed(anyhow!(
+            "bytes follow the end of the compressed stream"
+        ))),
+        Err(error) => Err(Stop::Failed(error.into())),
+    }
+}
+
+/// Reads until `buffer` is full or the stream ends: a decoder returns little at a time.
+fn read_up_to(from: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match from.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// The tar, as the inflating thread sends it.
+struct Chunks {
+    arriving: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Chunks {
+    fn new(arriving: mpsc::Receiver<io::Result<Vec<u8>>>) -> Chunks {
+        Chunks {
+            arriving,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.chunk.len() {
+            match self.arriving.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Ok(0), // the inflating thread is done
+            }
+        }
+        let read = buffer.len().min(self.chunk.len() - self.at);
+        buffer[..read].copy_from_slice(&self.chunk[self.at..self.at + read]);
+        self.at += read;
+        Ok(read)
+    }
+}
+
+/// The second thread (the caller's): makes every entry of the tar, then reads what
+/// follows it, which may only be zeros. Returns the tar's digest.
+fn make_entries(
+    tar: Chunks,
+    layer: &LayerBlob,
+    into: &Path,
+    as_root: bool,
+) -> Result<(Unpacked, Digest)> {
+    let mut archive = tar::Archive::new(Hashing::new(tar));
     let mut layer_dir = LayerDir::open(into, as_root)?;
     for entry in archive.entries().context("cannot read the layer's tar")? {
         let mut entry = entry.map_err(|error| broken(layer, error))?;
@@ -106,25 +241,7 @@ pub fn unpack<R: Read>(
             .add(&mut entry)
             .map_err(|error| broken(layer, error))?;
     }
-    let uncompressed = archive.into_inner();
-    let from = check_ends_cleanly(uncompressed, layer)?;
-    Ok((layer_dir.finish()?, from))
-}
-// ANCHOR_END: unpack
-
-/// A layer whose tar or compression is broken: what went wrong, named by the layer.
-fn broken(layer: &LayerBlob, error: impl Into<anyhow::Error>) -> anyhow::Error {
-    error
-        .into()
-        .context(format!("layer {}: refused", layer.blob.digest))
-}
-
-/// After the tar's end: only zeros may follow (tar pads to a record), then the
-/// compressed stream must end too, and both hashes must be the ones the image names.
-fn check_ends_cleanly<R: Read>(
-    mut tar: Hashing<Decoder<R>>,
-    layer: &LayerBlob,
-) -> Result<R> {
+    let mut tar = archive.into_inner();
     let mut rest = [0u8; 64 * 1024];
     loop {
         let read = tar.read(&mut rest).map_err(|error| broken(layer, error))?;
@@ -138,23 +255,33 @@ fn check_ends_cleanly<R: Read>(
             ));
         }
     }
-    let (decoder, diff_id, _) = tar.finish();
-    let mut compressed = decoder.into_inner();
-    if compressed.read(&mut rest)? != 0 {
-        bail!(
-            "layer {}: bytes follow the end of the compressed stream: refused",
-            layer.blob.digest
-        );
-    }
-    let (from, digest, size) = compressed.finish();
-    if digest != layer.blob.digest || size != layer.blob.size {
+    let (_, diff_id, _) = tar.finish();
+    Ok((layer_dir.finish()?, diff_id))
+}
+
+/// A layer whose tar or compression is broken: what went wrong, named by the layer.
+fn broken(layer: &LayerBlob, error: impl Into<anyhow::Error>) -> anyhow::Error {
+    error
+        .into()
+        .context(format!("layer {}: refused", layer.blob.digest))
+}
+
+/// Both hashes must be the ones the image names: the blob's (and its size) and the
+/// tar's.
+fn check_digests(
+    layer: &LayerBlob,
+    blob: (&Digest, u64),
+    diff_id: &Digest,
+) -> Result<()> {
+    let (digest, size) = blob;
+    if *digest != layer.blob.digest || size != layer.blob.size {
         bail!(
             "layer {}: its bytes hash to {digest} ({size} bytes): not the layer its \
              manifest names, refused",
             layer.blob.digest
         );
     }
-    if diff_id != *layer.diff_id {
+    if *diff_id != *layer.diff_id {
         bail!(
             "layer {}: its tar hashes to {diff_id}, but the image's config says {} \
              (its diff_id): refused",
@@ -162,7 +289,7 @@ fn check_ends_cleanly<R: Read>(
             layer.diff_id
         );
     }
-    Ok(from)
+    Ok(())
 }
 
 /// A reader that hashes and counts what passes through it.
