@@ -71,6 +71,20 @@ impl Need {
                         .to_string(),
                 )
             }
+            // Ubuntu 23.10 and later: AppArmor forbids them to programs without a profile
+            // that allows them, as the kit's binaries are.
+            Need::UserNamespaces
+                if setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                    .as_deref()
+                    == Some("1") =>
+            {
+                Some(
+                    "needs user namespaces for ordinary users, which AppArmor forbids here \
+                     (kernel.apparmor_restrict_unprivileged_userns=1; see the book's \
+                     Troubleshooting page)"
+                        .to_string(),
+                )
+            }
             Need::SubordinateIds => {
                 let Some(user) = test_user() else {
                     return Some("needs an ordinary user to run as".to_string());

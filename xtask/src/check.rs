@@ -63,7 +63,9 @@ pub fn check(number: u32, cgroup_vm: bool, json: bool) -> Result<()> {
         passed_in_the_vm = Some(in_the_vm.passed);
         outcome.add_run_elsewhere(in_the_vm);
     }
-    println!();
+    if !json {
+        println!();
+    }
     let facts = Facts {
         number,
         next: gen::chapters()?

@@ -98,7 +98,7 @@ enum Task {
         #[arg(long)]
         cgroup_vm: bool,
         /// Print the result as one JSON document on stdout (for grading): each
-        /// exercise's state and each test's result (book: "Grading").
+        /// exercise's state and each test's result (Book: "Grading").
         #[arg(long)]
         json: bool,
     },

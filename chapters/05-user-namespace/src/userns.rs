@@ -435,7 +435,7 @@ pub fn explain_unreachable_root(
             error.context(format!(
                 "the container's root is {who}, which may not reach the root filesystem \
                  {:?}: put it where that user can enter every directory on its path \
-                 (see book 5.4)",
+                 (see book 5, \"New options\")",
                 root
             ))
         }

@@ -54,7 +54,7 @@ pub fn parse_parent(text: &str) -> Result<PathBuf> {
     if names.len() > MAX_PARENT_LEVELS {
         bail!(
             "--cgroup-parent has {} levels, more than {MAX_PARENT_LEVELS}: give a short \
-             relative path such as byoc or ci/byoc (book 7.2)",
+             relative path such as byoc or ci/byoc (book 7.8)",
             names.len()
         );
     }
@@ -62,7 +62,7 @@ pub fn parse_parent(text: &str) -> Result<PathBuf> {
         if let Some(problem) = problem_with_name(name) {
             bail!(
                 "--cgroup-parent {text:?} is not a cgroup parent: {problem}; give a \
-                 relative path of plain names such as byoc or ci/byoc (book 7.2)"
+                 relative path of plain names such as byoc or ci/byoc (book 7.8)"
             );
         }
     }
