@@ -457,7 +457,7 @@ fn a_root_filesystem_the_containers_root_cannot_reach_is_explained() {
         assert!(
             run.stderr
                 .contains("the container's root is host uid 100000")
-                && run.stderr.contains("book 5.4"),
+                && run.stderr.contains("see book 5, \"New options\""),
             "{}",
             run.report()
         );
