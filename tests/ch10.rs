@@ -1428,3 +1428,37 @@ fn a_manifest_that_names_one_layer_twice_is_pulled_and_the_blob_kept_once() {
         assert_eq!(run.stdout, "twice\n", "{}", runtime.name);
     }
 }
+
+#[test]
+fn a_symlink_planted_in_ingest_is_never_written_through() {
+    for runtime in from_chapter(10) {
+        let net = Net::new();
+        let dir = test_dir(&runtime);
+        let (fake, _, blobs) = fake_with_hello(&net, &dir);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "the victim's own\n").unwrap();
+        dir.own(&victim);
+        // A forged record: the layer's ingest file, a symlink to a file outside.
+        let ingest = runtime.data_dir().join("ingest");
+        std::fs::create_dir_all(&ingest).unwrap();
+        dir.own(&runtime.data_dir());
+        dir.own(&ingest);
+        let planted = ingest.join(blobs[2].trim_start_matches("sha256:"));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        dir.own(&planted);
+        let name = format!("{}/demo/hello:1", fake.address());
+        net.run(&runtime, &["pull", &name]).expect_success();
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "the victim's own\n",
+            "{}: the pull wrote through the symlink",
+            runtime.name
+        );
+        assert!(names_in(&runtime, "ingest").is_empty(), "{}", runtime.name);
+        let run = net.run(
+            &runtime,
+            &["run", "--rm", "--net", "none", "--pull", "never", &name],
+        );
+        assert_eq!(run.stdout, "hello from the fake\n", "{}", runtime.name);
+    }
+}

@@ -436,6 +436,12 @@ mod tests {
             Check::missing("b", "", "fix b", &[6, 9]),
             Check::optional("c", "", "fix c"),
             Check::ok("d", "here"),
+            // Only a missing thing blocks, whatever chapters a check names.
+            Check {
+                status: Status::Optional,
+                blocks: vec![7],
+                ..Check::optional("e", "", "fix e")
+            },
         ];
         assert_eq!(blocked_chapters(&checks), [5, 6, 9]);
         assert_eq!(line(&checks[3]), "ok       d: here");

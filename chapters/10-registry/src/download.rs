@@ -13,6 +13,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +61,14 @@ impl RegistryBlobs<'_> {
     fn start(&self, layer: &Descriptor) -> Result<Download<'_>> {
         records::make_dir(&self.ingest)?;
         let partial = self.ingest.join(layer.digest.hex());
-        let have = fs::metadata(&partial).map_or(0, |meta| meta.len());
+        // Anything there that is not a regular file (a symlink planted to a file outside)
+        // is no download of the kit's: it goes, and the download starts afresh.
+        if fs::symlink_metadata(&partial).is_ok_and(|meta| !meta.file_type().is_file()) {
+            fs::remove_file(&partial).with_context(|| {
+                format!("cannot remove {partial:?}, which is no download")
+            })?;
+        }
+        let have = fs::symlink_metadata(&partial).map_or(0, |meta| meta.len());
         // A whole blob left unrenamed is fetched again: it cannot be resumed (a range
         // past the end is an error), and it is rare (killed between two calls).
         let have = if have >= layer.size { 0 } else { have };
@@ -80,12 +88,21 @@ impl RegistryBlobs<'_> {
             size: layer.size,
             ended: false,
         };
+        // The ingest file is the data root's, read back: opened only as a regular file
+        // of its own, never through a symlink planted there.
         let (file, already) = match from > 0 {
             true => (
-                OpenOptions::new().append(true).open(&partial)?,
-                Some(BufReader::new(File::open(&partial)?)),
+                no_follow().append(true).open(&partial)?,
+                Some(BufReader::new(no_follow().read(true).open(&partial)?)),
             ),
-            false => (File::create(&partial)?, None),
+            false => (
+                no_follow()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&partial)?,
+                None,
+            ),
         };
         let keep_as = self.store.blob_path(&layer.digest);
         Ok(Download {
@@ -117,6 +134,13 @@ impl RegistryBlobs<'_> {
         }
         Box::new(download).keep()
     }
+}
+
+/// Options that open a file only if it is not a symlink (`O_NOFOLLOW`).
+fn no_follow() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.custom_flags(libc::O_NOFOLLOW);
+    options
 }
 
 /// How many times one download is taken up again, in the same pull, from where it was

@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -94,7 +95,12 @@ impl<R: Read> Tee<R> {
     /// `inner`'s bytes, copied to `temporary` (made new) as they are read; renamed to
     /// `keep_as` once kept.
     pub fn new(inner: R, temporary: &Path, keep_as: PathBuf) -> Result<Tee<R>> {
-        let file = File::create(temporary)
+        // New, and never through a symlink: the store is read back as hostile.
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(temporary)
             .with_context(|| format!("cannot write {temporary:?}"))?;
         Ok(Tee::appending(inner, file, temporary, keep_as))
     }
