@@ -240,7 +240,7 @@ fn user_namespaces() -> Check {
 fn subordinate_ids(root: bool) -> Check {
     let user = match root {
         true => "byoc-test".to_string(),
-        false => std::env::var("USER").unwrap_or_default(),
+        false => own_name(),
     };
     let has =
         |file: &str| fs::read_to_string(file).is_ok_and(|text| has_range(&text, &user));
@@ -258,6 +258,20 @@ fn subordinate_ids(root: bool) -> Check {
             &[5],
         ),
     }
+}
+
+/// This process's user name, from `/etc/passwd` by its uid (`$USER` may be unset), or
+/// the uid itself, which `/etc/subuid` may also use.
+fn own_name() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&uid.as_str()))
+        .and_then(|fields| fields.first().map(|name| name.to_string()))
+        .unwrap_or(uid)
 }
 
 /// Whether a `/etc/subuid` text gives `user` a range.
