@@ -391,6 +391,7 @@ fn a_multi_platform_image_gives_this_machines_image_and_a_missing_platform_lists
         let layout = two_platform_layout(&dir.path().join("multi"), "1");
         let pushed = net.within(|| {
             Command::new("skopeo")
+                .env("REGISTRY_AUTH_FILE", registry.auth_file())
                 .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
                 .arg(format!("oci:{}:1", layout.display()))
                 .arg(format!("docker://{}/demo/multi:1", registry.address))

@@ -103,6 +103,11 @@ impl Registry {
         );
     }
 
+    /// A credentials file of this registry's own, for skopeo (none is written to it).
+    pub fn auth_file(&self) -> PathBuf {
+        self.dir.path().join("auth.json")
+    }
+
     /// What the registry wrote to its log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -113,6 +118,9 @@ impl Registry {
     pub fn push(&self, layout: &Path, tag: &str, to: &str, creds: Option<&str>) {
         let mut command = Command::new("skopeo");
         command.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        // Its own credentials file: skopeo's default for an ordinary user with no
+        // XDG_RUNTIME_DIR is /run/containers/UID/auth.json, which may not be theirs.
+        command.env("REGISTRY_AUTH_FILE", self.auth_file());
         if let Some(creds) = creds {
             command.args(["--dest-creds", creds]);
         }
