@@ -15,4 +15,13 @@ pub const FIRST_CGROUP_CHAPTER: u32 = 7;
 /// root may be layers.
 pub const FIRST_LAYERS_CHAPTER: u32 = 8;
 
+/// The last of the ten chapters: the runtime a person drives, whose command line each
+/// chapter extends. Chapter k's tests run against every binary from k to this one.
+pub const LAST_CHAPTER: u32 = 10;
+
+/// The bonus chapter: an OCI runtime that podman drives (`create`, `start`, ...). Its
+/// command line is runc's, not a superset of chapter 10's, so the ten chapters' tests
+/// do not run against it; it has tests of its own.
+pub const BONUS_CHAPTER: u32 = 11;
+
 pub mod leaks;

@@ -31,8 +31,8 @@ pub mod token_server;
 mod transcripts;
 
 pub use byoc_facts::{
-    FIRST_CGROUP_CHAPTER, FIRST_LAYERS_CHAPTER, FIRST_NETWORK_CHAPTER,
-    FIRST_ROOTLESS_CHAPTER,
+    BONUS_CHAPTER, FIRST_CGROUP_CHAPTER, FIRST_LAYERS_CHAPTER, FIRST_NETWORK_CHAPTER,
+    FIRST_ROOTLESS_CHAPTER, LAST_CHAPTER,
 };
 pub use images::*;
 pub use invocation::*;

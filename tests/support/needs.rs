@@ -33,6 +33,8 @@ pub enum Need {
     /// Pure cgroup v2, the kind most learners' machines have: for what only v2 can do
     /// (hand a subtree to an ordinary user).
     CgroupV2,
+    /// podman and its conmon, which drive the bonus chapter's runtime.
+    Podman,
 }
 
 impl Need {
@@ -129,6 +131,14 @@ impl Need {
                         missing.join(", ")
                     )
                 })
+            }
+            Need::Podman
+                if !Path::new("/usr/bin/podman").exists()
+                    || !["/usr/bin/conmon", "/usr/libexec/podman/conmon"]
+                        .iter()
+                        .any(|path| Path::new(path).exists()) =>
+            {
+                Some("needs podman and conmon (apt-get install podman)".to_string())
             }
             Need::CgroupV2 if cgroups::version() != "v2" => Some(format!(
                 "needs pure cgroup v2, and this machine's memory, cpu and pids \

@@ -69,9 +69,19 @@ pub fn chapters() -> Result<Vec<Chapter>> {
     Ok(found)
 }
 
-/// The chapters the course plans (see the book's table of contents); `solutions/` holds
-/// the ones written so far.
-pub const PLANNED_CHAPTERS: std::ops::RangeInclusive<u32> = 1..=10;
+/// The chapters the course plans (see the book's table of contents): the ten and the
+/// bonus; `solutions/` holds the ones written so far.
+pub const PLANNED_CHAPTERS: std::ops::RangeInclusive<u32> = 1..=byoc_facts::BONUS_CHAPTER;
+
+/// The newest of the ten chapters written so far: the runtime a person drives, which the
+/// demo runs and the bench times (the bonus chapter's is driven by podman).
+pub fn newest_of_the_ten() -> Result<Chapter> {
+    chapters()?
+        .into_iter()
+        .filter(|chapter| chapter.number <= byoc_facts::LAST_CHAPTER)
+        .last()
+        .context("there is no chapter in solutions/")
+}
 
 /// Chapter `number`, or an error that says whether it is planned and which ones exist.
 pub fn chapter(number: u32) -> Result<Chapter> {
