@@ -700,10 +700,11 @@ impl Podman {
             "",
             "podman still lists containers"
         );
-        let left: Vec<_> = std::fs::read_dir(self.kit_state())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
+        let ids = self.ids();
+        assert!(!ids.is_empty(), "no container ran");
+        let left: Vec<&String> = ids
+            .iter()
+            .filter(|id| self.kit_state().join(id.trim()).exists())
             .collect();
         assert!(left.is_empty(), "the kit's state was left: {left:?}");
         // podman puts conmon in PARENT/conmon, and leaves it there (with runc too): that

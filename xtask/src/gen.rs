@@ -78,8 +78,7 @@ pub const PLANNED_CHAPTERS: std::ops::RangeInclusive<u32> = 1..=byoc_facts::BONU
 pub fn newest_of_the_ten() -> Result<Chapter> {
     chapters()?
         .into_iter()
-        .filter(|chapter| chapter.number <= byoc_facts::LAST_CHAPTER)
-        .last()
+        .rfind(|chapter| chapter.number <= byoc_facts::LAST_CHAPTER)
         .context("there is no chapter in solutions/")
 }
 

@@ -185,7 +185,7 @@ impl Drop for Relay {
 
 /// Opens a new pseudo-terminal pair from the `ptmx` device: the master side, which the
 /// runtime keeps, and the terminal the container uses.
-fn open_pseudo_terminal(ptmx: &Path) -> Result<(OwnedFd, OwnedFd)> {
+pub fn open_pseudo_terminal(ptmx: &Path) -> Result<(OwnedFd, OwnedFd)> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let opened = fcntl::open(ptmx, flags, Mode::empty());
     let master = trace::syscall(format_args!("open({ptmx:?}, O_RDWR|O_NOCTTY)"), opened)?;
@@ -245,7 +245,7 @@ fn copy_size(from: RawFd, to: RawFd) {
 
 /// `dup2(from, number)`: the copy at `number` is not close-on-exec, so the command keeps
 /// it.
-fn duplicate_onto(from: &OwnedFd, number: RawFd) -> Result<()> {
+pub fn duplicate_onto(from: &OwnedFd, number: RawFd) -> Result<()> {
     let raw = from.as_raw_fd();
     // SAFETY: dup2 only makes `number` refer to the same open file as `raw`.
     let result = unsafe { libc::dup2(raw, number) };

@@ -191,7 +191,7 @@ pub fn mount_all(binds: &[Bind], root: &RootDir, may_make: bool) -> Result<()> {
 /// The flags a remount must keep: the host's mount may have `nosuid`, `nodev`,
 /// `noexec` or an atime setting, and in a user namespace the kernel refuses a remount
 /// that would drop one of them (they are locked, so a container cannot loosen them).
-fn flags_kept(target: &Path) -> Result<MsFlags> {
+pub fn flags_kept(target: &Path) -> Result<MsFlags> {
     use nix::sys::statvfs::{statvfs, FsFlags};
     let now = statvfs(target)
         .with_context(|| format!("statvfs({target:?})"))?
@@ -228,7 +228,7 @@ pub fn make_workdir(root: &RootDir, dir: &Path, may_make: bool) -> Result<()> {
 
 /// Makes each missing directory of `target`, one at a time, each in its parent as found
 /// inside the root.
-fn make_dirs(root: &RootDir, target: &Path) -> Result<()> {
+pub fn make_dirs(root: &RootDir, target: &Path) -> Result<()> {
     let mut done = PathBuf::from("/");
     for part in target.components().skip(1) {
         let next = done.join(part);

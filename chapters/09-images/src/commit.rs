@@ -364,7 +364,7 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Now, as the image spec writes times (RFC 3339, UTC).
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let seconds = crate::state::now() as i64;
     let days = seconds.div_euclid(86_400);
     let (hour, minute, second) = (
