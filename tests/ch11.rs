@@ -856,6 +856,53 @@ fn podman_run_it_gives_the_container_a_terminal_through_the_console_socket() {
 }
 
 #[test]
+fn a_network_namespace_named_by_path_is_joined_as_podman_hands_one() {
+    let _one = one_at_a_time();
+    for runtime in oci_runtimes(&[Need::Root, Need::NetworkTools]) {
+        let before = host_state();
+        // A network namespace held open by a process of the test's, with a link in it
+        // that no new namespace would have.
+        let mut holder = Command::new("unshare")
+            .args([
+                "--net",
+                "sh",
+                "-c",
+                "ip link add kit-joined type veth peer name kit-peer && sleep 30",
+            ])
+            .spawn()
+            .expect("unshare starts");
+        let path = format!("/proc/{}/ns/net", holder.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !Command::new("nsenter")
+            .arg(format!("--net={path}"))
+            .args(["ip", "link", "show", "kit-joined"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the test's namespace never got its link"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut config = config_for(&["sh", "-c", "cat /proc/net/dev"]);
+        config["linux"]["namespaces"][1] = json!({"type": "network", "path": path});
+        let bundle = Bundle::new(config);
+        let (code, printed) = create(&runtime, &bundle, "joined");
+        assert_eq!(code, 0, "{}: {printed}", runtime.name);
+        let started = verb(&runtime, &bundle, &["start", "joined"]);
+        assert!(started.status.success(), "{}", text(&started));
+        wait_for_output(&bundle, "kit-joined");
+        wait_for_status(&runtime, &bundle, "joined", "stopped");
+        let deleted = verb(&runtime, &bundle, &["delete", "joined"]);
+        assert!(deleted.status.success(), "{}", text(&deleted));
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_nothing_left(&before, &bundle, &runtime);
+    }
+}
+
+#[test]
 fn device_rules_on_cgroup_v2_are_refused_not_ignored() {
     let _one = one_at_a_time();
     if cgroups::version() != "v2" {

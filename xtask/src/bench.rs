@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::gen::{self, Chapter};
+use crate::podman_bench::{self, PodmanStore};
 use crate::pull_bench;
 use crate::rootfs;
 use crate::unpack_bench;
@@ -163,6 +164,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }),
         false => Ok(()),
     });
+    let result =
+        result.and_then(|()| podman_drives_the_kit(&rootfs, scratch.path(), args));
     if let Some(unified) = hidden {
         show_again(&unified)?;
     }
@@ -170,6 +173,53 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let cleaned = clean_up(scratch.path());
     result.and(cleaned)
 }
+
+// ANCHOR: podman_bench
+/// The bonus chapter: `podman run --rm IMAGE /bin/true` with the kit as podman's runtime,
+/// beside crun and runc as podman's runtime, in turns. The goal: the kit at or under
+/// crun.
+fn podman_drives_the_kit(rootfs: &Path, scratch: &Path, args: &BenchArgs) -> Result<()> {
+    let Ok(bonus) = gen::chapter(byoc_facts::BONUS_CHAPTER) else {
+        return Ok(()); // the bonus chapter is not written here
+    };
+    if !podman_bench::podman_is_installed() {
+        println!("\npodman: not installed (apt-get install podman): the bonus chapter's bench did not run");
+        return Ok(());
+    }
+    let kit = build_release(&bonus)?;
+    let store = PodmanStore::new(scratch, format!("{}-podman", bench_name()))?;
+    store.import(rootfs)?;
+    let mut variants = Vec::new();
+    for (name, runtime) in podman_bench::runtimes(&kit) {
+        let variant = store.variant(&name, &runtime);
+        match variant.check() {
+            Ok(()) => variants.push(variant),
+            Err(error) if runtime == kit => {
+                return Err(error.context("podman + byoc did not run"))
+            }
+            Err(error) => {
+                println!("{name}: skipped: {error:#}; no ratio to it can be given")
+            }
+        }
+    }
+    println!(
+        "\npodman run --rm IMAGE {COMMAND}, each runtime in turn, {} warm-up and {} timed runs...",
+        args.warmup, args.runs
+    );
+    let times = measure(&variants, args)?;
+    let summaries: Vec<Summary> = times.iter().map(|times| Summary::of(times)).collect();
+    print_table_against(&variants, &summaries, ["podman + crun", "podman + runc"]);
+    let kit_mean = mean_of("podman + byoc", &variants, &summaries);
+    let crun_mean = mean_of("podman + crun", &variants, &summaries);
+    if let (Some(kit), Some(crun)) = (kit_mean, crun_mean) {
+        println!(
+            "podman with the kit: {:.2}x podman with crun (goal: at most 1.0x)",
+            kit / crun
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: podman_bench
 
 /// On a hybrid machine (v1 controllers, and a cgroup2 tree beside them that holds a
 /// controller), crun refuses to run at all. So the bench moves into a mount namespace of
@@ -338,13 +388,13 @@ fn enter_own_network_namespace() -> Result<()> {
 }
 
 /// A way of running the container: a name for the table, and the command line.
-struct Variant {
-    name: String,
-    program: PathBuf,
-    args: Vec<OsString>,
+pub struct Variant {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
     /// crun and runc need a new container id for every run: this, a dash and the run's
     /// name, added last. The kit makes its own.
-    id_prefix: Option<String>,
+    pub id_prefix: Option<String>,
 }
 
 impl Variant {
@@ -359,7 +409,7 @@ impl Variant {
     }
 
     /// One untimed run first: a variant that fails would time its own failure.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         self.run_once("check").map(|_| ())
     }
 
@@ -817,6 +867,11 @@ fn ratio(mean: f64, peer_mean: Option<f64>) -> String {
 }
 
 fn print_table(variants: &[Variant], summaries: &[Summary]) {
+    print_table_against(variants, summaries, PEERS);
+}
+
+/// The table, each variant's mean as a multiple of the two named ones'.
+fn print_table_against(variants: &[Variant], summaries: &[Summary], peers: [&str; 2]) {
     let width = variants
         .iter()
         .map(|variant| variant.name.len())
@@ -826,7 +881,7 @@ fn print_table(variants: &[Variant], summaries: &[Summary]) {
         "\n{:width$}  {:>4}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}  {:>7}",
         "variant", "runs", "mean (ms)", "std dev", "min", "max", "/ crun", "/ runc"
     );
-    let peer_means = PEERS.map(|peer| mean_of(peer, variants, summaries));
+    let peer_means = peers.map(|peer| mean_of(peer, variants, summaries));
     for (variant, summary) in variants.iter().zip(summaries) {
         println!(
             "{:width$}  {:>4}  {:>9.2}  {:>8.2}  {:>8.2}  {:>8.2}  {:>7}  {:>7}",
@@ -903,7 +958,19 @@ fn clean_up(scratch: &Path) -> Result<()> {
             .map(|id| format!("byoc container files {id}")),
     );
     let cgroups = remove_cgroups(Path::new(CGROUP_ROOT), &bench_name());
-    left.extend(cgroups.removed);
+    // podman makes the parent it was given and a `conmon` cgroup in it, and leaves both
+    // (with crun and runc too): those are podman's, not a runtime's.
+    let podmans = format!("{}-podman", bench_name());
+    let (podman, runtimes): (Vec<String>, Vec<String>) = cgroups
+        .removed
+        .into_iter()
+        .partition(|cgroup| cgroup.contains(&podmans) && !cgroup.contains("/libpod-"));
+    left.extend(runtimes);
+    if !podman.is_empty() {
+        println!(
+            "podman's own cgroups (its parent and conmon's), which it leaves: removed"
+        );
+    }
     if !left.is_empty() {
         println!(
             "left behind by the runtimes, and removed: {}",

@@ -30,6 +30,7 @@ mod gen;
 mod generated;
 mod hint;
 mod invariant;
+mod podman_bench;
 mod pull_bench;
 mod rename;
 mod rootfs;
