@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use byoc_tests::cgroups::{self, assert_none_left};
 use byoc_tests::{
-    bin_dir, host_state, in_own_group_with_umask, open_pty, rootfs, runtimes_needing,
-    HostState, Need, Runtime, BONUS_CHAPTER, LAST_CHAPTER,
+    become_as_at_login, bin_dir, host_state, in_own_group_with_umask, open_pty, rootfs,
+    runtimes_needing, test_user, HostState, Need, Runtime, TestUser, BONUS_CHAPTER,
+    LAST_CHAPTER,
 };
 use serde_json::{json, Value};
 
@@ -552,6 +553,8 @@ struct Podman {
     run_root: tempfile::TempDir,
     runtime: PathBuf,
     cgroup_parent: String,
+    /// Rootless podman: the ordinary user it runs as.
+    user: Option<TestUser>,
 }
 
 /// The options every `podman run` of these tests takes: no network (a namespace of the
@@ -575,11 +578,28 @@ impl Podman {
             .tempdir_in("/tmp")
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let user = runtime
+            .rootless
+            .as_ref()
+            .map(|rootless| rootless.user.clone());
+        if let Some(user) = &user {
+            let run = dir.path().join("run");
+            std::fs::create_dir(&run).unwrap();
+            for made in [dir.path(), run.as_path(), run_root.path()] {
+                std::os::unix::fs::chown(made, Some(user.uid), Some(user.gid)).unwrap();
+            }
+            std::fs::set_permissions(
+                &run,
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )
+            .unwrap();
+        }
         Podman {
             dir,
             run_root,
             runtime: runtime.path.clone(),
             cgroup_parent: cgroups::fresh_parent(),
+            user,
         }
     }
 
@@ -602,13 +622,16 @@ impl Podman {
             ])
             .arg("--runtime")
             .arg(&self.runtime)
-            .arg(format!(
-                "--runtime-flag=root={}",
-                self.kit_state().display()
-            ))
             .args(args)
             .stdin(Stdio::null());
         in_own_group_with_umask(&mut command);
+        if let Some(user) = &self.user {
+            // podman as an ordinary user: a home and a runtime dir of the test's.
+            command
+                .env("HOME", self.dir.path())
+                .env("XDG_RUNTIME_DIR", self.dir.path().join("run"));
+            become_as_at_login(&mut command, user);
+        }
         command
     }
 
@@ -618,9 +641,12 @@ impl Podman {
 
     /// `podman run OPTIONS IMAGE COMMAND...`, under the test's cgroup parent.
     fn run_container(&self, options: &[&str], command: &[&str]) -> Output {
-        let parent = format!("--cgroup-parent=/{}", self.cgroup_parent);
         let cid_file = self.next_cid_file();
-        let mut args = vec!["run", parent.as_str(), "--cidfile", cid_file.as_str()];
+        let mut args = vec!["run", "--cidfile", cid_file.as_str()];
+        let parent = format!("--cgroup-parent=/{}", self.cgroup_parent);
+        if self.user.is_none() {
+            args.push(parent.as_str()); // an ordinary user's podman makes none on v1
+        }
         args.extend(RUN_OPTIONS);
         args.extend(options);
         args.push("localhost/kit-busybox:1");
@@ -631,13 +657,19 @@ impl Podman {
     /// Where the kit keeps its containers' state when podman calls it: its default,
     /// `/run/byoc` (podman passes `--runtime-flag` to some calls and not to `delete`).
     fn kit_state(&self) -> PathBuf {
-        PathBuf::from("/run/byoc")
+        match self.user {
+            None => PathBuf::from("/run/byoc"),
+            Some(_) => self.dir.path().join("run/byoc"),
+        }
     }
 
     /// A new file for `podman run --cidfile`, so the test learns each container's id.
     fn next_cid_file(&self) -> String {
         let cids = self.dir.path().join("cids");
         std::fs::create_dir_all(&cids).unwrap();
+        if let Some(user) = &self.user {
+            std::os::unix::fs::chown(&cids, Some(user.uid), Some(user.gid)).unwrap();
+        }
         let n = std::fs::read_dir(&cids).unwrap().count();
         cids.join(format!("{n}")).display().to_string()
     }
@@ -806,6 +838,46 @@ fn podman_runs_its_containers_with_the_kit() {
         settings.add_filter(&id, "[ID]");
         settings.add_filter(r"time=\S+", "time=[TIME]");
         settings.bind(|| insta::assert_snapshot!("ch11_podman", transcript));
+    }
+}
+
+#[test]
+fn rootless_podman_runs_its_containers_with_the_kit_too() {
+    let _one = one_at_a_time();
+    let needs = [
+        Need::UnprivilegedUser,
+        Need::UserNamespaces,
+        Need::SubordinateIds,
+        Need::Podman,
+    ];
+    for runtime in oci_runtimes(&needs) {
+        let Some(user) = test_user() else { continue };
+        let runtime = runtime.run_by(&user);
+        let before = host_state();
+        let podman = Podman::new(&runtime);
+        podman.load_image();
+        let hi = podman.run_container(
+            &["--rm"],
+            &["sh", "-c", "echo hi; id -u; grep CapBnd /proc/self/status"],
+        );
+        let said = String::from_utf8_lossy(&hi.stdout).into_owned();
+        assert!(hi.status.success(), "{}: {}", runtime.name, text(&hi));
+        // Root inside, the test user outside; the capabilities podman asks for.
+        assert_eq!(
+            said, "hi\n0\nCapBnd:\t00000000800405fb\n",
+            "{}",
+            runtime.name
+        );
+        let five = podman.run_container(&["--rm"], &["sh", "-c", "exit 5"]);
+        assert_eq!(five.status.code(), Some(5), "{}", text(&five));
+        let started =
+            podman.run_container(&["-d", "--name", "kit-rootless"], &["sleep", "100"]);
+        assert!(started.status.success(), "{}", text(&started));
+        let stopped = podman.run(&["stop", "-t", "1", "kit-rootless"]);
+        assert!(stopped.status.success(), "{}", text(&stopped));
+        let removed = podman.run(&["rm", "kit-rootless"]);
+        assert!(removed.status.success(), "{}", text(&removed));
+        podman.assert_nothing_left(&before);
     }
 }
 

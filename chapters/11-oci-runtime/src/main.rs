@@ -221,12 +221,13 @@ fn create(state_root: &Path, args: &CreateArgs) -> Result<Pid> {
         .as_deref()
         .map(console::connect)
         .transpose()?;
-    made.cgroup = Some(ocicgroup::make(&plan, &hierarchy)?);
+    made.cgroup = ocicgroup::make(&plan, &hierarchy)?;
     let inherited = Inherited {
         fifo: fifo_handle,
         console,
         preserve_fds: args.preserve_fds,
-        cgroup_view: Some(&hierarchy),
+        cgroup_view: made.cgroup.as_ref().map(|_| &hierarchy),
+        in_user_namespace: plan.user_namespace.is_some() || !userns::is_host_root(),
     };
     let flags = plan.namespaces.new - CloneFlags::CLONE_NEWCGROUP;
     let (child, channel) =
@@ -241,7 +242,7 @@ fn create(state_root: &Path, args: &CreateArgs) -> Result<Pid> {
     }
     channel.send_go()?;
     process::confirm_started(child, channel)?;
-    let record = record_of(&args.id, child, &bundle, &plan)?;
+    let record = record_of(&args.id, child, &bundle, &plan, made.cgroup.is_some())?;
     statedir::write_record(&made.dir, &record)?;
     if let Some(pid_file) = &args.pid_file {
         write_pid_file(pid_file, child)?;
@@ -298,9 +299,18 @@ struct Inherited<'a> {
     console: Option<OwnedFd>,
     preserve_fds: u32,
     cgroup_view: Option<&'a Hierarchy>,
+    /// In a user namespace (the config's, or the one rootless podman runs the runtime
+    /// in), where no device file can be made: the host's are bound instead (book 5.3).
+    in_user_namespace: bool,
 }
 
-fn record_of(id: &str, child: Pid, bundle: &Path, plan: &Plan) -> Result<Record> {
+fn record_of(
+    id: &str,
+    child: Pid,
+    bundle: &Path,
+    plan: &Plan,
+    has_cgroup: bool,
+) -> Result<Record> {
     let (_, pid_start) =
         statedir::stat_of(child).context("the container's process is gone")?;
     Ok(Record {
@@ -310,6 +320,7 @@ fn record_of(id: &str, child: Pid, bundle: &Path, plan: &Plan) -> Result<Record>
         bundle: bundle.to_path_buf(),
         created: commit::now_rfc3339(),
         cgroups_path: plan.cgroups_path.clone(),
+        has_cgroup,
         annotations: plan.annotations.clone(),
     })
 }
@@ -339,13 +350,13 @@ fn container(
     channel: &ChildEnd,
 ) -> Result<Infallible> {
     channel.wait_for_go()?;
-    let make_device = match plan.user_namespace {
-        Some(_) => {
-            userns::become_root()?;
-            userns::drop_supplementary_groups()?;
-            userns::bind_host_device
-        }
-        None => devices::mknod_device,
+    if plan.user_namespace.is_some() {
+        userns::become_root()?;
+        userns::drop_supplementary_groups()?;
+    }
+    let make_device = match inherited.in_user_namespace {
+        true => userns::bind_host_device,
+        false => devices::mknod_device,
     };
     join_namespaces(&plan.namespaces.join)?;
     let shows_cgroup = plan
@@ -456,9 +467,10 @@ fn kill(state_root: &Path, id: &str, signal_name: &str, all: bool) -> Result<()>
     if statedir::status_of(&dir, &record) == Status::Stopped {
         bail!("container {id:?} is stopped: there is no process to signal");
     }
-    let pids = match all {
-        true => cgroup_of(&record)?.processes()?,
-        false => vec![record.pid],
+    let cgroup = ocicgroup::of_record(record.has_cgroup, &record.cgroups_path)?;
+    let pids = match (all, cgroup) {
+        (true, Some(cgroup)) => cgroup.processes()?,
+        _ => vec![record.pid],
     };
     for pid in pids {
         let sent = signal::kill(Pid::from_raw(pid), signal);
@@ -483,13 +495,6 @@ fn parse_signal(text: &str) -> Result<Signal> {
         .with_context(|| format!("{text:?} is not a signal"))
 }
 
-fn cgroup_of(record: &Record) -> Result<Box<dyn Cgroup>> {
-    Ok(ocicgroup::at(
-        &Hierarchy::of_this_machine()?,
-        &record.cgroups_path,
-    ))
-}
-
 // ANCHOR: delete
 /// `delete`: a stopped container's cgroup and state go. A created or running one only
 /// with `--force`, which kills it first. Deleting one that is not there, with
@@ -508,7 +513,9 @@ fn delete(state_root: &Path, id: &str, force: bool) -> Result<()> {
         );
     }
     // Removing the cgroup kills whatever is left in it and waits until it is empty.
-    cgroup::remove(cgroup_of(&record)?.as_ref())?;
+    if let Some(cgroup) = ocicgroup::of_record(record.has_cgroup, &record.cgroups_path)? {
+        cgroup::remove(cgroup.as_ref())?;
+    }
     wait_until_gone(&record)?;
     std::fs::remove_dir_all(&dir)
         .with_context(|| format!("cannot remove {}", dir.display()))

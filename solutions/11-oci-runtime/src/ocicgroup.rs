@@ -12,12 +12,13 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::cgroup::{self, Cgroup};
+use crate::cgroup::{self, Cgroup, Placement};
 use crate::cgroupfs;
 use crate::hierarchy::{self, Hierarchy};
 use crate::plan::{DeviceRule, Plan};
 use crate::v1::V1;
 use crate::v2::V2;
+use crate::{trace, userns};
 
 /// The devices the runtime makes in every container's `/dev`, and the terminals of its
 /// `devpts` (major 136), which it must be allowed to use whatever the config's rules.
@@ -33,17 +34,27 @@ const ALWAYS_ALLOWED: [&str; 9] = [
     "c 136:* rwm",
 ];
 
-/// The cgroup at `path` (below the top of each hierarchy), not made yet: on v1 one
-/// directory per controller, the devices controller's too.
-pub fn at(hierarchy: &Hierarchy, path: &Path) -> Box<dyn Cgroup> {
+/// Where the container's cgroup can go, as chapter 7 decides it: at the top of the tree
+/// for the machine's root, in a delegated subtree on v2 for anyone else, and nowhere for
+/// an ordinary user on v1 (rootless podman, which then asks for no limits).
+pub fn placement(
+    hierarchy: &Hierarchy,
+    plan_limits: &crate::limits::Limits,
+) -> Result<Option<Placement>> {
+    cgroup::locate(hierarchy, plan_limits, userns::is_host_root())
+}
+
+/// The cgroup at `path` below the placement's top, not made yet: on v1 one directory per
+/// controller, the devices controller's too.
+pub fn at(placement: &Placement, path: &Path) -> Box<dyn Cgroup> {
     let parent = path.parent().unwrap_or(Path::new(""));
     let name = path
         .file_name()
         .and_then(|name| name.to_str())
         .unwrap_or("");
-    match hierarchy {
-        Hierarchy::V2 { mount, .. } => Box::new(V2::new(mount, parent, name)),
-        Hierarchy::V1 { controllers } => {
+    match placement {
+        Placement::V2 { top } => Box::new(V2::new(top, parent, name)),
+        Placement::V1 { controllers } => {
             let mut all = controllers.clone();
             all.extend(hierarchy::v1_controller_named("devices"));
             Box::new(V1::new(&all, parent, name))
@@ -51,20 +62,40 @@ pub fn at(hierarchy: &Hierarchy, path: &Path) -> Box<dyn Cgroup> {
     }
 }
 
+/// The cgroup a record names, rebuilt from this machine's hierarchy and the record's
+/// checked path; `None` when the container was made without one.
+pub fn of_record(had_cgroup: bool, path: &Path) -> Result<Option<Box<dyn Cgroup>>> {
+    if !had_cgroup {
+        return Ok(None);
+    }
+    let hierarchy = Hierarchy::of_this_machine()?;
+    let none = crate::limits::Limits::default();
+    Ok(placement(&hierarchy, &none)?.map(|placement| at(&placement, path)))
+}
+
 // ANCHOR: make
-/// Makes the container's cgroup with its limits and device rules. A failure part way
-/// removes what was made.
-pub fn make(plan: &Plan, hierarchy: &Hierarchy) -> Result<Box<dyn Cgroup>> {
-    if matches!(hierarchy, Hierarchy::V2 { .. })
-        && plan.device_rules.iter().any(|rule| !rule.allow)
-    {
+/// Makes the container's cgroup with its limits and device rules, where there is a
+/// place for one. Without one, device rules are refused: nothing would enforce them.
+/// A failure part way removes what was made.
+pub fn make(plan: &Plan, hierarchy: &Hierarchy) -> Result<Option<Box<dyn Cgroup>>> {
+    let denies = plan.device_rules.iter().any(|rule| !rule.allow);
+    if matches!(hierarchy, Hierarchy::V2 { .. }) && denies {
         bail!(
             "config.json asks for linux.resources.devices rules, and on cgroup v2 those \
              need an eBPF program, which the kit does not load: it would start the \
              container with every device allowed (book 11.3)"
         );
     }
-    let cgroup = at(hierarchy, &plan.cgroups_path);
+    let Some(placement) = placement(hierarchy, &plan.limits)? else {
+        if denies {
+            bail!("config.json asks for linux.resources.devices rules, and this user has no cgroup to write them in (book 7.6)");
+        }
+        trace::say(format_args!(
+            "no cgroup of its own: no limit asked for, none to divide"
+        ));
+        return Ok(None);
+    };
+    let cgroup = at(&placement, &plan.cgroups_path);
     let mut made = Vec::new();
     let result = cgroup
         .make(&mut made)
@@ -74,7 +105,7 @@ pub fn make(plan: &Plan, hierarchy: &Hierarchy) -> Result<Box<dyn Cgroup>> {
         let _ = cgroup::remove(cgroup.as_ref());
         return Err(error);
     }
-    Ok(cgroup)
+    Ok(Some(cgroup))
 }
 // ANCHOR_END: make
 

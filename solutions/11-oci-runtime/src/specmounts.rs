@@ -91,7 +91,10 @@ fn mount_one(
                 inside::mount_cgroup_fs(root, hierarchy)?;
             }
             None => {
-                trace::say(format_args!("no cgroup of its own: no cgroup view inside"))
+                // An ordinary user's container without a cgroup of its own (rootless
+                // podman on v1): there is nothing of its own to show.
+                trace::say(format_args!("no cgroup of its own: no cgroup view inside"));
+                return Ok(());
             }
         },
         MountKind::Fresh { fstype, source } => {

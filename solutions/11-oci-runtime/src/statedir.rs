@@ -37,8 +37,9 @@ pub struct Record {
     pub pid_start: u64,
     pub bundle: PathBuf,
     pub created: String,
-    /// The cgroup below the top of each hierarchy.
+    /// The cgroup below the top of each hierarchy, and whether one was made there.
     pub cgroups_path: PathBuf,
+    pub has_cgroup: bool,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
