@@ -38,8 +38,10 @@ pub fn set_limits(plan: &Plan) -> Result<()> {
             format_args!("setrlimit({}, {}, {})", limit.name, limit.soft, limit.hard);
         trace::syscall(call, Errno::result(result).map(drop)).with_context(|| {
             format!(
-                "cannot set {} (this machine's own hard limit may be lower)",
-                limit.name
+                "process.rlimits asks for {} {}, more than this machine allows (the \
+                 hard limit the runtime was started with); with podman, ask for less: \
+                 --ulimit nofile=4096:4096",
+                limit.name, limit.hard
             )
         })?;
     }
