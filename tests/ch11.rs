@@ -975,6 +975,46 @@ fn a_network_namespace_named_by_path_is_joined_as_podman_hands_one() {
 }
 
 #[test]
+fn a_user_namespace_in_the_config_maps_the_containers_root_to_another_host_uid() {
+    let _one = one_at_a_time();
+    for runtime in oci_runtimes(&[Need::RootRuns]) {
+        let before = host_state();
+        let mut config = config_for(&[
+            "sh",
+            "-c",
+            "echo uid $(id -u); cat /proc/self/uid_map; sleep 30",
+        ]);
+        config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+        let bundle = Bundle::new(config);
+        let (code, printed) = create(&runtime, &bundle, "mapped");
+        assert_eq!(code, 0, "{}: {printed}", runtime.name);
+        let (_, pid) = status_of(&runtime, &bundle, "mapped");
+        let started = verb(&runtime, &bundle, &["start", "mapped"]);
+        assert!(started.status.success(), "{}", text(&started));
+        wait_for_output(&bundle, "65536");
+        let inside = bundle.output();
+        assert!(inside.contains("uid 0"), "{inside}");
+        assert!(inside.contains("300000"), "{inside}");
+        // The host sees the container's root as uid 300000, which owns nothing here.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uids = status
+            .lines()
+            .find(|line| line.starts_with("Uid:"))
+            .unwrap();
+        assert_eq!(uids.split_whitespace().nth(1), Some("300000"), "{uids}");
+        let deleted = verb(&runtime, &bundle, &["delete", "--force", "mapped"]);
+        assert!(deleted.status.success(), "{}", text(&deleted));
+        assert_nothing_left(&before, &bundle, &runtime);
+    }
+}
+
+#[test]
 fn device_rules_on_cgroup_v2_are_refused_not_ignored() {
     let _one = one_at_a_time();
     if cgroups::version() != "v2" {

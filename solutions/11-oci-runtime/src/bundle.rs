@@ -156,10 +156,12 @@ pub struct NamespaceConfig {
     pub path: Option<String>,
 }
 
+/// `containerID` and `hostID`, as the spec spells them.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct IdMappingConfig {
+    #[serde(rename = "containerID")]
     pub container_id: u32,
+    #[serde(rename = "hostID")]
     pub host_id: u32,
     pub size: u32,
 }
