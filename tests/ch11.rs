@@ -79,6 +79,32 @@ impl Bundle {
     }
 }
 
+/// However the test ends, nothing of its containers stays: a test that fails half way
+/// (or runs against an unfinished exercise) may leave one waiting on its FIFO for ever.
+/// Every process in the test's cgroups is killed and the cgroups removed; the first
+/// process of each container recorded is killed too.
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(self.state_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let record =
+                std::fs::read(entry.path().join("state.json")).unwrap_or_default();
+            let pid = serde_json::from_slice::<Value>(&record)
+                .ok()
+                .and_then(|record| record["pid"].as_i64())
+                .filter(|&pid| pid > 1);
+            if let Some(pid) = pid {
+                // SAFETY: kill takes two integers and touches no memory.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+        cgroups::remove_all_under(&self.cgroup_parent, &[]);
+    }
+}
+
 /// A config for `args` as `runc spec` writes one, but for the kit's shared root
 /// filesystem: read-only, three capabilities, the usual mounts and namespaces.
 fn config_for(args: &[&str]) -> Value {
@@ -481,7 +507,7 @@ const REFUSED: [Refused; 9] = [
         expected: "mount namespace",
     },
     Refused {
-        what: "a terminal without --console-socket",
+        what: "a terminal without `--console-socket`",
         change: |c| c["process"]["terminal"] = json!(true),
         expected: "--console-socket",
     },
@@ -569,6 +595,15 @@ const RUN_OPTIONS: [&str; 7] = [
     "nproc=1024:1024",
     "--security-opt=seccomp=unconfined",
 ];
+
+/// However the test ends: podman removes what it still has, and whatever is left in the
+/// test's cgroups is killed and removed.
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        cgroups::remove_all_under(&self.cgroup_parent, &[]);
+    }
+}
 
 impl Podman {
     fn new(runtime: &Runtime) -> Podman {
