@@ -477,9 +477,11 @@ struct Refused {
 
 const REFUSED: [Refused; 9] = [
     Refused {
-        what: "a seccomp filter",
-        change: |c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"}),
-        expected: "linux.seccomp",
+        what: "a seccomp filter that hands calls to a listener",
+        change: |c| {
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"})
+        },
+        expected: "linux.seccomp asks for a listener",
     },
     Refused {
         what: "hooks",
@@ -584,16 +586,15 @@ struct Podman {
 }
 
 /// The options every `podman run` of these tests takes: no network (a namespace of the
-/// container's own with loopback only), limits this machine's hard limits allow, and no
-/// seccomp filter, which the kit does not install (book 11.6).
-const RUN_OPTIONS: [&str; 7] = [
+/// container's own with loopback only), and limits this machine's hard limits allow.
+/// podman's own seccomp profile stays: the kit installs it (book 11.5).
+const RUN_OPTIONS: [&str; 6] = [
     "--network",
     "none",
     "--ulimit",
     "nofile=4096:4096",
     "--ulimit",
     "nproc=1024:1024",
-    "--security-opt=seccomp=unconfined",
 ];
 
 /// However the test ends: podman removes what it still has, and whatever is left in the
@@ -661,8 +662,10 @@ impl Podman {
             .stdin(Stdio::null());
         in_own_group_with_umask(&mut command);
         if let Some(user) = &self.user {
-            // podman as an ordinary user: a home and a runtime dir of the test's.
+            // podman as an ordinary user: a home and a runtime dir of the test's, and a
+            // working directory it may enter (the kit's may be open to root alone).
             command
+                .current_dir(self.dir.path())
                 .env("HOME", self.dir.path())
                 .env("XDG_RUNTIME_DIR", self.dir.path().join("run"));
             become_as_at_login(&mut command, user);
@@ -818,13 +821,15 @@ fn podman_runs_its_containers_with_the_kit() {
 
         let inside = podman.run_container(
             &["--rm", "--memory", "64m", "--hostname", "from-podman"],
-            &["sh", "-c", "hostname; grep CapBnd /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; exit 0"],
+            &["sh", "-c", "hostname; grep -E '^(CapBnd|Seccomp):' /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; exit 0"],
         );
         let said = String::from_utf8_lossy(&inside.stdout).into_owned();
         assert!(inside.status.success(), "{}", text(&inside));
         assert!(said.contains("from-podman"), "{said}");
         // podman's eleven capabilities (no CAP_SYS_ADMIN, no CAP_NET_RAW), as it asked.
         assert!(said.contains("CapBnd:\t00000000800405fb"), "{said}");
+        // And podman's seccomp profile, installed by the kit.
+        assert!(said.contains("Seccomp:\t2"), "{said}");
         assert!(said.lines().any(|line| line == "67108864"), "{said}");
 
         let started =
@@ -1019,6 +1024,10 @@ fn a_user_namespace_in_the_config_maps_the_containers_root_to_another_host_uid()
             "-c",
             "echo uid $(id -u); cat /proc/self/uid_map; sleep 30",
         ]);
+        // Root inside is uid 300000 outside: the kit's root filesystem may sit where only
+        // root can reach; a copy open to everyone is used instead.
+        let staged = byoc_tests::stage_for_unprivileged(&runtime);
+        config["root"]["path"] = json!(staged.rootfs);
         config["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
@@ -1046,6 +1055,54 @@ fn a_user_namespace_in_the_config_maps_the_containers_root_to_another_host_uid()
         let deleted = verb(&runtime, &bundle, &["delete", "--force", "mapped"]);
         assert!(deleted.status.success(), "{}", text(&deleted));
         assert_nothing_left(&before, &bundle, &runtime);
+    }
+}
+
+#[test]
+fn a_seccomp_profile_is_installed_last_and_its_rules_hold() {
+    let _one = one_at_a_time();
+    // SAFETY: dlopen reads a NUL-terminated name; the library is only looked for.
+    if unsafe { libc::dlopen(c"libseccomp.so.2".as_ptr(), libc::RTLD_NOW) }.is_null() {
+        return byoc_tests::not_run("needs libseccomp (apt-get install libseccomp2)");
+    }
+    for runtime in oci_runtimes(&[Need::RootRuns]) {
+        let before = host_state();
+        let command = "mkdir /dev/made && echo made || echo refused; grep ^Seccomp: /proc/self/status";
+        // Every call allowed but making a directory, which fails with EPERM (1).
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+        let mut outputs = Vec::new();
+        for filtered in [false, true] {
+            let mut config = config_for(&["sh", "-c", command]);
+            if filtered {
+                config["linux"]["seccomp"] = profile.clone();
+            }
+            let bundle = Bundle::new(config);
+            let out = File::create(bundle.path().join("output")).unwrap();
+            let mut run = Command::new(&runtime.path);
+            run.arg("--root")
+                .arg(bundle.state_root())
+                .args(["run", "--bundle"]);
+            run.arg(bundle.path()).arg("filtered").stdin(Stdio::null());
+            run.stdout(out.try_clone().unwrap()).stderr(out);
+            in_own_group_with_umask(&mut run);
+            assert!(run.status().unwrap().success(), "{}", bundle.output());
+            outputs.push(bundle.output());
+            assert_nothing_left(&before, &bundle, &runtime);
+        }
+        assert!(
+            outputs[0].contains("made") && outputs[0].contains("Seccomp:\t0"),
+            "{outputs:?}"
+        );
+        assert!(
+            outputs[1].contains("refused"),
+            "{}: the filter let mkdir through: {outputs:?}",
+            runtime.name
+        );
+        assert!(outputs[1].contains("Seccomp:\t2"), "{outputs:?}");
     }
 }
 
@@ -1085,7 +1142,7 @@ fn the_bonus_runtime_says_its_version_and_what_it_supports() {
             .output()
             .unwrap();
         let features: Value = serde_json::from_slice(&features.stdout).unwrap();
-        assert_eq!(features["linux"]["seccomp"]["enabled"], false);
+        assert_eq!(features["linux"]["seccomp"]["enabled"], true);
         assert_eq!(features["ociVersionMax"], "1.0.2");
     }
 }

@@ -6,8 +6,8 @@
 //! reads, so each field here is one the lesson talks about, and a learner reads the
 //! document's shape in one screen. The spec says a runtime must ignore properties it does
 //! not know, so serde ignores them; a property the spec *does* define but the kit cannot
-//! honour (seccomp, hooks, SELinux labels) is kept as a raw value, and [`crate::plan`]
-//! refuses it by name rather than starting a container that is less confined than asked.
+//! honour (hooks, SELinux labels) is kept as a raw value, and [`crate::plan`] refuses it
+//! by name rather than starting a container that is less confined than asked.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -137,6 +137,7 @@ pub struct LinuxConfig {
     pub cgroups_path: Option<String>,
     pub resources: Option<ResourcesConfig>,
     pub rootfs_propagation: Option<String>,
+    /// Read by [`crate::seccomp`].
     pub seccomp: Option<Value>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, String>,

@@ -19,5 +19,6 @@ pub mod launch;
 pub mod mount_options;
 pub mod ocicgroup;
 pub mod plan;
+pub mod seccomp;
 pub mod specmounts;
 pub mod statedir;

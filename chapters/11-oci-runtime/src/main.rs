@@ -25,7 +25,7 @@ use chapter11::sync::ChildEnd;
 use chapter11::{
     commit, console, devices, exit, fifo, inside, launch, mounts, ocicgroup,
 };
-use chapter11::{process, spawn, specmounts, trace, userns};
+use chapter11::{process, seccomp, spawn, specmounts, trace, userns};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{self, Signal};
@@ -222,7 +222,9 @@ fn create(state_root: &Path, args: &CreateArgs) -> Result<Pid> {
         .map(console::connect)
         .transpose()?;
     made.cgroup = ocicgroup::make(&plan, &hierarchy)?;
+    let filter = plan.seccomp.as_ref().map(seccomp::compile).transpose()?;
     let inherited = Inherited {
+        filter,
         fifo: fifo_handle,
         console,
         preserve_fds: args.preserve_fds,
@@ -295,6 +297,8 @@ impl Drop for Made {
 /// What the child takes from `create` besides the plan: descriptors it keeps past the
 /// clone, and the hierarchy to show inside.
 struct Inherited<'a> {
+    /// The seccomp filter, compiled: the child only loads it.
+    filter: Option<seccomp::Filter>,
     fifo: OwnedFd,
     console: Option<OwnedFd>,
     preserve_fds: u32,
@@ -388,8 +392,18 @@ fn container(
     keep.extend([inherited.fifo.as_raw_fd()]);
     keep.extend(channel.raw_fd());
     launch::close_fds_except(&keep)?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the user and
+    // its capabilities. With it, as late as can be, so the filter holds the command and
+    // as little of the runtime as possible.
+    let filter = inherited.filter.as_ref();
+    if let Some(filter) = filter.filter(|_| !plan.no_new_privileges) {
+        filter.load()?;
+    }
     launch::become_user(plan)?;
     launch::forbid_new_privileges(plan)?;
+    if let Some(filter) = filter.filter(|_| plan.no_new_privileges) {
+        filter.load()?;
+    }
     let cwd = &plan.process.cwd;
     trace::syscall(format_args!("chdir({cwd:?})"), nix::unistd::chdir(cwd))?;
     channel.close(); // `create` reads end of file: the container is created
@@ -592,7 +606,11 @@ fn features() -> Result<()> {
             "namespaces": ["pid", "network", "mount", "ipc", "uts", "user", "cgroup"],
             "capabilities": chapter11::capabilities::all_names(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO",
+                "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS",
+                "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_LOG"],
+                "operators": ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+                "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]},
             "apparmor": {"enabled": true},
             "selinux": {"enabled": false},
         },

@@ -5,7 +5,7 @@
 //!
 //! A field the spec defines and the kit cannot honour is refused here, by name, with what
 //! to do instead. Starting the container without it would be worse than not starting:
-//! the caller asked for a seccomp filter or a cgroup rule because it wanted the
+//! the caller asked for an SELinux label or a cgroup rule because it wanted the
 //! container held tighter.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,7 @@ use crate::capabilities::{self, Capabilities};
 use crate::idmap::IdMap;
 use crate::limits::{Bytes, Cpus, Limits, Swap};
 use crate::mount_options::{self, MountOptions};
+use crate::seccomp::{self, SeccompConfig};
 use crate::spec::UserNamespace;
 use crate::spec::{Process, User};
 use crate::{rootfs, uts};
@@ -54,6 +55,8 @@ pub struct Plan {
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub rootfs_propagation: Option<MsFlags>,
+    /// The system call filter to install last, if the config has one.
+    pub seccomp: Option<SeccompConfig>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -205,6 +208,7 @@ pub fn from_config(config: Config, bundle: &Path, id: &str) -> Result<Plan> {
             .as_deref()
             .map(mount_options::propagation)
             .transpose()?,
+        seccomp: seccomp::from_value(linux.seccomp.as_ref())?,
         namespaces,
         annotations: config.annotations,
     })
@@ -214,19 +218,14 @@ pub fn from_config(config: Config, bundle: &Path, id: &str) -> Result<Plan> {
 // ANCHOR: refuse
 /// The fields the spec defines that the kit does not do, each with why and what to do.
 fn refuse_what_the_kit_cannot_honour(config: &Config) -> Result<()> {
-    let seccomp =
-        "the kit installs no seccomp filter, and a container must not run less \
-                   confined than its config asks. With podman, --security-opt \
-                   seccomp=unconfined says you accept that (book 11.6)";
     let linux = config.linux.as_ref();
     let process = config.process.as_ref();
     let resources = linux.and_then(|linux| linux.resources.as_ref());
     let memory = resources.and_then(|r| r.memory.as_ref());
     let cpu = resources.and_then(|r| r.cpu.as_ref());
-    let refused: [(&str, bool, &str); 20] = [
+    let refused: [(&str, bool, &str); 19] = [
         ("hooks", present(&config.hooks), "the kit runs no hooks: set the container up before create, or after start"),
         ("domainname", config.domainname.as_ref().is_some_and(|d| !d.is_empty()), "the kit sets a hostname only"),
-        ("linux.seccomp", linux.is_some_and(|l| present(&l.seccomp)), seccomp),
         ("process.selinuxLabel", process.is_some_and(|p| p.selinux_label.as_ref().is_some_and(|l| !l.is_empty())), "the kit knows no SELinux: with podman, --security-opt label=disable"),
         ("linux.mountLabel", linux.is_some_and(|l| l.mount_label.as_ref().is_some_and(|l| !l.is_empty())), "the kit knows no SELinux: with podman, --security-opt label=disable"),
         ("process.ioPriority", process.is_some_and(|p| present(&p.io_priority)), "the kit sets no I/O priority"),
@@ -657,12 +656,20 @@ mod tests {
     }
 
     #[test]
-    fn podmans_config_is_refused_for_its_seccomp_filter_by_name() {
+    fn podmans_seccomp_profile_is_read_with_its_rules() {
         let dir = tempfile::tempdir().unwrap();
         let config = fixture("podman-4.3-run.json", dir.path());
-        let error = format!("{:#}", plan_of(&config, dir.path()).unwrap_err());
-        assert!(error.contains("linux.seccomp"), "{error}");
-        assert!(error.contains("seccomp=unconfined"), "{error}");
+        let plan = plan_of(&config, dir.path()).unwrap();
+        let profile = plan.seccomp.expect("podman's config has a profile");
+        assert_eq!(profile.default_action, "SCMP_ACT_ERRNO");
+        assert_eq!(profile.default_errno_ret, Some(38));
+        assert_eq!(profile.architectures.len(), 3);
+        let socket = profile
+            .syscalls
+            .iter()
+            .find(|rule| rule.names == ["socket"] && rule.errno_ret == Some(22))
+            .expect("the rule that refuses audit sockets");
+        assert_eq!(socket.args.len(), 2);
     }
 
     #[test]
