@@ -56,7 +56,8 @@ pub fn run(bench: &PullBench) -> Result<()> {
         compressed / 1_000_000,
         layers.iter().map(|l| l.tar).sum::<u64>() / 1_000_000
     );
-    let registry = Registry::start(&bench.scratch.join("pull-registry"))?;
+    let registry_dir = bench.scratch.join("pull-registry");
+    let registry = Registry::start(&registry_dir)?;
     let reference = format!("{}/bench/image:1", registry.address);
     push(&layout, &reference)?;
     let blobs: Vec<PathBuf> = layers.iter().map(|l| l.blob.clone()).collect();
@@ -65,6 +66,7 @@ pub fn run(bench: &PullBench) -> Result<()> {
     for round in 0..bench.runs {
         for (i, way) in ways.iter().enumerate() {
             let into = bench.scratch.join(format!("pull-{round}-{i}"));
+            unpack_bench::settle(&[&layout, &registry_dir])?;
             let measured =
                 (way.run)(&into).with_context(|| format!("{} failed", way.name))?;
             unpack_bench::remove(&into)?;
@@ -102,18 +104,7 @@ fn ways(binary: &Path, reference: &str, blobs: Vec<PathBuf>) -> Vec<Way> {
     ways.push(Way {
         name: "tar -xzf, one layer after another",
         run: Box::new(move |into| {
-            fs::create_dir_all(into)?;
-            let start = Instant::now();
-            let mut peak = 0;
-            for blob in &tar_blobs {
-                let mut command = Command::new("tar");
-                command.arg("-xzf").arg(blob).arg("-C").arg(into);
-                peak = peak.max(unpack_bench::timed(command)?.peak_kb.unwrap_or(0));
-            }
-            Ok(Measured {
-                seconds: start.elapsed().as_secs_f64(),
-                peak_kb: Some(peak),
-            })
+            unpack_bench::untar_one_after_another(&tar_blobs, into)
         }),
     });
     ways.push(Way {
@@ -127,7 +118,6 @@ fn ways(binary: &Path, reference: &str, blobs: Vec<PathBuf>) -> Vec<Way> {
 fn skopeo_then_umoci(image: &str, into: &Path) -> Result<Measured> {
     fs::create_dir_all(into)?;
     let layout = format!("oci:{}:1", into.join("layout").display());
-    let start = Instant::now();
     let mut copy = Command::new("skopeo");
     copy.args(["copy", "--quiet", "--src-tls-verify=false"])
         .arg(format!("docker://{image}"))
@@ -138,11 +128,7 @@ fn skopeo_then_umoci(image: &str, into: &Path) -> Result<Measured> {
         .args(["unpack", "--image"])
         .arg(format!("{}:1", into.join("layout").display()))
         .arg(into.join("bundle"));
-    let unpacked = unpack_bench::timed(unpack)?;
-    Ok(Measured {
-        seconds: start.elapsed().as_secs_f64(),
-        peak_kb: copied.peak_kb.max(unpacked.peak_kb),
-    })
+    Ok(copied.then(unpack_bench::timed(unpack)?))
 }
 
 fn push(layout: &Path, reference: &str) -> Result<()> {
