@@ -267,6 +267,7 @@ fn expect_failure(
     what: &str,
     needle: Option<&str>,
 ) -> Result<(Vec<String>, Outcome)> {
+    let started = std::time::Instant::now();
     let mut build = workspace.cargo();
     build.args(["build", "--quiet", "-p", &chapter.learner_name()]);
     if workspace::run(&mut build).is_err() {
@@ -293,7 +294,10 @@ fn expect_failure(
         None
     };
     match &problem {
-        None => println!("{what}: the tests fail: ok"),
+        None => println!(
+            "{what}: the tests fail: ok ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ),
         Some(problem) => println!("{problem}"),
     }
     Ok((problem.into_iter().collect(), outcome))
