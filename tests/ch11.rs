@@ -597,11 +597,12 @@ const RUN_OPTIONS: [&str; 6] = [
     "nproc=1024:1024",
 ];
 
-/// However the test ends: podman removes what it still has, and whatever is left in the
-/// test's cgroups is killed and removed.
+/// However the test ends: podman removes what it still has, rootless podman's pause
+/// process goes, and whatever is left in the test's cgroups is killed and removed.
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        self.end_pause_process();
         cgroups::remove_all_under(&self.cgroup_parent, &[]);
     }
 }
@@ -694,6 +695,53 @@ impl Podman {
 
     /// Where the kit keeps its containers' state when podman calls it: its default,
     /// `/run/byoc` (podman passes `--runtime-flag` to some calls and not to `delete`).
+    /// Rootless podman keeps a process of the user's that holds its user namespace for
+    /// the next command (`podman pause`, its pid in `pause.pid` under `--tmpdir`); it
+    /// outlives every podman command, so the test ends it. Returns whether there was one.
+    fn end_pause_process(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(user) = &self.user else { return false };
+        let pid_file = self.dir.path().join("tmp/pause.pid");
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            return false;
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            return false;
+        };
+        // Only the test user's own process: a stale file must not name another.
+        let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+        if owner.ok() != Some(user.uid) {
+            return false;
+        }
+        // SAFETY: kill takes no pointers.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = std::fs::remove_file(&pid_file);
+        true
+    }
+
+    /// The live processes of the test user (a zombie is gone but for its parent's wait).
+    fn user_processes(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(user) = &self.user else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+                continue;
+            };
+            let zombie = status.lines().any(|l| l.starts_with("State:\tZ"));
+            if meta.uid() == user.uid && !zombie && status.starts_with("Name:") {
+                found.push(status.lines().next().unwrap_or_default().to_string());
+            }
+        }
+        found
+    }
+
     fn kit_state(&self) -> PathBuf {
         match self.user {
             None => PathBuf::from("/run/byoc"),
@@ -918,6 +966,19 @@ fn rootless_podman_runs_its_containers_with_the_kit_too() {
         let removed = podman.run(&["rm", "kit-rootless"]);
         assert!(removed.status.success(), "{}", text(&removed));
         podman.assert_nothing_left(&before);
+        // Rootless podman leaves its pause process by design; the test ends it, and
+        // then nothing of the test user's may be left running.
+        assert!(podman.end_pause_process(), "no pause process was found");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !podman.user_processes().is_empty() && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left = podman.user_processes();
+        assert!(
+            left.is_empty(),
+            "the test user's processes left running: {left:?}"
+        );
     }
 }
 
