@@ -62,6 +62,10 @@ impl Measured {
 
 pub fn run(bench: &UnpackBench) -> Result<()> {
     println!("\n== unpack: an image of three gzip layers, taken in and unpacked ==");
+    println!(
+        "before each run the bench writes out and drops this machine's page cache, then \
+         reads the run's input back in, so that every way starts alike"
+    );
     let layout = bench.scratch.join("unpack-layout");
     let started = Instant::now();
     let layers = make_image(&layout, bench.compressed_mb)?;
